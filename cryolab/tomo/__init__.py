@@ -1,0 +1,1 @@
+"""A cryo-ET simulator after cryo-TomoSim: specimen, microscope, reconstruction, one call."""

@@ -1,0 +1,429 @@
+"""One training loop for every chapter.
+
+:class:`Trainer` runs epochs of a *step function* over batches, shows a progress bar, keeps a
+metrics history, and writes a checkpoint after every epoch from which training resumes exactly:
+each epoch reseeds torch and hands the batch sampler its own ``numpy`` generator derived from
+``(seed, epoch)``, so an interrupted and resumed run sees the same batches and the same dropout
+masks as an uninterrupted one.
+
+A step function takes the trainer and one batch and returns a dict of floats to log::
+
+    trainer = Trainer(model, torch.optim.Adam(model.parameters()), supervised_step(loss))
+    history = trainer.fit(sample_batches, epochs=10, validate=score)
+
+:func:`supervised_step` covers plain regression/segmentation; :func:`gan_step` is the
+generator/discriminator update of struc2mapGAN. On a GPU the forward passes run in bfloat16
+autocast (mixed precision); on the CPU in float32.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from . import __version__
+from .errors import CheckpointError
+
+__all__ = [
+    "pick_device",
+    "Trainer",
+    "History",
+    "supervised_step",
+    "gan_step",
+    "load_model",
+    "set_seed",
+    "iterate_minibatches",
+]
+
+Batch = Any
+StepFn = Callable[["Trainer", Batch], Mapping[str, float]]
+BatchSource = Callable[[int, np.random.Generator], Iterable[Batch]]
+
+
+def pick_device(prefer: str | None = None) -> torch.device:
+    """``prefer`` if given, else CUDA when present, else the CPU."""
+    if prefer:
+        return torch.device(prefer)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def set_seed(seed: int) -> np.random.Generator:
+    """Seed torch (CPU and CUDA) and return a numpy generator for the same seed."""
+    torch.manual_seed(seed)
+    return np.random.default_rng(seed)
+
+
+def _epoch_seed(seed: int, epoch: int) -> int:
+    return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
+
+
+@dataclass
+class History:
+    """One record per epoch: ``{"epoch": e, "loss": ..., "val_...": ..., "seconds": ...}``."""
+
+    records: list[dict[str, float]] = field(default_factory=list)
+
+    def __getitem__(self, key: str) -> list[float]:
+        """The series of one logged quantity across epochs (NaN where missing)."""
+        return [r.get(key, float("nan")) for r in self.records]
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def to_frame(self):  # noqa: ANN201 - pandas is imported lazily
+        """The history as a pandas DataFrame indexed by epoch."""
+        import pandas as pd
+
+        return pd.DataFrame(self.records).set_index("epoch")
+
+
+class Trainer:
+    """Trains one or more named models with their optimisers.
+
+    Args:
+        models: a module, or ``{"generator": G, "discriminator": D}`` for several.
+        optimizers: an optimiser, or a dict with the same keys as ``models``.
+        step: the step function (see :func:`supervised_step`, :func:`gan_step`).
+        checkpoint: file written after every epoch; if it exists, training resumes from it.
+        config: settings stored in the checkpoint (sizes, learning rate, profile, ...).
+        schedulers: learning-rate schedulers by model name; a ``ReduceLROnPlateau`` steps on
+            the logged quantity named ``monitor``, others step once per epoch.
+        monitor: the logged quantity plateau schedulers watch (default ``"loss"``).
+        device: torch device; default :func:`pick_device`.
+        amp: bfloat16 autocast on CUDA (default on when the device is CUDA).
+        seed: base seed of the per-epoch seeds.
+        grad_clip: clip gradient norm to this value when given.
+    """
+
+    def __init__(
+        self,
+        models: nn.Module | Mapping[str, nn.Module],
+        optimizers: torch.optim.Optimizer | Mapping[str, torch.optim.Optimizer],
+        step: StepFn,
+        *,
+        checkpoint: str | os.PathLike | None = None,
+        config: Mapping[str, Any] | None = None,
+        schedulers: Mapping[str, Any] | None = None,
+        monitor: str = "loss",
+        device: str | torch.device | None = None,
+        amp: bool | None = None,
+        seed: int = 0,
+        grad_clip: float | None = None,
+    ) -> None:
+        self.models = dict(models) if isinstance(models, Mapping) else {"model": models}
+        self.optimizers = (
+            dict(optimizers) if isinstance(optimizers, Mapping) else {"model": optimizers}
+        )
+        if set(self.optimizers) - set(self.models):
+            raise ValueError("every optimiser needs a model of the same name")
+        self.step_fn = step
+        self.checkpoint = Path(checkpoint) if checkpoint else None
+        self.config = dict(config or {})
+        self.schedulers = dict(schedulers or {})
+        self.monitor = monitor
+        self.device = pick_device(str(device) if device else None)
+        self.amp = self.device.type == "cuda" if amp is None else amp
+        self.seed = seed
+        self.grad_clip = grad_clip
+        self.history = History()
+        self.epoch = 0  # epochs completed
+        for model in self.models.values():
+            model.to(self.device)
+
+    @property
+    def model(self) -> nn.Module:
+        """The first (or only) model."""
+        return next(iter(self.models.values()))
+
+    # ---------------------------------------------------------------- helpers for step fns
+    def to_device(self, batch: Batch) -> Batch:
+        """Move a tensor, array, or tuple/list/dict of them to the training device."""
+        if isinstance(batch, torch.Tensor):
+            return batch.to(self.device, non_blocking=True)
+        if isinstance(batch, np.ndarray):
+            return torch.from_numpy(np.ascontiguousarray(batch)).to(self.device)
+        if isinstance(batch, Mapping):
+            return {k: self.to_device(v) for k, v in batch.items()}
+        if isinstance(batch, (list, tuple)):
+            return type(batch)(self.to_device(b) for b in batch)
+        return batch
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """Mixed precision (bfloat16) on CUDA when ``amp``; a no-op otherwise."""
+        if self.amp and self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def optimise(self, loss: torch.Tensor, name: str = "model") -> None:
+        """Back-propagate ``loss`` and step the optimiser of model ``name``."""
+        optimizer = self.optimizers[name]
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.grad_clip is not None:
+            nn.utils.clip_grad_norm_(self.models[name].parameters(), self.grad_clip)
+        optimizer.step()
+
+    # ------------------------------------------------------------------------- training
+    def fit(
+        self,
+        batches: BatchSource,
+        epochs: int,
+        validate: Callable[[Trainer], Mapping[str, float]] | None = None,
+        progress: bool = True,
+        stop_after: int | None = None,
+    ) -> History:
+        """Train until ``epochs`` epochs are complete (resuming from the checkpoint if any).
+
+        Args:
+            batches: ``batches(epoch, rng)`` yields the epoch's batches; it must draw all its
+                randomness from ``rng`` for resume to be exact.
+            epochs: total number of epochs.
+            validate: called in eval mode after each epoch; its dict is logged too.
+            progress: show a tqdm progress bar (on stderr).
+            stop_after: stop after this many epochs of *this call* (to test resuming).
+        """
+        self.resume()
+        bar = tqdm(
+            total=epochs, initial=self.epoch, disable=not progress, desc="epochs",
+            file=sys.stderr, ncols=100, mininterval=1.0,
+        )
+        done_here = 0
+        with bar:
+            while self.epoch < epochs and (stop_after is None or done_here < stop_after):
+                record = self._run_epoch(batches, validate)
+                self.history.records.append(record)
+                self.epoch += 1
+                done_here += 1
+                if self.checkpoint:
+                    self.save(self.checkpoint)
+                bar.set_postfix({k: f"{v:.4g}" for k, v in record.items() if k != "epoch"})
+                bar.update(1)
+        return self.history
+
+    def _run_epoch(
+        self, batches: BatchSource, validate: Callable[[Trainer], Mapping[str, float]] | None
+    ) -> dict[str, float]:
+        start = time.perf_counter()
+        epoch_seed = _epoch_seed(self.seed, self.epoch)
+        torch.manual_seed(epoch_seed)
+        rng = np.random.default_rng(epoch_seed)
+        for model in self.models.values():
+            model.train()
+        sums: dict[str, float] = {}
+        count = 0
+        for batch in batches(self.epoch, rng):
+            logged = self.step_fn(self, batch)
+            for key, value in logged.items():
+                sums[key] = sums.get(key, 0.0) + float(value)
+            count += 1
+        if count == 0:
+            raise ValueError("the batch source yielded no batches")
+        record: dict[str, float] = {"epoch": float(self.epoch)}
+        record.update({k: v / count for k, v in sums.items()})
+        if validate is not None:
+            for model in self.models.values():
+                model.eval()
+            with torch.no_grad():
+                record.update({k: float(v) for k, v in validate(self).items()})
+        for name, scheduler in self.schedulers.items():
+            if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                scheduler.step(record[self.monitor])
+            else:
+                scheduler.step()
+            record[f"lr_{name}"] = self.optimizers[name].param_groups[0]["lr"]
+        record["seconds"] = time.perf_counter() - start
+        return record
+
+    # ----------------------------------------------------------------------- checkpoints
+    def state(self) -> dict[str, Any]:
+        """Everything needed to resume: weights, optimisers, schedulers, epoch, history."""
+        return {
+            "cryolab_version": __version__,
+            "epoch": self.epoch,
+            "config": self.config,
+            "architecture": {n: _describe(m) for n, m in self.models.items()},
+            "models": {n: m.state_dict() for n, m in self.models.items()},
+            "optimizers": {n: o.state_dict() for n, o in self.optimizers.items()},
+            "schedulers": {n: s.state_dict() for n, s in self.schedulers.items()},
+            "history": self.history.records,
+        }
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the checkpoint atomically (temporary file, then rename)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        os.close(fd)
+        try:
+            torch.save(self.state(), tmp)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return path
+
+    def resume(self) -> bool:
+        """Load the checkpoint if it exists and matches; return whether training resumed.
+
+        A checkpoint written with another ``config`` is not resumed (training starts afresh
+        and overwrites it); one whose weights do not fit the models raises
+        :class:`~cryolab.errors.CheckpointError`.
+        """
+        if self.checkpoint is None or not self.checkpoint.is_file() or self.epoch > 0:
+            return False
+        state = _load(self.checkpoint)
+        if state.get("config") != self.config:
+            return False
+        _check_architecture(self.checkpoint, state, self.models)
+        for name, model in self.models.items():
+            _load_weights(self.checkpoint, model, state["models"][name])
+        for name, opt in self.optimizers.items():
+            opt.load_state_dict(state["optimizers"][name])
+        for name, sched in self.schedulers.items():
+            sched.load_state_dict(state["schedulers"][name])
+        self.epoch = int(state["epoch"])
+        self.history = History(list(state["history"]))
+        return True
+
+
+def _describe(model: nn.Module) -> dict[str, Any]:
+    return {"class": type(model).__name__, "hparams": dict(getattr(model, "hparams", {}))}
+
+
+def _load(path: Path) -> dict[str, Any]:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # noqa: BLE001 - torch raises many types for a bad file
+        raise CheckpointError(f"{path}: not a readable checkpoint ({exc})") from None
+
+
+def _check_architecture(path: Path, state: Mapping[str, Any], models: Mapping[str, nn.Module]):
+    stored = state.get("architecture", {})
+    for name, model in models.items():
+        if name not in stored:
+            raise CheckpointError(f"{path}: holds no weights for model {name!r}")
+        if stored[name]["class"] != type(model).__name__:
+            raise CheckpointError(
+                f"{path}: written for a {stored[name]['class']}, not a {type(model).__name__}"
+            )
+
+
+def _load_weights(path: Path, model: nn.Module, weights: Mapping[str, torch.Tensor]) -> None:
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[0]
+        raise CheckpointError(
+            f"{path}: weights do not fit this {type(model).__name__} ({first}); "
+            "was it trained with other sizes?"
+        ) from None
+
+
+def load_model(
+    path: str | os.PathLike,
+    model_class: type[nn.Module],
+    name: str = "model",
+    device: str | torch.device | None = None,
+) -> nn.Module:
+    """Rebuild a trained model from a checkpoint: ``model_class(**hparams)`` + its weights.
+
+    Raises :class:`~cryolab.errors.CheckpointError` when the file is missing or unreadable, or
+    was written for another architecture.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint")
+    state = _load(path)
+    stored = state.get("architecture", {})
+    if name not in stored:
+        raise CheckpointError(f"{path}: holds no model named {name!r} (has {sorted(stored)})")
+    if stored[name]["class"] != model_class.__name__:
+        raise CheckpointError(
+            f"{path}: written for a {stored[name]['class']}, not a {model_class.__name__}"
+        )
+    model = model_class(**stored[name]["hparams"])
+    _load_weights(path, model, state["models"][name])
+    return model.to(pick_device(str(device) if device else None)).eval()
+
+
+# ------------------------------------------------------------------------- step functions
+
+
+def supervised_step(loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> StepFn:
+    """A step for ``(input, target)`` batches: ``loss_fn(model(input), target)``."""
+
+    def step(trainer: Trainer, batch: Batch) -> dict[str, float]:
+        x, y = trainer.to_device(batch)
+        with trainer.autocast():
+            prediction = trainer.model(x)
+        loss = loss_fn(prediction.float(), y)
+        trainer.optimise(loss)
+        return {"loss": loss.item()}
+
+    return step
+
+
+def gan_step(
+    reconstruction: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    adversarial_weight: float = 0.01,
+    reconstruction_weight: float = 1.0,
+) -> StepFn:
+    """The generator/discriminator update of a conditional GAN (struc2mapGAN).
+
+    Models must be named ``"generator"`` and ``"discriminator"`` (the latter returns logits).
+    Discriminator loss: ½[BCE(D(y), 1) + BCE(D(G(x)), 0)]. Generator loss:
+    ``reconstruction_weight``·reconstruction(G(x), y) + ``adversarial_weight``·BCE(D(G(x)), 1).
+    Setting either weight to 0 gives the ablations without that term.
+    """
+    bce = nn.BCEWithLogitsLoss()
+
+    def step(trainer: Trainer, batch: Batch) -> dict[str, float]:
+        x, y = trainer.to_device(batch)
+        generator, discriminator = trainer.models["generator"], trainer.models["discriminator"]
+        with trainer.autocast():
+            fake = generator(x)
+            real_logit = discriminator(y).float()
+            fake_logit = discriminator(fake.detach()).float()
+        d_loss = 0.5 * (
+            bce(real_logit, torch.ones_like(real_logit))
+            + bce(fake_logit, torch.zeros_like(fake_logit))
+        )
+        trainer.optimise(d_loss, "discriminator")
+        with trainer.autocast():
+            fooled = discriminator(fake).float()
+        rec = reconstruction(fake.float(), y)
+        adv = bce(fooled, torch.ones_like(fooled))
+        g_loss = reconstruction_weight * rec + adversarial_weight * adv
+        trainer.optimise(g_loss, "generator")
+        return {
+            "loss": g_loss.item(),
+            "reconstruction": rec.item(),
+            "adversarial": adv.item(),
+            "discriminator": d_loss.item(),
+        }
+
+    return step
+
+
+def iterate_minibatches(
+    arrays: tuple[np.ndarray, ...], batch_size: int, rng: np.random.Generator
+) -> Iterator[tuple[torch.Tensor, ...]]:
+    """Shuffle aligned arrays (first axis = samples) and yield float32 tensor minibatches."""
+    n = len(arrays[0])
+    order = rng.permutation(n)
+    for start in range(0, n, batch_size):
+        pick = order[start : start + batch_size]
+        yield tuple(torch.from_numpy(np.ascontiguousarray(a[pick])) for a in arrays)
+

@@ -1,0 +1,196 @@
+"""Figures in one style for the whole book: slices, montages, curves, isosurfaces, 3D viewers.
+
+Every plotting function returns a matplotlib ``Figure``; :func:`save_figure` writes it beside
+the run's ``metrics.json`` (PNG) so the book and the tests can find it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+
+from .io import Volume
+from .results import results_dir
+
+__all__ = [
+    "use_style",
+    "orthoslices",
+    "compare_slices",
+    "plot_history",
+    "isosurface",
+    "save_figure",
+    "nglview_map_and_model",
+]
+
+STYLE = {
+    "figure.dpi": 110,
+    "savefig.dpi": 130,
+    "savefig.bbox": "tight",
+    "font.size": 10,
+    "axes.titlesize": 10,
+    "axes.labelsize": 10,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "image.cmap": "gray",
+    "image.interpolation": "nearest",
+    "axes.prop_cycle": matplotlib.cycler(
+        color=["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#17becf"]
+    ),
+}
+
+
+def use_style() -> None:
+    """Apply the book's matplotlib style (called by every notebook's first code cell)."""
+    plt.rcParams.update(STYLE)
+
+
+def _array(v: Volume | np.ndarray) -> np.ndarray:
+    return v.data if isinstance(v, Volume) else np.asarray(v)
+
+
+def orthoslices(
+    volume: Volume | np.ndarray,
+    index: Sequence[int] | None = None,
+    points_xyz: np.ndarray | None = None,
+    slab: float = 2.0,
+    title: str | None = None,
+    cmap: str = "gray",
+) -> plt.Figure:
+    """Three orthogonal central slices (XY, XZ, YZ) of a volume.
+
+    Args:
+        volume: the map; a :class:`Volume` is needed to overlay ``points_xyz``.
+        index: (z, y, x) voxel of the slice planes; default the centre.
+        points_xyz: optional (N, 3) atom positions in Å drawn where within ``slab`` Å of a plane.
+        slab: half-thickness in Å of the slab of atoms shown on each slice.
+    """
+    data = _array(volume)
+    z0, y0, x0 = index if index is not None else [n // 2 for n in data.shape]
+    planes = [
+        (f"XY (z = {z0})", data[z0], (2, 1), 0, z0),
+        (f"XZ (y = {y0})", data[:, y0], (2, 0), 1, y0),
+        (f"YZ (x = {x0})", data[:, :, x0], (1, 0), 2, x0),
+    ]
+    fig, axes = plt.subplots(1, 3, figsize=(10, 3.6), constrained_layout=True)
+    lo, hi = np.percentile(data, [1, 99.5])
+    for ax, (name, img, (col, row), normal, at) in zip(axes, planes, strict=True):
+        ax.imshow(img, cmap=cmap, vmin=lo, vmax=hi, origin="lower")
+        ax.set_title(name)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if points_xyz is not None and isinstance(volume, Volume):
+            idx = volume.index_of(points_xyz)  # (z, y, x) fractional
+            near = np.abs(idx[:, normal] - at) * volume.voxel_size[normal] <= slab
+            ax.scatter(idx[near, col], idx[near, row], s=3, c="#ffbf00", linewidths=0)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def compare_slices(
+    volumes: Sequence[Volume | np.ndarray],
+    titles: Sequence[str],
+    axis: int = 0,
+    index: int | None = None,
+    shared_scale: bool = False,
+    cmap: str = "gray",
+) -> plt.Figure:
+    """The same slice through several volumes side by side (each scaled to its own range
+    unless ``shared_scale``)."""
+    arrays = [_array(v) for v in volumes]
+    at = arrays[0].shape[axis] // 2 if index is None else index
+    fig, axes = plt.subplots(
+        1, len(arrays), figsize=(3.2 * len(arrays), 3.4), constrained_layout=True, squeeze=False
+    )
+    glo, ghi = np.percentile(np.concatenate([a.ravel() for a in arrays]), [1, 99.5])
+    for ax, a, t in zip(axes[0], arrays, titles, strict=True):
+        img = np.take(a, at, axis=axis)
+        lo, hi = (glo, ghi) if shared_scale else np.percentile(a, [1, 99.5])
+        ax.imshow(img, cmap=cmap, vmin=lo, vmax=hi, origin="lower")
+        ax.set_title(t)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    return fig
+
+
+def plot_history(
+    series: dict[str, Sequence[float]],
+    xlabel: str = "epoch",
+    ylabel: str = "",
+    references: dict[str, float] | None = None,
+    logy: bool = False,
+    title: str | None = None,
+) -> plt.Figure:
+    """Training curves; ``references`` draws labelled horizontal lines (published values)."""
+    fig, ax = plt.subplots(figsize=(5.5, 3.5), constrained_layout=True)
+    for name, values in series.items():
+        marker = "." if len(values) < 40 else None
+        ax.plot(np.arange(1, len(values) + 1), values, label=name, marker=marker)
+    for name, value in (references or {}).items():
+        ax.axhline(value, ls="--", lw=1, color="0.4")
+        ax.annotate(name, (1, value), textcoords="offset points", xytext=(2, 3), fontsize=8)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if logy:
+        ax.set_yscale("log")
+    if title:
+        ax.set_title(title)
+    ax.legend(frameon=False)
+    return fig
+
+
+def isosurface(
+    volumes: Sequence[Volume | np.ndarray],
+    titles: Sequence[str],
+    level: float | Sequence[float] | None = None,
+    color: str = "#5b8fd6",
+) -> plt.Figure:
+    """Static isosurfaces (marching cubes) of one or more volumes, for the printed book.
+
+    ``level`` defaults to the value exceeded by 5% of each volume's voxels.
+    """
+    from mpl_toolkits.mplot3d.art3d import Poly3DCollection
+    from skimage.measure import marching_cubes
+
+    arrays = [_array(v) for v in volumes]
+    levels = level if isinstance(level, Sequence) else [level] * len(arrays)
+    fig = plt.figure(figsize=(3.4 * len(arrays), 3.6), constrained_layout=True)
+    for i, (a, t, lev) in enumerate(zip(arrays, titles, levels, strict=True)):
+        ax = fig.add_subplot(1, len(arrays), i + 1, projection="3d")
+        lev = float(np.quantile(a, 0.95)) if lev is None else float(lev)
+        if a.min() < lev < a.max():
+            verts, faces, _, _ = marching_cubes(a, lev)
+            mesh = Poly3DCollection(verts[faces][:, :, ::-1], alpha=0.9, linewidths=0)
+            mesh.set_facecolor(color)
+            ax.add_collection3d(mesh)
+        for setlim, n in zip((ax.set_xlim, ax.set_ylim, ax.set_zlim), a.shape[::-1], strict=True):
+            setlim(0, n)
+        ax.set_title(t)
+        ax.set_axis_off()
+    return fig
+
+
+def save_figure(fig: plt.Figure, notebook: str, profile: str, name: str) -> Path:
+    """Save ``fig`` as ``results/<notebook>/<profile>/<name>.png`` and return the path."""
+    path = results_dir(notebook, profile) / f"{name}.png"
+    fig.savefig(path)
+    return path
+
+
+def nglview_map_and_model(structure_path: str | Path, map_path: str | Path, level: float):
+    """An interactive nglview widget of a model in its map (for JupyterLab readers).
+
+    The book shows static figures instead: the widget only renders in a live frontend.
+    """
+    import nglview
+
+    view = nglview.NGLWidget()
+    view.add_component(str(structure_path))
+    view.add_component(str(map_path))
+    view.component_1.update_surface(isolevel=level, isolevelType="value", opacity=0.4,
+                                     wireframe=True, color="#5b8fd6")
+    return view
