@@ -546,7 +546,7 @@ def _dice_of(pred: BoolArray, target: BoolArray) -> float:
     """Dice coefficient of two boolean arrays; 1.0 when both are empty."""
     total = int(pred.sum()) + int(target.sum())
     if total == 0:
-        return 0.0
+        return 1.0
     return 2.0 * int(np.count_nonzero(pred & target)) / total
 
 

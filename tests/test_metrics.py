@@ -34,9 +34,9 @@ def rng() -> np.random.Generator:
 def _correlated_pair(
     rng: np.random.Generator, shape: tuple[int, ...]
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Two correlated random maps with different offsets and scales."""
-    a = rng.normal(size=shape)
-    b = 0.6 * a + 0.8 * rng.normal(size=shape) + 2.0
+    """Two correlated random maps with the same mean (3) but different spreads."""
+    a = rng.normal(size=shape) + 3.0
+    b = 0.6 * a + 0.8 * rng.normal(size=shape) + 1.2
     return a, b
 
 
@@ -60,13 +60,12 @@ def test_ssim_uniform_window_matches_skimage(rng, shape):
 
 
 @pytest.mark.parametrize("shape", [(20, 22, 24), (40, 36)])
-def test_ssim_gaussian_window_matches_skimage(rng, shape):
+@pytest.mark.parametrize("sample_covariance", [False, True])
+def test_ssim_gaussian_window_matches_skimage(rng, shape, sample_covariance):
     a, b = _correlated_pair(rng, shape)
-    expected = structural_similarity(
-        a, b, data_range=4.0, gaussian_weights=True, sigma=1.5, use_sample_covariance=False
-    )
-    got = ssim(a, b, data_range=4.0, gaussian_weights=True, sigma=1.5, use_sample_covariance=False)
-    assert got == pytest.approx(expected, abs=1e-6)
+    options = {"gaussian_weights": True, "sigma": 1.5, "use_sample_covariance": sample_covariance}
+    expected = structural_similarity(a, b, data_range=4.0, **options)
+    assert ssim(a, b, data_range=4.0, **options) == pytest.approx(expected, abs=1e-6)
 
 
 def test_ssim_default_data_range_is_joint_range(rng):
@@ -119,7 +118,7 @@ def test_contour_level_leaves_one_percent_above(rng):
 
 def test_chimerax_correlation_against_numpy(rng):
     map_values, reference = _correlated_pair(rng, (18, 18, 18))
-    level = 1.0
+    level = 4.0
     above = reference > level
     u, v = map_values[above], reference[above]
     plain = np.sum(u * v) / np.sqrt(np.sum(u * u) * np.sum(v * v))
@@ -281,11 +280,11 @@ def test_iou_threshold_is_inclusive():
 
 
 def test_struc2map_preprocess():
-    a = np.array([0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 0.0])
-    cutoff = np.percentile(a[a != 0], 50)  # 5.5
+    a = np.array([0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 0.0])
+    # The median of the non-zero voxels is 5, which is kept; 1-4 and the zeros become 0.
     thresholded = threshold_percentile(a, q=50)
-    np.testing.assert_array_equal(thresholded, np.where(a < cutoff, 0.0, a))
-    np.testing.assert_allclose(struc2map_preprocess(a, q=50), thresholded / 10.0)
+    np.testing.assert_array_equal(thresholded, [0, 0, 0, 0, 0, 5, 6, 7, 8, 9, 0])
+    np.testing.assert_allclose(struc2map_preprocess(a, q=50), thresholded / 9.0)
     np.testing.assert_allclose(normalise_minmax([2.0, 4.0, 3.0]), [0.0, 1.0, 0.5])
 
 
