@@ -246,14 +246,15 @@ def read_structure(path: PathLike, remove_hydrogens: bool = False) -> gemmi.Stru
 def _read_pdb_leniently(path: Path, message: str) -> gemmi.Structure:
     """Retry a PDB file that gemmi rejects, keeping only its ATOM/HETATM/MODEL/END records.
 
-    Some renumbered files (the BM5 docking benchmark's) carry non-standard records or columns
-    beyond 80; when the coordinate records alone parse, they are used.
+    Some renumbered files (the BM5 docking benchmark's) carry serial numbers in the element and
+    charge columns (77-80). The retry keeps columns 1-76 of the coordinate records, so gemmi
+    infers each element from its atom name; if that parses, it is used.
     """
     opener = gzip.open if _is_gzip(path) else open
     try:
         with opener(path, "rt", errors="replace") as fh:
             keep = [
-                line[:80].rstrip("\n")
+                line[:76].rstrip("\n")
                 for line in fh
                 if line.startswith(("ATOM  ", "HETATM", "MODEL ", "ENDMDL", "TER"))
             ]

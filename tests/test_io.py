@@ -1,0 +1,217 @@
+"""cryolab.io: Volume geometry, MRC round trips (ours and gemmi's reader), real frames, bad input."""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+
+import gemmi
+import mrcfile
+import numpy as np
+import pytest
+
+from cryolab import data
+from cryolab.errors import CryolabError, FormatError
+from cryolab.io import Volume, atoms_of, read_map, read_structure, write_map
+
+
+def _random_volume(seed: int = 0) -> Volume:
+    rng = np.random.default_rng(seed)
+    return Volume(rng.normal(size=(12, 16, 20)), (1.5, 1.25, 1.0), (30.0, -12.5, 7.0))
+
+
+@pytest.mark.parametrize("name", ["m.mrc", "m.map", "m.ccp4", "m.mrc.gz"])
+def test_round_trip_keeps_values_voxel_size_and_origin(tmp_path, name):
+    vol = _random_volume()
+    read = read_map(write_map(tmp_path / name, vol))
+    np.testing.assert_array_equal(read.data, vol.data)
+    np.testing.assert_allclose(read.voxel_size, vol.voxel_size, rtol=1e-6)
+    np.testing.assert_allclose(read.origin, vol.origin, rtol=1e-6)
+
+
+def test_gemmi_reopens_the_map_in_the_same_place(tmp_path):
+    """gemmi places maps by NSTART: its interpolation at atom-like points must equal ours."""
+    vol = _random_volume(1)
+    path = write_map(tmp_path / "m.mrc", vol)
+    ccp4 = gemmi.read_ccp4_map(str(path))
+    ccp4.setup(float("nan"))
+    np.testing.assert_allclose(
+        [ccp4.grid.spacing[i] for i in range(3)], vol.voxel_size[::-1], rtol=1e-6
+    )
+    rng = np.random.default_rng(2)
+    idx = rng.uniform(1, np.array(vol.shape) - 2, size=(20, 3))  # z, y, x inside the box
+    xyz = vol.position_of(idx)
+    ours = vol.interpolate(xyz)
+    theirs = [ccp4.grid.interpolate_value(gemmi.Position(*p)) for p in xyz]
+    np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-5)
+
+
+def test_axis_order_mapc_mapr_maps_is_honoured(tmp_path):
+    """A file stored with sections along x (MAPS=1) reads back in (z, y, x) order."""
+    rng = np.random.default_rng(3)
+    zyx = rng.normal(size=(4, 5, 6)).astype(np.float32)
+    path = tmp_path / "swapped.mrc"
+    with mrcfile.new(path) as mrc:
+        # columns = z, rows = y, sections = x  ->  file array (x, y, z)
+        mrc.set_data(np.ascontiguousarray(np.transpose(zyx, (2, 1, 0))))
+        mrc.header.mapc, mrc.header.mapr, mrc.header.maps = 3, 2, 1
+        mrc.header.mx, mrc.header.my, mrc.header.mz = 6, 5, 4
+        mrc.header.cella = (6.0, 10.0, 12.0)  # voxel x 1, y 2, z 3 Å
+    vol = read_map(path)
+    np.testing.assert_array_equal(vol.data, zyx)
+    np.testing.assert_allclose(vol.voxel_size, (3.0, 2.0, 1.0))
+
+
+def test_origin_field_wins_over_nstart_like_chimerax(tmp_path):
+    path = tmp_path / "o.mrc"
+    with mrcfile.new(path) as mrc:
+        mrc.set_data(np.zeros((4, 4, 4), np.float32))
+        mrc.voxel_size = 2.0
+        mrc.header.nxstart, mrc.header.nystart, mrc.header.nzstart = 10, 10, 10
+        mrc.header.origin = (1.0, 2.0, 3.0)
+    np.testing.assert_allclose(read_map(path).origin, (3.0, 2.0, 1.0))
+
+
+def _density_at_atoms_z(map_name: str, model_name: str) -> float:
+    vol = read_map(data.fetch(map_name))
+    atoms = atoms_of(read_structure(data.fetch(model_name)))
+    idx = vol.index_of(atoms.xyz)
+    inside = np.all((idx >= 0) & (idx <= np.array(vol.shape) - 1), axis=1)
+    assert inside.mean() > 0.5, "most atoms must fall inside the map box"
+    values = vol.interpolate(atoms.xyz[inside])
+    return float((values.mean() - vol.data.mean()) / vol.data.std())
+
+
+@pytest.mark.parametrize(
+    "map_name, model_name",
+    [
+        ("maps/emd_2566_segment_3j6b_chain9.mrc.gz", "structures/daq/3J6B_chain9.pdb.gz"),
+        ("maps/emd_0093_masked_crop.map.gz", "structures/mainmastseg/6gyn.pdb.gz"),
+    ],
+)
+def test_real_frames_place_atoms_in_density(mirror, map_name, model_name):
+    """ORIGIN-framed (Chimera cut-out) and NSTART-framed (crop) maps both fit their models."""
+    assert _density_at_atoms_z(map_name, model_name) > 1.5
+
+
+def test_ignoring_the_origin_field_would_misplace_atoms(mirror):
+    """The check above can fail: shift the cut-out to origin 0 and the atoms leave the density."""
+    vol = read_map(data.fetch("maps/emd_2566_segment_3j6b_chain9.mrc.gz"))
+    atoms = atoms_of(read_structure(data.fetch("structures/daq/3J6B_chain9.pdb.gz")))
+    misplaced = Volume(vol.data, vol.voxel_size, (0.0, 0.0, 0.0))
+    values = misplaced.interpolate(atoms.xyz)
+    assert (values.mean() - vol.data.mean()) / vol.data.std() < 0.5
+
+
+def test_bm5_files_gemmi_rejects_load_leniently(mirror):
+    path = data.fetch("structures/bm5/1ACB_target.pdb.gz")
+    with pytest.raises(RuntimeError):
+        gemmi.read_structure(str(path))
+    atoms = atoms_of(read_structure(path))
+    assert len(atoms) > 1000
+    assert set(atoms.element) <= {"C", "N", "O", "S"}
+
+
+# ------------------------------------------------------------------------------ bad input
+
+
+def test_truncated_mrc_names_the_file(tmp_path):
+    good = write_map(tmp_path / "good.mrc", _random_volume())
+    bad = tmp_path / "truncated.mrc"
+    bad.write_bytes(good.read_bytes()[:2000])
+    with pytest.raises(FormatError, match="truncated.mrc"):
+        read_map(bad)
+
+
+def test_text_file_named_mrc(tmp_path):
+    bad = tmp_path / "notes.mrc"
+    bad.write_text("this is not a map\n" * 100)
+    with pytest.raises(FormatError, match="notes.mrc"):
+        read_map(bad)
+
+
+def test_gzipped_garbage(tmp_path):
+    bad = tmp_path / "garbage.map.gz"
+    with gzip.open(bad, "wb") as fh:
+        fh.write(b"\0" * 100)
+    with pytest.raises(FormatError, match="garbage.map.gz"):
+        read_map(bad)
+
+
+def test_map_with_nans_is_refused_unless_allowed(tmp_path):
+    path = tmp_path / "nan.mrc"
+    arr = np.ones((4, 4, 4), np.float32)
+    arr[1, 2, 3] = np.nan
+    with mrcfile.new(path) as mrc:
+        mrc.set_data(arr)
+        mrc.voxel_size = 1.0
+    with pytest.raises(FormatError, match=r"nan.mrc.*1 NaN"):
+        read_map(path)
+    assert np.isnan(read_map(path, allow_nan=True).data).sum() == 1
+
+
+def test_zero_voxel_size_is_refused(tmp_path):
+    path = tmp_path / "nocell.mrc"
+    with mrcfile.new(path) as mrc:
+        mrc.set_data(np.ones((4, 4, 4), np.float32))
+    with pytest.raises(FormatError, match="voxel size"):
+        read_map(path)
+
+
+def test_missing_map(tmp_path):
+    with pytest.raises(FormatError, match="no such map"):
+        read_map(tmp_path / "absent.mrc")
+
+
+def test_empty_pdb_names_the_file(tmp_path):
+    empty = tmp_path / "empty.pdb"
+    empty.write_text("")
+    with pytest.raises(FormatError, match="empty.pdb.*no atoms"):
+        read_structure(empty)
+
+
+def test_malformed_cif_names_the_file(tmp_path):
+    bad = tmp_path / "broken.cif"
+    bad.write_text("data_x\nloop_\n_atom_site.id\n_atom_site.Cartn_x\n1\n")
+    with pytest.raises(CryolabError, match="broken.cif"):
+        read_structure(bad)
+
+
+def test_failed_write_leaves_no_file(tmp_path, monkeypatch):
+    def explode(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(mrcfile.mrcfile.MrcFile, "update_header_stats", explode)
+    with pytest.raises(OSError, match="disk full"):
+        write_map(tmp_path / "out.mrc", _random_volume())
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_write_refuses_nans_and_keeps_the_old_file(tmp_path):
+    path = write_map(tmp_path / "keep.mrc", _random_volume())
+    before = path.read_bytes()
+    vol = _random_volume()
+    vol.data[0, 0, 0] = np.nan
+    with pytest.raises(FormatError, match="NaN"):
+        write_map(path, vol)
+    assert path.read_bytes() == before
+
+
+def test_volume_geometry_round_trip():
+    vol = _random_volume()
+    idx = np.array([[1.5, 2.0, 3.25], [0.0, 0.0, 0.0]])
+    np.testing.assert_allclose(vol.index_of(vol.position_of(idx)), idx)
+    np.testing.assert_allclose(vol.position_of([[0, 0, 0]])[0], vol.origin[::-1])
+    with pytest.raises(FormatError):
+        Volume(np.zeros((2, 2)), 1.0, 0.0)
+    with pytest.raises(FormatError):
+        Volume(np.zeros((2, 2, 2)), (1.0, 0.0, 1.0), 0.0)
+
+
+def test_copy_of_mirror_map_reads_identically(mirror, tmp_path):
+    src = data.fetch("maps/emd_3488.map.gz")
+    shutil.copy(src, tmp_path / "emd.map.gz")
+    a, b = read_map(src), read_map(tmp_path / "emd.map.gz")
+    np.testing.assert_array_equal(a.data, b.data)
+    assert a.shape == (100, 100, 100)
+    np.testing.assert_allclose(a.voxel_size, 1.05, rtol=1e-5)
