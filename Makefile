@@ -1,0 +1,57 @@
+# cryolab: `make book` builds the site, `make test` runs everything CI runs.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+TORCH_VERSION ?= 2.13.0
+EXECUTED := _build/executed
+
+.PHONY: book test lint unit smoke site bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# torch first: a CPU build of a pinned version when the index has one (avoids pulling the CUDA
+# wheels), else any torch>=2.4 (users with a GPU keep their own build).
+$(VENV)/.installed: $(BIN)/python pyproject.toml
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install -q torch==$(TORCH_VERSION) \
+		|| $(BIN)/pip install -q "torch>=2.4"
+	$(BIN)/pip install -q -e ".[book,dev]"
+	touch $@
+
+install: $(VENV)/.installed
+
+## make book: run every notebook in the `book` profile, then build the HTML site in _build/html
+book: $(VENV)/.installed
+	$(BIN)/python book/execute.py --profile book --out $(EXECUTED)
+	$(MAKE) site
+
+## make test: lint, unit tests, every notebook in the `smoke` profile, and a book build from them
+test: $(VENV)/.installed lint
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(MAKE) site
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check cryolab tests benchmarks data_manifest book
+
+unit: $(VENV)/.installed
+	$(BIN)/python -m pytest -q -m "not notebook"
+
+smoke: $(VENV)/.installed
+	$(BIN)/python book/execute.py --profile smoke --out $(EXECUTED)
+
+# The site is built from a staging copy holding the book pages and the *executed* notebooks;
+# Sphinx warnings (broken references, missing figures) fail the build.
+site: $(VENV)/.installed
+	rm -rf _build/site _build/html
+	mkdir -p _build/site/notebooks
+	cp -r _config.yml _toc.yml book _build/site/
+	cp $(EXECUTED)/*.ipynb _build/site/notebooks/
+	$(BIN)/jupyter-book build _build/site --path-output _build/site -W --keep-going
+	mv _build/site/_build/html _build/html
+	@echo "site: _build/html/index.html"
+
+bench: $(VENV)/.installed
+	for b in benchmarks/bench_*.py; do $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf _build results/*/smoke results/*/book
