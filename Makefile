@@ -26,9 +26,9 @@ book: $(VENV)/.installed
 	$(MAKE) site
 
 ## make test: lint, unit tests, every notebook in the `smoke` profile, and a book build from them
+## (tests/test_site.py builds the site from the smoke runs and opens every page in Chromium)
 test: $(VENV)/.installed lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider
-	$(MAKE) site
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check cryolab tests benchmarks data_manifest book
@@ -39,16 +39,10 @@ unit: $(VENV)/.installed
 smoke: $(VENV)/.installed
 	$(BIN)/python book/execute.py --profile smoke --out $(EXECUTED)
 
-# The site is built from a staging copy holding the book pages and the *executed* notebooks;
+# The site is built from a staging copy of the book pages and the *executed* notebooks;
 # Sphinx warnings (broken references, missing figures) fail the build.
 site: $(VENV)/.installed
-	rm -rf _build/site _build/html
-	mkdir -p _build/site/notebooks
-	cp -r _config.yml _toc.yml book _build/site/
-	cp $(EXECUTED)/*.ipynb _build/site/notebooks/
-	$(BIN)/jupyter-book build _build/site --path-output _build/site -W --keep-going
-	mv _build/site/_build/html _build/html
-	@echo "site: _build/html/index.html"
+	$(BIN)/python book/build_site.py --executed $(EXECUTED)
 
 bench: $(VENV)/.installed
 	for b in benchmarks/bench_*.py; do $(BIN)/python $$b || exit 1; done

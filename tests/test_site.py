@@ -1,0 +1,140 @@
+"""The book as its readers meet it: built from the smoke runs, served, and opened in Chromium.
+
+The build fails on any Sphinx warning (broken reference, missing figure). The browser test opens
+every page in headless Chromium and fails on an image that does not load, an internal link to a
+page that does not exist, a JavaScript error, or a chapter without its results table; it saves a
+screenshot of each chapter's first screen to ``_build/screenshots/``.
+
+Without Chromium the browser test is skipped, unless ``CRYOLAB_REQUIRE_BROWSER=1`` (as in CI).
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import os
+import shutil
+import sys
+import threading
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "book"))
+from build_site import build, toc_notebooks  # noqa: E402
+
+pytestmark = pytest.mark.notebook
+SCREENSHOTS = ROOT / "_build" / "screenshots"
+
+
+@pytest.fixture(scope="module")
+def site(run_notebook) -> Path:
+    """Run every notebook of the table of contents (smoke), then build the site."""
+    for name in toc_notebooks():
+        run_notebook(name)
+    return build()
+
+
+def test_book_builds_with_every_chapter_and_its_figures(site):
+    html = site.parent
+    for name in toc_notebooks():
+        page = html / "notebooks" / f"{name}.html"
+        assert page.is_file(), f"{name} missing from the site"
+        assert "<img" in page.read_text(), f"{name} shows no figure"
+    images = list((html / "_images").glob("*.png"))
+    assert images and all(p.stat().st_size > 1000 for p in images)
+
+
+def _chromium() -> str | None:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        if path := shutil.which(name):
+            return path
+    return None
+
+
+@pytest.fixture(scope="module")
+def server(site):
+    """Serve _build/html on a free localhost port for the duration of the tests."""
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+    handler = functools.partial(Quiet, directory=str(site.parent))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+
+
+def _pages(html: Path) -> list[str]:
+    skip = {"genindex.html", "search.html", "index.html"}  # index.html only redirects
+    return sorted(
+        str(p.relative_to(html)) for p in html.rglob("*.html")
+        if p.name not in skip and not p.relative_to(html).parts[0].startswith("_")
+    )
+
+
+def test_every_page_in_a_real_browser(site, server):
+    chromium = _chromium()
+    if chromium is None:
+        if os.environ.get("CRYOLAB_REQUIRE_BROWSER"):
+            pytest.fail("CRYOLAB_REQUIRE_BROWSER is set but no Chromium was found")
+        pytest.skip("no Chromium on this machine (apt-get install chromium)")
+    playwright = pytest.importorskip("playwright.sync_api")
+    html = site.parent
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    chapters = {f"notebooks/{n}.html" for n in toc_notebooks()}
+    problems: list[str] = []
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=chromium,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run"],
+        )
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        # The site must work offline: requests leaving localhost are refused (and not counted).
+        page.route(
+            "**/*",
+            lambda route: route.continue_() if route.request.url.startswith(server)
+            else route.abort(),
+        )
+        page.goto(f"{server}/index.html")
+        page.wait_for_url("**/book/intro.html")
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(f"exception: {exc}"))
+        page.on("console", lambda msg: errors.append(msg.text)
+                if msg.type == "error" and "ERR_FAILED" not in msg.text else None)
+        for rel in _pages(html):
+            errors.clear()
+            response = page.goto(f"{server}/{rel}", wait_until="load")
+            if response is None or response.status != 200:
+                problems.append(f"{rel}: HTTP {response.status if response else 'none'}")
+                continue
+            broken = page.evaluate(
+                "Array.from(document.images).filter(i => !i.complete || i.naturalWidth === 0)"
+                ".map(i => i.getAttribute('src'))"
+            )
+            problems += [f"{rel}: image does not load: {src}" for src in broken]
+            for href in page.evaluate("Array.from(document.links).map(a => a.href)"):
+                url = urlparse(href)
+                if href.startswith(server) and url.path:
+                    target = html / unquote(url.path.lstrip("/"))
+                    if target.is_dir():
+                        target = target / "index.html"
+                    if not target.exists():
+                        problems.append(f"{rel}: broken internal link {url.path}")
+            problems += [f"{rel}: console: {e}" for e in errors]
+            if rel in chapters:
+                tables = page.evaluate("document.querySelectorAll('table').length")
+                has_results = page.evaluate(
+                    "Array.from(document.querySelectorAll('h2')).some(h => "
+                    "/results/i.test(h.textContent))"
+                )
+                if not (tables and has_results):
+                    problems.append(f"{rel}: no results section with a table")
+                page.screenshot(path=str(SCREENSHOTS / f"{Path(rel).stem}.png"))
+        browser.close()
+    assert not problems, "\n".join(problems)
