@@ -11,6 +11,7 @@ never executed here: ``book/execute.py`` (or the test suite) runs them with pape
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import shutil
 import subprocess
@@ -23,6 +24,41 @@ ROOT = Path(__file__).resolve().parents[1]
 def toc_notebooks(toc: Path = ROOT / "_toc.yml") -> list[str]:
     """Names of the notebooks the table of contents lists (``notebooks/<name>``)."""
     return re.findall(r"file:\s*notebooks/(\S+)", toc.read_text())
+
+
+def _report(executed: Path) -> dict:
+    """Rows of ``report.json`` (written by book/execute.py) by notebook, plus the profile."""
+    path = executed / "report.json"
+    if not path.is_file():
+        return {}
+    report = json.loads(path.read_text())
+    return {"profile": report["profile"], **{r["notebook"]: r for r in report["notebooks"]}}
+
+
+def _run_box(name: str, row: dict | None, profile: str | None) -> dict:
+    """A markdown cell: how long this page took to run here, its memory, and how to run it."""
+    if row:
+        measured = (f"This page was executed in the `{profile}` profile in {row['seconds']:.0f} s "
+                    f"on this build's machine (2 CPU cores, no GPU)")
+        measured += f", with a peak memory of {row['peak_mib']} MiB." if row["peak_mib"] else "."
+    else:
+        measured = "This page's run time was not recorded in this build."
+    paper = ROOT / "results" / name / "paper" / "metrics.json"
+    gpu = "The `paper` profile has not been run on a GPU yet."
+    if paper.is_file():
+        wall = json.loads(paper.read_text()).get("wall_seconds")
+        gpu = (f"The `paper` profile took {wall / 60:.0f} min on a GPU." if wall
+               else "The `paper` profile has been run on a GPU; its results are committed.")
+    text = (
+        ":::{admonition} Run it yourself\n:class: tip\n"
+        f"{measured} {gpu}\n\n"
+        "```bash\n"
+        f"papermill notebooks/{name}.ipynb out.ipynb -p profile smoke   # about a minute\n"
+        f"papermill notebooks/{name}.ipynb out.ipynb -p profile book    # under 15 min, 2 cores\n"
+        f"papermill notebooks/{name}.ipynb out.ipynb -p profile paper   # paper scale, GPU\n"
+        "```\n:::"
+    )
+    return {"cell_type": "markdown", "metadata": {}, "source": text}
 
 
 def build(executed: Path = ROOT / "_build" / "executed") -> Path:
@@ -41,8 +77,11 @@ def build(executed: Path = ROOT / "_build" / "executed") -> Path:
     for name in ("_config.yml", "_toc.yml"):
         shutil.copy(ROOT / name, site / name)
     shutil.copytree(ROOT / "book", site / "book", ignore=shutil.ignore_patterns("__pycache__"))
+    report = _report(executed)
     for name in toc_notebooks():
-        shutil.copy(executed / f"{name}.ipynb", site / "notebooks" / f"{name}.ipynb")
+        notebook = json.loads((executed / f"{name}.ipynb").read_text())
+        notebook["cells"].insert(1, _run_box(name, report.get(name), report.get("profile")))
+        (site / "notebooks" / f"{name}.ipynb").write_text(json.dumps(notebook))
     proc = subprocess.run(
         [str(Path(sys.executable).parent / "jupyter-book"), "build", str(site),
          "--path-output", str(site), "-W", "--keep-going"],

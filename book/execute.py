@@ -31,7 +31,8 @@ print("PEAK_MIB", json.dumps(peak))
 
 
 def run(notebook: Path, out_dir: Path, profile: str, timeout: int) -> dict:
-    """Execute one notebook in a child process; return its name, status, seconds and peak MiB."""
+    """Execute one notebook in a child process; return its name, status, seconds and peak MiB
+    (and, when it failed, the end of its error output as ``error``)."""
     start = time.perf_counter()
     proc = subprocess.run(
         [sys.executable, "-c", _RUNNER, str(notebook), str(out_dir / notebook.name), profile,
@@ -43,11 +44,24 @@ def run(notebook: Path, out_dir: Path, profile: str, timeout: int) -> dict:
     for line in proc.stdout.splitlines():
         if line.startswith("PEAK_MIB"):
             peak = float(line.split()[1])
+    row = {"notebook": notebook.stem, "ok": proc.returncode == 0, "seconds": round(seconds, 1),
+           "peak_mib": None if peak is None else round(peak)}
     if proc.returncode != 0:
-        tail = "\n".join(proc.stderr.strip().splitlines()[-15:])
-        print(f"--- {notebook.name} failed ---\n{tail}", file=sys.stderr)
-    return {"notebook": notebook.stem, "ok": proc.returncode == 0, "seconds": round(seconds, 1),
-            "peak_mib": None if peak is None else round(peak)}
+        row["error"] = "\n".join(proc.stderr.strip().splitlines()[-15:])
+        print(f"--- {notebook.name} failed ---\n{row['error']}", file=sys.stderr)
+    return row
+
+
+def record(out_dir: Path, profile: str, row: dict) -> None:
+    """Merge one notebook's row into ``<out_dir>/report.json`` (kept per profile)."""
+    path = out_dir / "report.json"
+    report = json.loads(path.read_text()) if path.is_file() else {}
+    if report.get("profile") != profile:
+        report = {"profile": profile, "notebooks": []}
+    rows = [r for r in report["notebooks"] if r["notebook"] != row["notebook"]] + [row]
+    report["notebooks"] = sorted(rows, key=lambda r: r["notebook"])
+    report["total_seconds"] = round(sum(r["seconds"] for r in report["notebooks"]), 1)
+    path.write_text(json.dumps(report, indent=2))
 
 
 def main() -> int:
@@ -64,6 +78,7 @@ def main() -> int:
         print(f"running {nb.name} ({args.profile}) ...", flush=True)
         rows.append(run(nb.resolve(), args.out, args.profile, args.timeout))
         r = rows[-1]
+        record(args.out, args.profile, r)
         print(f"  {'ok' if r['ok'] else 'FAILED'} in {r['seconds']} s, peak {r['peak_mib']} MiB",
               flush=True)
     total = sum(r["seconds"] for r in rows)
@@ -72,8 +87,6 @@ def main() -> int:
         print(f"{r['notebook']:<28}{'ok' if r['ok'] else 'FAILED':>8}{r['seconds']:>10}"
               f"{r['peak_mib'] or '-':>10}")
     print(f"{'total':<28}{'':>8}{round(total, 1):>10}")
-    report = {"profile": args.profile, "notebooks": rows, "total_seconds": round(total, 1)}
-    (args.out / "report.json").write_text(json.dumps(report, indent=2))
     return 0 if all(r["ok"] for r in rows) else 1
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-import time
+import sys
 from pathlib import Path
 
 import pytest
@@ -44,29 +44,25 @@ _RUNS: dict[tuple[str, str], dict] = {}
 @pytest.fixture(scope="session")
 def run_notebook():
     """``run_notebook(name, profile="smoke")`` executes ``notebooks/<name>.ipynb`` once per
-    session with papermill into ``_build/executed/`` and returns its ``metrics.json`` with the
+    session with papermill (through ``book/execute.py``, which also records its run time and
+    peak memory in ``_build/executed/report.json``) and returns its ``metrics.json`` with the
     wall time added as ``_wall_seconds``."""
-    import papermill
+    sys.path.insert(0, str(ROOT / "book"))
+    from execute import record, run
 
-    def run(name: str, profile: str = "smoke") -> dict:
+    def run_once(name: str, profile: str = "smoke") -> dict:
         key = (name, profile)
         if key not in _RUNS:
             EXECUTED.mkdir(parents=True, exist_ok=True)
             metrics_path = ROOT / "results" / name / profile / "metrics.json"
             metrics_path.unlink(missing_ok=True)
-            start = time.perf_counter()
-            papermill.execute_notebook(
-                str(ROOT / "notebooks" / f"{name}.ipynb"),
-                str(EXECUTED / f"{name}.ipynb"),
-                parameters={"profile": profile},
-                cwd=str(ROOT / "notebooks"),
-                kernel_name="python3",
-                execution_timeout=600,
-                progress_bar=False,
-            )
+            row = run(ROOT / "notebooks" / f"{name}.ipynb", EXECUTED, profile, timeout=600)
+            record(EXECUTED, profile, row)
+            if not row["ok"]:
+                pytest.fail(f"notebook {name} failed:\n{row['error']}", pytrace=False)
             metrics = json.loads(metrics_path.read_text())
-            metrics["_wall_seconds"] = time.perf_counter() - start
+            metrics["_wall_seconds"] = row["seconds"]
             _RUNS[key] = metrics
         return _RUNS[key]
 
-    return run
+    return run_once
