@@ -1,0 +1,477 @@
+"""The microscope: tilt schemes, projection, CTF, dose, detection and radiation damage.
+
+Geometry. The tilt axis is y. A point at (x, z) (relative to the box centre, in voxels) lands
+on the detector at ``u = x cos θ + z sin θ``. Projections are voxel-driven: each voxel's value
+is split between the two detector pixels nearest its ``u`` (linear weights), which makes the
+projector a sparse matrix per tilt acting on every y at once; its transpose is the
+back-projector of :mod:`cryolab.tomo.reconstruct`.
+
+CTF. As the CTS paper gives it::
+
+    CTF(k) = E(k) · ((1 − Q) sin χ(k) + Q cos χ(k)),
+    χ(k)   = π/2 · (Cs λ³ k⁴ − 2 Δz λ k²),
+    E(k)   = exp(−(k / (σ · k_Nyquist))²)
+
+Sign convention: **Δz > 0 is underfocus** (the defocus term then opposes spherical aberration,
+as it must for Scherzer-like underfocus), so χ < 0 at low k. The Thon rings (zeros of sin χ)
+are then the usual underfocus rings, the first near ``1/sqrt(λ Δz)``, and the CTF is negative
+over its first lobe: dense matter (positive phase) comes out dark in the image, as in real
+underfocused micrographs. With this sign the paper's Q term opposes the sine term, so the CTF
+starts at +Q at k = 0 and has one extra zero at very low frequency, where
+χ = −atan(Q/(1 − Q)) (≈ 1/200 Å at 5 µm), below which matter turns bright: the very
+lowest frequencies have the opposite polarity. We keep the paper's formula as the default and
+offer ``convention="standard"`` (``(1 − Q) sin χ − Q cos χ``, the usual weak-phase CTF).
+The image is ``1 + 2·CTF ⊛ φ`` with φ the phase shift. CTS inverts the projections' contrast;
+so do we: the ideal (prior) projections are ``−φ``, so the prior and the tomogram share their
+polarity (dense matter dark).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+import sys
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import fft, sparse
+
+from ..errors import ConfigError
+
+__all__ = [
+    "MicroscopeConfig",
+    "TiltSeries",
+    "electron_wavelength",
+    "interaction_constant",
+    "tilt_angles",
+    "projection_matrix",
+    "project",
+    "ctf",
+    "frequency_grid",
+    "apply_ctf",
+    "critical_exposure",
+    "damage",
+    "damage_fade",
+    "detect",
+    "acquire",
+    "VOLTS_PER_DENSITY",
+]
+
+_H = 6.62607015e-34  # J s
+_M0 = 9.1093837015e-31  # kg
+_E = 1.602176634e-19  # C
+_C = 299792458.0  # m/s
+
+#: Potential (V) per electron density (e⁻/Å³): vitreous ice, 0.314 e⁻/Å³, has a mean inner
+#: potential of about 4.5 V. Lets atomic-number sums stand in for the scattering potential.
+VOLTS_PER_DENSITY = 4.5 / 0.314
+
+
+def electron_wavelength(kv: float) -> float:
+    """Relativistic electron wavelength in Å at an accelerating voltage in kV."""
+    v = kv * 1e3
+    return _H / math.sqrt(2 * _M0 * _E * v * (1 + _E * v / (2 * _M0 * _C**2))) * 1e10
+
+
+def interaction_constant(kv: float) -> float:
+    """σ_e in rad / (V·Å): phase shift per volt of potential per Å of path."""
+    v = kv * 1e3
+    lam = electron_wavelength(kv) * 1e-10
+    sigma = 2 * math.pi / (lam * v) * (_M0 * _C**2 + _E * v) / (2 * _M0 * _C**2 + _E * v)
+    return sigma * 1e-10
+
+
+# ------------------------------------------------------------------------------- tilts
+
+
+def tilt_angles(
+    scheme: str | Sequence[float] = "dose-symmetric",
+    min_angle: float = -60.0,
+    max_angle: float = 60.0,
+    step: float = 2.0,
+    start: float = 0.0,
+    group: int = 1,
+) -> np.ndarray:
+    """Tilt angles (degrees) in acquisition order.
+
+    Args:
+        scheme: ``"unidirectional"`` (min → max), ``"bidirectional"`` (start → max, then
+            start − step → min), ``"dose-symmetric"`` (0, +s, −s, +2s, −2s, ... in groups of
+            ``group`` tilts per side, Hagen's scheme) or an explicit list of angles.
+        min_angle, max_angle, step: the range and increment in degrees.
+        start: the first tilt of the bidirectional and dose-symmetric schemes.
+        group: tilts taken on one side before switching (dose-symmetric).
+    """
+    if not isinstance(scheme, str):
+        angles = np.asarray(scheme, dtype=np.float64).ravel()
+        if angles.size == 0 or np.any(np.abs(angles) >= 90):
+            raise ConfigError(f"tilt angles must be a non-empty list strictly inside ±90°, "
+                              f"got {angles.tolist()}")
+        return angles
+    if step <= 0:
+        raise ConfigError(f"tilt step must be positive, got {step}°")
+    if not -90 < min_angle < max_angle < 90:
+        raise ConfigError(f"impossible tilt range [{min_angle}°, {max_angle}°]: need "
+                          f"-90 < min < max < 90")
+    if not min_angle <= start <= max_angle:
+        raise ConfigError(f"start tilt {start}° lies outside [{min_angle}°, {max_angle}°]")
+    n_up = int(math.floor((max_angle - start) / step + 1e-9))
+    n_down = int(math.floor((start - min_angle) / step + 1e-9))
+    up = start + step * np.arange(1, n_up + 1)
+    down = start - step * np.arange(1, n_down + 1)
+    if scheme == "unidirectional":
+        return np.concatenate([down[::-1], [start], up])
+    if scheme == "bidirectional":
+        return np.concatenate([[start], up, down])
+    if scheme == "dose-symmetric":
+        order: list[float] = [start]
+        i = j = 0
+        while i < len(up) or j < len(down):
+            order += up[i:i + group].tolist()
+            i += group
+            order += down[j:j + group].tolist()
+            j += group
+        return np.asarray(order)
+    raise ConfigError(f"unknown tilt scheme {scheme!r}; use unidirectional, bidirectional, "
+                      f"dose-symmetric or a list of angles")
+
+
+# --------------------------------------------------------------------------- projection
+
+
+def projection_matrix(nz: int, nx: int, angles: Sequence[float], nu: int | None = None
+                      ) -> sparse.csc_matrix:
+    """Sparse (len(angles)·nu, nz·nx) matrix: row ``t·nu + u`` sums the (z, x) voxels whose
+    centre lands near detector pixel ``u`` at tilt ``angles[t]`` (degrees); linear weights.
+
+    Coordinates are relative to the box centre ((nx−1)/2, (nz−1)/2) and the detector centre
+    (nu−1)/2: ``u = x cos θ + z sin θ``. Cached: repeated geometries cost nothing.
+    """
+    nu = nx if nu is None else nu
+    return _projection_matrix(int(nz), int(nx), tuple(float(a) for a in angles), int(nu))
+
+
+@functools.lru_cache(maxsize=16)
+def _projection_matrix(nz: int, nx: int, angles: tuple[float, ...], nu: int
+                       ) -> sparse.csc_matrix:
+    theta = np.radians(np.asarray(angles, dtype=np.float64))
+    z = (np.arange(nz) - (nz - 1) / 2)[:, None, None]
+    x = (np.arange(nx) - (nx - 1) / 2)[None, :, None]
+    u = x * np.cos(theta) + z * np.sin(theta) + (nu - 1) / 2  # (nz, nx, T)
+    lo = np.floor(u)
+    frac = (u - lo).astype(np.float32)
+    rows = np.stack([lo, lo + 1], axis=-1).astype(np.int64)  # (nz, nx, T, 2)
+    weights = np.stack([1 - frac, frac], axis=-1)
+    weights[(rows < 0) | (rows >= nu)] = 0  # rays that miss the detector
+    rows = np.clip(rows, 0, nu - 1) + (np.arange(len(angles)) * nu)[:, None]
+    per_column = 2 * len(angles)  # every voxel feeds two pixels of every tilt
+    indptr = np.arange(0, per_column * nz * nx + 1, per_column)
+    return sparse.csc_matrix((weights.ravel(), rows.ravel(), indptr),
+                             shape=(len(angles) * nu, nz * nx))
+
+
+def _torch_device(use_gpu: bool | None):
+    """A CUDA torch device when asked for (None = when available), else None (numpy).
+
+    torch is imported only when a GPU driver is present (or torch is already loaded), so the
+    CPU path never pays for importing it."""
+    if use_gpu is False:
+        return None
+    if "torch" not in sys.modules and not os.path.exists("/proc/driver/nvidia/version"):
+        return None
+    try:
+        import torch
+    except ImportError:
+        return None
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    return None
+
+
+def _sparse_matmul(matrix: sparse.spmatrix, dense: np.ndarray, transpose: bool,
+                   device) -> np.ndarray:
+    """``matrix @ dense`` (or ``matrix.T @ dense``), on the GPU with torch when ``device``."""
+    if device is None:
+        return np.asarray((matrix.T if transpose else matrix) @ dense, dtype=np.float32)
+    import torch
+
+    m = (matrix.T if transpose else matrix).tocsr()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "sparse CSR support is in beta"
+        t = torch.sparse_csr_tensor(
+            torch.from_numpy(m.indptr.astype(np.int64)),
+            torch.from_numpy(m.indices.astype(np.int64)),
+            torch.from_numpy(m.data.astype(np.float32)), size=m.shape, device=device,
+            check_invariants=False,
+        )
+    out = t @ torch.from_numpy(np.ascontiguousarray(dense, dtype=np.float32)).to(device)
+    return out.cpu().numpy()
+
+
+def project(volume: np.ndarray, angles: Sequence[float], chunk: int = 32,
+            use_gpu: bool | None = None) -> np.ndarray:
+    """Ray sums of a (z, y, x) volume about the y axis: (len(angles), y, x) projections.
+
+    The values are sums of voxel values along each ray (a uniform slab of thickness T voxels
+    gives T / cos θ). Tilts are processed ``chunk`` at a time to bound memory.
+    """
+    vol = np.asarray(volume, dtype=np.float32)
+    nz, ny, nx = vol.shape
+    columns = np.ascontiguousarray(vol.transpose(0, 2, 1).reshape(nz * nx, ny))
+    device = _torch_device(use_gpu)
+    out = np.empty((len(angles), ny, nx), np.float32)
+    for s in range(0, len(angles), chunk):
+        part = list(angles[s:s + chunk])
+        a = projection_matrix(nz, nx, part, nx)
+        proj = _sparse_matmul(a, columns, False, device).reshape(len(part), nx, ny)
+        out[s:s + len(part)] = proj.transpose(0, 2, 1)
+    return out
+
+
+# ------------------------------------------------------------------------------------ CTF
+
+
+def frequency_grid(shape: tuple[int, int], pixel_size: float) -> np.ndarray:
+    """|k| in 1/Å on the ``rfft2`` grid of an image of ``shape`` (y, x)."""
+    ky = fft.fftfreq(shape[0], d=pixel_size)[:, None]
+    kx = fft.rfftfreq(shape[1], d=pixel_size)[None, :]
+    return np.sqrt(ky**2 + kx**2)
+
+
+def ctf(
+    k: np.ndarray,
+    defocus: float = 5.0,
+    voltage: float = 300.0,
+    cs: float = 2.7,
+    amplitude_contrast: float = 0.07,
+    envelope: float | None = 0.9,
+    pixel_size: float | None = None,
+    convention: str = "paper",
+) -> np.ndarray:
+    """The CTS paper's CTF at spatial frequencies ``k`` (1/Å).
+
+    Args:
+        defocus: Δz in µm, positive = underfocus.
+        voltage: kV. cs: spherical aberration in mm. amplitude_contrast: Q.
+        envelope: σ of ``E = exp(−(k/(σ·Nyquist))²)``; None for no envelope.
+        pixel_size: Å, sets the Nyquist frequency of the envelope.
+        convention: ``"paper"``: ``(1 − Q) sin χ + Q cos χ`` as published; ``"standard"``:
+            ``(1 − Q) sin χ − Q cos χ``, the usual weak-phase CTF (CTFFIND, RELION) in this
+            χ, whose amplitude term has the same sign as the phase term's first lobe.
+    """
+    if convention not in ("paper", "standard"):
+        raise ConfigError(f"unknown CTF convention {convention!r}; use 'paper' or 'standard'")
+    lam = electron_wavelength(voltage)
+    k = np.asarray(k, dtype=np.float64)
+    chi = np.pi / 2 * (cs * 1e7 * lam**3 * k**4 - 2 * defocus * 1e4 * lam * k**2)
+    q_sign = 1.0 if convention == "paper" else -1.0
+    out = (1 - amplitude_contrast) * np.sin(chi) + q_sign * amplitude_contrast * np.cos(chi)
+    if envelope is not None:
+        if pixel_size is None:
+            raise ConfigError("ctf: the envelope needs the pixel_size (Å) for its Nyquist")
+        out = out * np.exp(-((k / (envelope * 0.5 / pixel_size)) ** 2))
+    return out
+
+
+def apply_ctf(
+    image: np.ndarray,
+    pixel_size: float,
+    defocus: float = 5.0,
+    tilt: float = 0.0,
+    strip_defocus_step: float = 0.2,
+    extra_filter: np.ndarray | None = None,
+    max_strips: int = 32,
+    **ctf_kw: float,
+) -> np.ndarray:
+    """Filter an image (y, x) by the CTF, with the defocus gradient of a tilted specimen.
+
+    At tilt θ the defocus varies across x (perpendicular to the tilt axis y) as
+    ``Δz(x) = Δz + x·tan θ`` (x in µm from the axis). The image is filtered once per strip of
+    nearly constant defocus (at most ``strip_defocus_step`` µm apart) and the filtered copies
+    are blended with overlapping linear (hat) weights that sum to one, so there are no seams;
+    at most ``max_strips`` strips (near ±90° the gradient would need very many).
+    ``extra_filter`` (on the rfft2 grid) multiplies the CTF, e.g. the damage fade.
+    """
+    ny, nx = image.shape
+    spectrum = fft.rfft2(np.asarray(image, np.float32), workers=-1)
+    if extra_filter is not None:
+        spectrum *= extra_filter.astype(np.float32)
+    k = frequency_grid((ny, nx), pixel_size)
+    x_um = (np.arange(nx) - (nx - 1) / 2) * pixel_size * 1e-4
+    span = abs(math.tan(math.radians(tilt))) * (x_um[-1] - x_um[0])
+    n_strips = min(max(1, int(math.ceil(span / strip_defocus_step)) + 1), max_strips)
+    if n_strips == 1:
+        h = ctf(k, defocus, pixel_size=pixel_size, **ctf_kw).astype(np.float32)
+        return fft.irfft2(spectrum * h, s=(ny, nx), workers=-1).astype(np.float32)
+    centres = np.linspace(x_um[0], x_um[-1], n_strips)
+    dz = defocus + centres * math.tan(math.radians(tilt))
+    filters = np.stack([ctf(k, d, pixel_size=pixel_size, **ctf_kw) for d in dz]).astype(
+        np.float32)
+    strips = fft.irfft2(spectrum[None] * filters, s=(ny, nx), workers=-1)
+    width = centres[1] - centres[0]
+    hats = np.clip(1 - np.abs(x_um[None, :] - centres[:, None]) / width, 0, 1)  # (S, nx)
+    return np.einsum("syx,sx->yx", strips, hats).astype(np.float32)
+
+
+# ------------------------------------------------------------------ dose and detection
+
+
+def critical_exposure(k: np.ndarray) -> np.ndarray:
+    """Grant & Grigorieff's critical exposure (e⁻/Å²) at spatial frequency k (1/Å), 300 kV."""
+    k = np.maximum(np.asarray(k, dtype=np.float64), 1e-6)
+    return 0.245 * k**-1.665 + 2.81
+
+
+def damage_fade(shape: tuple[int, int], pixel_size: float, cumulative_dose: float,
+                rate: float = 1.0) -> np.ndarray:
+    """The radiation-damage fade ``exp(−rate·D/(2 N_e(k)))`` on the rfft2 grid of ``shape``
+    after a cumulative dose D (e⁻/Å²): progressive blurring, high frequencies first."""
+    k = frequency_grid(shape, pixel_size)
+    return np.exp(-rate * cumulative_dose / (2 * critical_exposure(k))).astype(np.float32)
+
+
+def damage(phase: np.ndarray, pixel_size: float, cumulative_dose: float, rate: float = 1.0,
+           noise: float = 0.0, rng: np.random.Generator | None = None) -> np.ndarray:
+    """Radiation damage after ``cumulative_dose`` e⁻/Å²: Gaussian noise of standard deviation
+    ``noise · D`` (radians per e⁻/Å²) is added to the phase, then :func:`damage_fade` blurs."""
+    phase = np.asarray(phase, np.float32)
+    if cumulative_dose <= 0:
+        return phase
+    if noise > 0 and rng is not None:
+        phase = phase + rng.normal(0.0, noise * cumulative_dose, phase.shape).astype(np.float32)
+    fade = damage_fade(phase.shape, pixel_size, cumulative_dose, rate)
+    return fft.irfft2(fft.rfft2(phase, workers=-1) * fade, s=phase.shape,
+                      workers=-1).astype(np.float32)
+
+
+def detect(expected: np.ndarray, rng: np.random.Generator, dqe: float = 1.0) -> np.ndarray:
+    """Detected electrons per pixel: Poisson with mean ``dqe · expected``."""
+    lam = np.clip(np.asarray(expected, dtype=np.float64) * dqe, 0, None)
+    return rng.poisson(lam).astype(np.float32)
+
+
+# -------------------------------------------------------------------------- acquisition
+
+
+@dataclass
+class MicroscopeConfig:
+    """Acquisition settings (units: degrees, kV, mm, µm, e⁻/Å², Å).
+
+    Attributes:
+        scheme: tilt scheme name or an explicit list of angles (acquisition order).
+        min_angle, max_angle, step, start, group: see :func:`tilt_angles`.
+        angle_error: standard deviation (degrees) of the error on each tilt angle; images are
+            taken at the true angles, the ``.tlt`` file records the nominal ones.
+        voltage, cs, amplitude_contrast, envelope, ctf_convention: CTF (see :func:`ctf`).
+        defocus: µm underfocus at the tilt axis.
+        strip_defocus_step: µm between strips of the defocus gradient (None = no gradient).
+        dose: total e⁻/Å² over the series, split evenly over the tilts.
+        dqe: detective quantum efficiency.
+        imfp: inelastic mean free path of vitreous ice in Å (3800 Å at 300 kV).
+        damage_rate: multiplies the dose in the damage fade (0 = no damage).
+        damage_noise: phase noise (rad) per e⁻/Å² of cumulative dose.
+        ctf: apply the CTF; noise: draw Poisson counts.
+    """
+
+    scheme: str | list[float] = "dose-symmetric"
+    min_angle: float = -60.0
+    max_angle: float = 60.0
+    step: float = 2.0
+    start: float = 0.0
+    group: int = 1
+    angle_error: float = 0.0
+    voltage: float = 300.0
+    cs: float = 2.7
+    defocus: float = 5.0
+    amplitude_contrast: float = 0.07
+    envelope: float = 0.9
+    ctf_convention: str = "paper"
+    strip_defocus_step: float | None = 0.2
+    dose: float = 100.0
+    dqe: float = 0.84
+    imfp: float = 3800.0
+    damage_rate: float = 1.0
+    damage_noise: float = 0.0005
+    apply_ctf: bool = True
+    noise: bool = True
+
+    def angles(self) -> np.ndarray:
+        """Nominal tilt angles in acquisition order."""
+        return tilt_angles(self.scheme, self.min_angle, self.max_angle, self.step, self.start,
+                           self.group)
+
+    def validate(self) -> None:
+        self.angles()
+        if self.ctf_convention not in ("paper", "standard"):
+            raise ConfigError(f"microscope.ctf_convention must be 'paper' or 'standard', got "
+                              f"{self.ctf_convention!r}")
+        if self.voltage <= 0 or self.dose <= 0 or not 0 < self.dqe <= 1 or self.imfp <= 0:
+            raise ConfigError("microscope: voltage, dose and imfp must be positive and dqe in "
+                              "(0, 1]")
+
+
+@dataclass
+class TiltSeries:
+    """A simulated tilt series.
+
+    Attributes:
+        images: (n, y, x) float32, sorted by nominal angle (as IMOD expects).
+        angles: nominal angles (degrees), sorted.
+        true_angles: the angles the images were taken at (with the tilt error).
+        order: acquisition index of each image.
+        cumulative_dose: e⁻/Å² received before each image.
+        phase: noise-free phase images φ (rad), same order.
+    """
+
+    images: np.ndarray
+    angles: np.ndarray
+    true_angles: np.ndarray
+    order: np.ndarray
+    cumulative_dose: np.ndarray
+    phase: np.ndarray
+
+
+def acquire(potential: np.ndarray, pixel_size: float, cfg: MicroscopeConfig,
+            rng: np.random.Generator, use_gpu: bool | None = None, progress=None) -> TiltSeries:
+    """Image a specimen potential (atomic-number sums per voxel) through a tilt series.
+
+    Per tilt, in acquisition order: project at the true angle → phase φ = σ_e·V·∫ρ dt →
+    radiation damage for the dose received so far → CTF with the defocus gradient →
+    intensity ``(1 + 2·CTF⊛φ)`` attenuated by ``exp(−T/(cos θ·IMFP))`` → electrons
+    ``dose_per_tilt · pixel² ·`` that → Poisson detection with the DQE.
+    """
+    cfg.validate()
+    nominal = cfg.angles()
+    true = nominal + (rng.normal(0, cfg.angle_error, nominal.shape) if cfg.angle_error else 0)
+    nz = potential.shape[0]
+    sums = project(potential, true, use_gpu=use_gpu)
+    phase = sums / pixel_size**2 * VOLTS_PER_DENSITY * interaction_constant(cfg.voltage)
+    per_tilt = cfg.dose / len(nominal)
+    cumulative = per_tilt * np.arange(len(nominal))
+    thickness = nz * pixel_size
+    images = np.empty_like(phase)
+    ctf_kw = dict(voltage=cfg.voltage, cs=cfg.cs, amplitude_contrast=cfg.amplitude_contrast,
+                  envelope=cfg.envelope, convention=cfg.ctf_convention)
+    for i, theta in enumerate(true):
+        phi = phase[i] - phase[i].mean()
+        if cfg.damage_noise > 0 and cumulative[i] > 0:
+            phi = phi + rng.normal(0.0, cfg.damage_noise * cumulative[i], phi.shape)
+        fade = damage_fade(phi.shape, pixel_size, cumulative[i], cfg.damage_rate)
+        if cfg.apply_ctf:
+            step = cfg.strip_defocus_step
+            contrast = apply_ctf(phi, pixel_size, cfg.defocus, theta if step else 0.0,
+                                 step or 1.0, fade, **ctf_kw)
+        else:
+            contrast = -damage(phi, pixel_size, cumulative[i], cfg.damage_rate)
+        intensity = np.clip(1 + 2 * contrast, 0, None)
+        transmitted = math.exp(-thickness / (math.cos(math.radians(theta)) * cfg.imfp))
+        expected = intensity * transmitted * per_tilt * pixel_size**2
+        images[i] = detect(expected, rng, cfg.dqe) if cfg.noise else expected * cfg.dqe
+        if progress is not None:
+            progress.update(1)
+    sort = np.argsort(nominal, kind="stable")
+    return TiltSeries(images[sort], nominal[sort], true[sort], sort, cumulative[sort],
+                      phase[sort])

@@ -1,0 +1,341 @@
+"""One call from a specimen definition to a tilt series, tomogram, noise-free prior and atlas.
+
+:func:`simulate` returns everything as arrays (for generating many small training volumes in
+memory); :func:`simulate_to_directory` writes a run to a folder, atomically::
+
+    DIR/
+      tilt_series.mrc   (n, y, x) detected electrons, sorted by angle
+      tilt_series.tlt   nominal angles, one per line (degrees)
+      tomogram.mrc      WBP reconstruction (dense matter dark)
+      prior.mrc         ideal reconstruction: ±89° in 1° steps, no CTF, noise or damage
+      specimen.mrc      the specimen potential (atomic-number sums per voxel)
+      atlas.mrc         class label per voxel (0 = background / ice)
+      masks/<class>.mrc one 0/1 mask per class
+      parameters.json   the configuration, seed, class table, shapes, counts and timings
+
+A configuration is a :class:`SimulationConfig` or a YAML file with the same nesting
+(``seed``, ``specimen``, ``microscope``, ``reconstruction``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConfigError, CryolabError
+from .microscope import MicroscopeConfig, TiltSeries, acquire
+from .reconstruct import ReconstructionConfig, ideal_reconstruction, weighted_backprojection
+from .specimen import Layer, Specimen, SpecimenConfig, VesicleConfig, build_specimen, load_particle
+
+__all__ = [
+    "SimulationConfig",
+    "Simulation",
+    "config_from_dict",
+    "config_to_dict",
+    "load_config",
+    "simulate",
+    "write_simulation",
+    "simulate_to_directory",
+]
+
+
+@dataclass
+class SimulationConfig:
+    """A whole simulation: specimen, microscope, reconstruction, seed.
+
+    Attributes:
+        prior: also compute the ideal reconstruction (the regression prior).
+        use_gpu: torch on CUDA for projection and back-projection (None = when available).
+    """
+
+    specimen: SpecimenConfig = field(default_factory=SpecimenConfig)
+    microscope: MicroscopeConfig = field(default_factory=MicroscopeConfig)
+    reconstruction: ReconstructionConfig = field(default_factory=ReconstructionConfig)
+    seed: int = 0
+    prior: bool = True
+    use_gpu: bool | None = None
+
+    def validate(self) -> None:
+        """Raise :class:`ConfigError` for anything impossible, before any heavy work."""
+        self.specimen.validate()
+        self.microscope.validate()
+        self.reconstruction.validate()
+        names = {n for layer in self.specimen.layers for n in layer.particles}
+        names |= set(self.specimen.vesicles.proteins)
+        for name in sorted(names):
+            try:
+                load_particle(name, self.specimen.pixel_size)
+            except CryolabError as exc:
+                raise ConfigError(f"specimen: particle {name!r}: {exc}") from None
+
+
+@dataclass
+class Simulation:
+    """The result of :func:`simulate` (all arrays (z, y, x) except the tilt series)."""
+
+    config: SimulationConfig
+    specimen: Specimen
+    tilt_series: TiltSeries
+    tomogram: np.ndarray
+    prior: np.ndarray | None
+    atlas: np.ndarray
+    class_names: list[str]
+    timings: dict[str, float]
+
+    @property
+    def pixel_size(self) -> float:
+        return self.specimen.pixel_size
+
+    def masks(self) -> dict[str, np.ndarray]:
+        """One boolean mask per class (atlas == label)."""
+        return {n: self.atlas == i for i, n in enumerate(self.class_names) if i}
+
+    def summary(self) -> dict[str, Any]:
+        """Shapes, counts and timings (JSON-ready)."""
+        counts: dict[str, int] = {}
+        for p in self.specimen.placements:
+            counts[p.name] = counts.get(p.name, 0) + 1
+        return {
+            "pixel_size": self.pixel_size,
+            "shapes": {
+                "tilt_series": list(self.tilt_series.images.shape),
+                "tomogram": list(self.tomogram.shape),
+                "prior": list(self.prior.shape) if self.prior is not None else None,
+                "atlas": list(self.atlas.shape),
+            },
+            "classes": dict(enumerate(self.class_names)),
+            "class_voxels": {n: int((self.atlas == i).sum())
+                             for i, n in enumerate(self.class_names)},
+            "placements": counts,
+            "n_particles": sum(v for k, v in counts.items()
+                               if k not in ("membrane", "carbon", "gold", "microtubule")),
+            "overlap_free": self.specimen.overlap_free(),
+            "timings": self.timings,
+        }
+
+
+# ------------------------------------------------------------------------ configuration
+
+
+def _fields(cls) -> dict[str, dataclasses.Field]:
+    return {f.name: f for f in dataclasses.fields(cls)}
+
+
+def _build(cls, data: Any, where: str):
+    """Instantiate dataclass ``cls`` from a mapping, refusing unknown keys."""
+    if data is None:
+        return cls()
+    if isinstance(data, cls):
+        return data
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where} must be a mapping, got {type(data).__name__}")
+    known = _fields(cls)
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        raise ConfigError(f"{where}: unknown setting(s) {unknown}; known: {sorted(known)}")
+    kwargs = {}
+    for key, value in data.items():
+        if cls is SpecimenConfig and key == "layers":
+            if not isinstance(value, list):
+                raise ConfigError(f"{where}.layers must be a list of layers")
+            value = [_build(Layer, v, f"{where}.layers[{i}]") for i, v in enumerate(value)]
+        elif cls is SpecimenConfig and key == "vesicles":
+            value = _build(VesicleConfig, value, f"{where}.vesicles")
+        elif isinstance(value, list) and key in ("size", "radius"):
+            value = tuple(float(v) for v in value)
+        kwargs[key] = value
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def config_from_dict(data: dict[str, Any]) -> SimulationConfig:
+    """A :class:`SimulationConfig` from nested mappings (as read from YAML)."""
+    if not isinstance(data, dict):
+        raise ConfigError("a simulation configuration must be a mapping")
+    known = set(_fields(SimulationConfig))
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(f"configuration: unknown section(s) {unknown}; known: {sorted(known)}")
+    return SimulationConfig(
+        specimen=_build(SpecimenConfig, data.get("specimen"), "specimen"),
+        microscope=_build(MicroscopeConfig, data.get("microscope"), "microscope"),
+        reconstruction=_build(ReconstructionConfig, data.get("reconstruction"),
+                              "reconstruction"),
+        seed=int(data.get("seed", 0)),
+        prior=bool(data.get("prior", True)),
+        use_gpu=data.get("use_gpu"),
+    )
+
+
+def config_to_dict(cfg: SimulationConfig) -> dict[str, Any]:
+    """The configuration as plain nested dicts and lists (JSON/YAML-ready)."""
+
+    def plain(v):
+        if isinstance(v, dict):
+            return {k: plain(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [plain(x) for x in v]
+        return v
+
+    return plain(dataclasses.asdict(cfg))
+
+
+def load_config(path: str | os.PathLike) -> SimulationConfig:
+    """Read a YAML simulation configuration; :class:`ConfigError` names the file."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such configuration file")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    try:
+        cfg = config_from_dict(data)
+        cfg.validate()
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    return cfg
+
+
+# ---------------------------------------------------------------------------- simulation
+
+
+def simulate(config: SimulationConfig, seed: int | None = None, progress: bool = False
+             ) -> Simulation:
+    """Run the whole simulator in memory: specimen → tilt series → tomogram (+ prior) → atlas.
+
+    Deterministic for a given ``seed`` (default ``config.seed``).
+    """
+    config.validate()
+    seed = config.seed if seed is None else seed
+    rng = np.random.default_rng(seed)
+    timings: dict[str, float] = {}
+    n_tilts = len(config.microscope.angles())
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=n_tilts + 4, desc="simulate-tomo", unit="step")
+
+    def begin(name: str) -> float:
+        if bar is not None:
+            bar.set_postfix_str(name)
+        return time.perf_counter()
+
+    def stage(name: str, start: float) -> None:
+        timings[name] = time.perf_counter() - start
+
+    t = begin("specimen")
+    specimen = build_specimen(config.specimen, rng)
+    potential = specimen.potential
+    stage("specimen", t)
+    if bar is not None:
+        bar.update(1)
+
+    t = begin("tilt series")
+    series = acquire(potential, specimen.pixel_size, config.microscope, rng,
+                     use_gpu=config.use_gpu, progress=bar)
+    stage("tilt_series", t)
+
+    t = begin("tomogram")
+    rc = config.reconstruction
+    normalised = series.images / series.images.mean(axis=(1, 2), keepdims=True) - 1
+    thickness = rc.thickness or specimen.shape[0]
+    tomogram = weighted_backprojection(
+        normalised, series.angles, thickness, rc.filter, rc.cutoff, rc.falloff,
+        rc.sirt_iterations, use_gpu=config.use_gpu,
+    )
+    stage("tomogram", t)
+    if bar is not None:
+        bar.update(1)
+
+    prior = None
+    if config.prior:
+        t = begin("prior")
+        prior = ideal_reconstruction(potential, rc.prior_max_angle, rc.prior_step, thickness,
+                                     use_gpu=config.use_gpu)
+        stage("prior", t)
+    if bar is not None:
+        bar.update(1)
+
+    t = begin("atlas")
+    atlas = specimen.atlas()
+    stage("atlas", t)
+    if bar is not None:
+        bar.update(1)
+        bar.close()
+    return Simulation(config, specimen, series, tomogram, prior, atlas,
+                      specimen.class_names, timings)
+
+
+def write_simulation(sim: Simulation, out: str | os.PathLike, overwrite: bool = False) -> Path:
+    """Write a simulation to the folder ``out`` (see the module docstring) atomically: into a
+    hidden temporary folder beside it, renamed into place only when complete."""
+    from ..io import Volume, write_map
+
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise ConfigError(f"{out} already exists; choose another --out or pass --overwrite")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
+    px = sim.pixel_size
+    try:
+        def vol(data):
+            return Volume(np.asarray(data, np.float32), px, 0.0)
+
+        t = time.perf_counter()
+        write_map(tmp / "tilt_series.mrc", vol(sim.tilt_series.images), "cryolab tilt series")
+        (tmp / "tilt_series.tlt").write_text(
+            "".join(f"{a:.2f}\n" for a in sim.tilt_series.angles))
+        write_map(tmp / "tomogram.mrc", vol(sim.tomogram), "cryolab WBP tomogram")
+        if sim.prior is not None:
+            write_map(tmp / "prior.mrc", vol(sim.prior), "cryolab ideal reconstruction")
+        write_map(tmp / "specimen.mrc", vol(sim.specimen.potential), "cryolab specimen")
+        write_map(tmp / "atlas.mrc", vol(sim.atlas), "cryolab atlas")
+        for name, mask in sim.masks().items():
+            write_map(tmp / "masks" / f"{name}.mrc", vol(mask), f"cryolab mask {name}")
+        timings = dict(sim.timings, write=time.perf_counter() - t)
+        record = {
+            "config": config_to_dict(sim.config),
+            "seed": sim.config.seed,
+            **{k: v for k, v in sim.summary().items() if k != "timings"},
+            "acquisition_order": sim.tilt_series.order.tolist(),
+            "true_angles": sim.tilt_series.true_angles.tolist(),
+            "placements": [dataclasses.asdict(p) for p in sim.specimen.placements],
+            "placement_counts": sim.summary()["placements"],
+            "timings": timings,
+        }
+        (tmp / "parameters.json").write_text(json.dumps(record, indent=2, default=float))
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def simulate_to_directory(config: SimulationConfig | str | os.PathLike,
+                          out: str | os.PathLike, seed: int | None = None,
+                          progress: bool = False, overwrite: bool = False) -> Path:
+    """:func:`simulate` then :func:`write_simulation`; ``config`` may be a YAML path."""
+    cfg = config if isinstance(config, SimulationConfig) else load_config(config)
+    if seed is not None:
+        cfg = dataclasses.replace(cfg, seed=seed)
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise ConfigError(f"{out} already exists; choose another --out or pass --overwrite")
+    return write_simulation(simulate(cfg, progress=progress), out, overwrite=overwrite)

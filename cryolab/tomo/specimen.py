@@ -1,0 +1,780 @@
+"""Specimen models for the tomogram simulator: particles, vesicles, filaments, carbon, gold, ice.
+
+The specimen is a potential map on a (z, y, x) grid whose voxels hold the *sum of atomic
+numbers* they contain, the stand-in for the scattering potential that cryo-TomoSim (CTS) uses.
+Bulk materials are given the same unit through their electron densities (atomic number per Å³):
+
+========================  =========  ==========================================
+material                  e⁻ / Å³    source
+========================  =========  ==========================================
+vitreous ice              0.314      0.94 g/cm³ water, 10 e⁻ per molecule
+protein                   0.43       1.35 g/cm³
+lipid head groups         0.47       peaks of the bilayer profile
+lipid tails               0.30       trough between the peaks
+amorphous carbon          0.60       2.0 g/cm³
+gold                      4.66       19.3 g/cm³, Z = 79
+========================  =========  ==========================================
+
+Every class of object (one per particle type, ``membrane``, ``carbon``, ``gold``, filaments)
+is kept as its own volume; :meth:`Specimen.atlas` labels each voxel with the class that holds
+the most potential there (0 = background / ice).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage, signal
+from scipy.spatial.transform import Rotation
+
+from ..errors import ConfigError
+
+__all__ = [
+    "ICE_DENSITY",
+    "PROTEIN_DENSITY",
+    "TEMPLATES",
+    "MASSES_KDA",
+    "Particle",
+    "Placement",
+    "Layer",
+    "VesicleConfig",
+    "SpecimenConfig",
+    "Specimen",
+    "voxelize_atoms",
+    "particle_from_structure",
+    "particle_from_template",
+    "load_particle",
+    "rotate_density",
+    "vesicle",
+    "build_specimen",
+]
+
+ICE_DENSITY = 0.314  # e-/Å³
+PROTEIN_DENSITY = 0.43
+LIPID_HEAD_DENSITY = 0.47
+LIPID_TAIL_DENSITY = 0.30
+CARBON_DENSITY = 0.60
+GOLD_DENSITY = 4.66
+
+#: Short names for the density templates of the data mirror (polnet's 10 Å and 5 Å maps,
+#: cylindra's tubulin). A name ending in ``_mb`` is a membrane protein: its template is aligned
+#: with the membrane normal along z and centred on the membrane.
+TEMPLATES: dict[str, dict[int, str]] = {
+    "ribosome": {10: "templates/polnet/templates/mrcs_10A/4v4r.mrc.gz",
+                 5: "templates/polnet/templates/mrcs_5A/4v4r.mrc.gz"},
+    "ribosome_80s": {10: "templates/polnet/templates/mrcs_10A/6qzp.mrc.gz"},
+    "ribosome_50s": {10: "templates/polnet/templates/mrcs_10A/4v4r_50S.mrc.gz",
+                     5: "templates/polnet/templates/mrcs_5A/4v4r_50S.mrc.gz"},
+    "proteasome_20s": {10: "templates/polnet/templates/mrcs_10A/3j9i.mrc.gz",
+                       5: "templates/polnet/templates/mrcs_5A/3j9i.mrc.gz"},
+    "proteasome_26s": {10: "templates/polnet/templates/mrcs_10A/4cr2.mrc.gz",
+                       5: "templates/polnet/templates/mrcs_5A/4cr2.mrc.gz"},
+    "rubisco": {10: "templates/polnet/templates/mrcs_10A/1bxn.mrc.gz",
+                5: "templates/polnet/templates/mrcs_5A/1bxn.mrc.gz"},
+    "thermosome": {10: "templates/polnet/templates/mrcs_10A/1qvr.mrc.gz",
+                   5: "templates/polnet/templates/mrcs_5A/1qvr.mrc.gz"},
+    "tubulin": {5: "templates/cylindra/beta-tubulin.mrc.gz"},
+    **{
+        f"{pdb}_mb": {10: f"templates/polnet/templates/mb_mrcs_10A/{pdb}_mbz_align_shift.mrc.gz"}
+        for pdb in ("4pe5", "5gjv", "5ide", "5kxi", "5tj6", "5tqq", "5vai", "5wek", "6rd4")
+    },
+}
+
+
+#: Masses (kDa) of the templated complexes, used to scale their densities.
+MASSES_KDA = {"ribosome": 2500.0, "ribosome_80s": 4300.0, "ribosome_50s": 1500.0,
+              "proteasome_20s": 700.0, "proteasome_26s": 2500.0, "rubisco": 550.0,
+              "tubulin": 50.0}
+#: Electrons (sum of atomic numbers, hydrogens included) per dalton of protein.
+ELECTRONS_PER_DALTON = 0.534
+
+# ------------------------------------------------------------------------------- particles
+
+
+@dataclass(frozen=True)
+class Particle:
+    """One kind of particle on the specimen grid.
+
+    Attributes:
+        name: class name (used in the atlas).
+        density: cube (z, y, x) of atomic-number sums per voxel, centred, big enough for any
+            rotation (edge = the particle's diameter).
+        pixel_size: voxel edge in Å.
+        membrane: True for a membrane protein (z axis = membrane normal).
+    """
+
+    name: str
+    density: np.ndarray
+    pixel_size: float
+    membrane: bool = False
+
+    @property
+    def mask(self) -> np.ndarray:
+        """Voxels the particle occupies (a 1-voxel-smoothed density above 10 % of its peak)."""
+        return _mask_of(self.density)
+
+
+def _mask_of(density: np.ndarray) -> np.ndarray:
+    smooth = ndimage.gaussian_filter(density, 1.0)
+    return smooth > 0.1 * smooth.max()
+
+
+def _pad_to_sphere(density: np.ndarray) -> np.ndarray:
+    """Pad a centred box into a cube whose edge is its diagonal, so any rotation fits."""
+    mask = _mask_of(density)
+    centre = (np.array(density.shape) - 1) / 2
+    pts = np.argwhere(mask)
+    radius = np.sqrt(((pts - centre) ** 2).sum(1)).max() if len(pts) else 1.0
+    edge = int(2 * math.ceil(radius + 2) + 1)
+    out = np.zeros((edge,) * 3, np.float32)
+    # crop or pad each axis around the centre
+    src, dst = [], []
+    for n in density.shape:
+        lo = (n - edge) / 2
+        if lo >= 0:
+            s = int(round(lo))
+            src.append(slice(s, s + edge))
+            dst.append(slice(0, edge))
+        else:
+            d = int(round(-lo))
+            src.append(slice(0, n))
+            dst.append(slice(d, d + n))
+    out[tuple(dst)] = density[tuple(src)]
+    return out
+
+
+def voxelize_atoms(
+    xyz: np.ndarray, atomic_number: np.ndarray, pixel_size: float, edge: int | None = None
+) -> np.ndarray:
+    """Accumulate each atom's atomic number into the voxel that holds it.
+
+    Args:
+        xyz: (N, 3) atom positions x, y, z in Å.
+        atomic_number: (N,) weights (atomic numbers).
+        pixel_size: voxel edge in Å.
+        edge: cube edge in voxels; default just big enough for any rotation about the centroid.
+
+    Returns:
+        (edge, edge, edge) float32 cube in (z, y, x) order with the centroid at its centre.
+    """
+    xyz = np.asarray(xyz, dtype=np.float64)
+    rel = (xyz - xyz.mean(0)) / pixel_size
+    if edge is None:
+        edge = int(2 * math.ceil(np.sqrt((rel**2).sum(1)).max() + 2) + 1)
+    idx = np.floor(rel[:, ::-1] + edge / 2).astype(np.int64)  # (N, 3) z, y, x
+    inside = np.all((idx >= 0) & (idx < edge), axis=1)
+    flat = np.ravel_multi_index(idx[inside].T, (edge,) * 3)
+    grid = np.bincount(flat, weights=np.asarray(atomic_number)[inside], minlength=edge**3)
+    return grid.reshape((edge,) * 3).astype(np.float32)
+
+
+def particle_from_structure(
+    path: str | Path, pixel_size: float, name: str | None = None
+) -> Particle:
+    """A particle from a PDB/mmCIF file: atomic numbers voxelised at ``pixel_size`` Å."""
+    from ..io import atoms_of, read_structure
+
+    atoms = atoms_of(read_structure(path))
+    density = voxelize_atoms(atoms.xyz, atoms.atomic_number, pixel_size)
+    label = name or Path(path).name.split(".")[0]
+    return Particle(label, density, float(pixel_size))
+
+
+def particle_from_template(name: str, pixel_size: float) -> Particle:
+    """A particle from a density template of the data mirror (a key of :data:`TEMPLATES`, or a
+    mirror path ``templates/...mrc.gz``), resampled to ``pixel_size`` Å.
+
+    Template densities come in arbitrary units; they are scaled to the same unit as voxelised
+    atoms by their total: 0.534 e⁻ per Da of the complex's mass where :data:`MASSES_KDA` knows
+    it, else :data:`PROTEIN_DENSITY` times the volume of the voxels that hold 90 % of the
+    density (within a factor of about 1.5 of the true volume for the templates with known
+    masses).
+    """
+    from ..data import fetch
+    from ..io import read_map
+
+    if name in TEMPLATES:
+        choices = TEMPLATES[name]
+        sampling = min(choices, key=lambda s: (s > pixel_size, abs(s - pixel_size)))
+        path = choices[sampling]
+    elif name.startswith("templates/"):
+        path = name
+    else:
+        raise ConfigError(
+            f"unknown particle {name!r}: use one of {sorted(TEMPLATES)}, a mirror path "
+            "'templates/...mrc.gz' or a PDB/mmCIF file"
+        )
+    vol = read_map(fetch(path))
+    data = np.clip(vol.data, 0, None)
+    native = float(vol.voxel_size[0])
+    label = name if name in TEMPLATES else Path(name).name.split(".")[0]
+    if label in MASSES_KDA:
+        total = ELECTRONS_PER_DALTON * MASSES_KDA[label] * 1e3
+    else:
+        ranked = np.sort(data.ravel())[::-1]
+        n90 = int(np.searchsorted(np.cumsum(ranked), 0.9 * ranked.sum())) + 1
+        total = PROTEIN_DENSITY * n90 * native**3
+    zoom = native / pixel_size
+    if abs(zoom - 1) > 1e-3:
+        data = np.clip(ndimage.zoom(data, zoom, order=1), 0, None)
+    data *= total / max(float(data.sum()), 1e-12)
+    return Particle(label, _pad_to_sphere(data), float(pixel_size), membrane=label.endswith("_mb"))
+
+
+@functools.lru_cache(maxsize=64)
+def _cached_particle(name: str, pixel_size: float) -> Particle:
+    path = Path(name)
+    if path.suffix.lower() in {".pdb", ".cif", ".ent", ".gz", ".mmcif"} and path.is_file():
+        return particle_from_structure(path, pixel_size)
+    if name.startswith("structures/") or (name.startswith("templates/") and ".pdb" in name):
+        from ..data import fetch
+
+        return particle_from_structure(fetch(name), pixel_size)
+    return particle_from_template(name, pixel_size)
+
+
+def load_particle(name: str, pixel_size: float) -> Particle:
+    """A particle by name: a :data:`TEMPLATES` key, a mirror path (``templates/...mrc.gz`` or a
+    structure such as ``structures/...pdb.gz``), or a local PDB/mmCIF file. Cached."""
+    return _cached_particle(name, float(pixel_size))
+
+
+def _zyx_matrix(rotation: Rotation) -> np.ndarray:
+    """A rotation's matrix acting on (z, y, x) vectors."""
+    return rotation.as_matrix()[::-1, ::-1]
+
+
+def rotate_density(density: np.ndarray, rotation: Rotation) -> np.ndarray:
+    """Rotate a centred cube about its centre (trilinear; ``rotation`` acts on x, y, z)."""
+    inverse = _zyx_matrix(rotation).T
+    centre = (np.array(density.shape) - 1) / 2
+    out = ndimage.affine_transform(
+        density, inverse, offset=centre - inverse @ centre, order=1, mode="constant"
+    )
+    return np.clip(out, 0, None)
+
+
+# ---------------------------------------------------------------------------- configuration
+
+
+@dataclass
+class Layer:
+    """Particles placed together: each placement picks one of ``particles`` at random.
+
+    Attributes:
+        particles: particle names (see :func:`load_particle`).
+        density: stop when the layer occupies this fraction of the ice volume.
+        iterations: stop after this many placement attempts.
+    """
+
+    particles: list[str]
+    density: float = 0.2
+    iterations: int = 500
+
+
+@dataclass
+class VesicleConfig:
+    """Lipid vesicles, optionally studded with membrane proteins.
+
+    Attributes:
+        count: number of vesicles to try to place.
+        radius: (min, max) radius in Å to the bilayer's mid-plane (clamped to fit the ice).
+        irregularity: 0 = sphere; ~0.3 = clearly irregular.
+        proteins: membrane-protein names (``*_mb`` templates).
+        protein_density: proteins per 10⁴ Å² of membrane (a cap; overlaps are rejected).
+    """
+
+    count: int = 0
+    radius: tuple[float, float] = (250.0, 500.0)
+    irregularity: float = 0.2
+    proteins: list[str] = field(default_factory=list)
+    protein_density: float = 0.2
+
+
+@dataclass
+class SpecimenConfig:
+    """What the specimen holds.
+
+    Attributes:
+        size: (x, y, z) edge lengths in Å; z is the ice thickness.
+        pixel_size: voxel edge in Å.
+        layers: particle layers, filled in turn.
+        vesicles: vesicle settings.
+        microtubules: number of microtubules (built from the tubulin template).
+        gold: number of gold fiducials.
+        gold_radius: fiducial radius in Å.
+        carbon: add a carbon support film with a circular hole whose edge is in view.
+        carbon_hole_radius: hole radius in Å (default 4 × the field of view).
+        ice_texture: relative amplitude of the ice's random texture.
+        orientations: rotated copies cached per particle kind (placements draw from them).
+        memory_limit_gb: refuse boxes whose volumes would need more than this.
+    """
+
+    size: tuple[float, float, float] = (2000.0, 2000.0, 500.0)
+    pixel_size: float = 10.0
+    layers: list[Layer] = field(default_factory=list)
+    vesicles: VesicleConfig = field(default_factory=VesicleConfig)
+    microtubules: int = 0
+    gold: int = 0
+    gold_radius: float = 50.0
+    carbon: bool = False
+    carbon_hole_radius: float | None = None
+    ice_texture: float = 0.05
+    orientations: int = 24
+    memory_limit_gb: float = 8.0
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """Grid shape (z, y, x) in voxels."""
+        x, y, z = (int(round(s / self.pixel_size)) for s in self.size)
+        return (z, y, x)
+
+    def validate(self) -> None:
+        """Raise :class:`ConfigError` for an impossible specimen."""
+        if self.pixel_size <= 0:
+            raise ConfigError(f"specimen.pixel_size must be positive, got {self.pixel_size} Å")
+        if len(self.size) != 3 or min(self.size) <= 0:
+            raise ConfigError(f"specimen.size must be three positive lengths (x, y, z) in Å, "
+                              f"got {self.size}")
+        shape = self.shape
+        if min(shape) < 8:
+            raise ConfigError(f"specimen: box {shape[::-1]} voxels is too small (min 8); "
+                              f"use a smaller pixel_size or a larger size")
+        n_classes = 6 + sum(len(layer.particles) for layer in self.layers)
+        need = float(np.prod(shape)) * 4 * (n_classes + 8) / 1e9
+        if need > self.memory_limit_gb:
+            largest = self.pixel_size * (need / self.memory_limit_gb) ** (1 / 3)
+            raise ConfigError(
+                f"specimen.pixel_size {self.pixel_size} Å is too small for a "
+                f"{self.size[0]:.0f}×{self.size[1]:.0f}×{self.size[2]:.0f} Å box: "
+                f"{shape[::-1]} voxels need ~{need:.1f} GB (limit {self.memory_limit_gb} GB); "
+                f"use pixel_size ≥ {largest:.1f} Å or a smaller size"
+            )
+        for i, layer in enumerate(self.layers):
+            if not layer.particles:
+                raise ConfigError(f"specimen.layers[{i}] lists no particles")
+            if not 0 < layer.density <= 1:
+                raise ConfigError(f"specimen.layers[{i}].density must be in (0, 1]")
+        lo, hi = self.vesicles.radius
+        if self.vesicles.count and not 0 < lo <= hi:
+            raise ConfigError(f"specimen.vesicles.radius must be (min, max) with 0 < min ≤ max, "
+                              f"got {self.vesicles.radius}")
+        if self.microtubules and self.size[2] < 280:
+            raise ConfigError(f"specimen: microtubules (250 Å wide) need ice ≥ 280 Å thick, "
+                              f"got {self.size[2]} Å")
+
+
+# ------------------------------------------------------------------------------- specimen
+
+
+@dataclass
+class Placement:
+    """One placed object: class name, centre (z, y, x) in voxels, rotation (x, y, z Euler
+    angles, degrees, extrinsic), the voxels it occupies in the box, and how many of those it
+    shares with earlier objects (only membrane proteins, which cross their vesicle's
+    membrane, may share any)."""
+
+    name: str
+    centre: tuple[int, int, int]
+    euler_xyz: tuple[float, float, float]
+    n_voxels: int
+    shared: int = 0
+
+
+@dataclass
+class Specimen:
+    """A specimen model.
+
+    Attributes:
+        classes: one float32 (z, y, x) volume per class (atomic-number sums per voxel).
+        ice: the vitreous ice volume (excluded where other matter is).
+        instances: int32 label of the placed object (index into ``placements`` + 1) per voxel.
+        placements: every placed object.
+        pixel_size: voxel edge in Å.
+    """
+
+    classes: dict[str, np.ndarray]
+    ice: np.ndarray
+    instances: np.ndarray
+    placements: list[Placement]
+    pixel_size: float
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return self.ice.shape  # type: ignore[return-value]
+
+    @property
+    def potential(self) -> np.ndarray:
+        """The whole specimen: ice plus every class."""
+        total = self.ice.copy()
+        for vol in self.classes.values():
+            total += vol
+        return total
+
+    def overlap_free(self) -> bool:
+        """True when no two placed objects share a voxel, except membrane proteins with the
+        vesicle they cross: the labelled voxels add up to the placements' own voxels."""
+        if any(p.shared and not p.name.endswith("_mb") for p in self.placements):
+            return False
+        expected = sum(p.n_voxels - p.shared for p in self.placements)
+        return int(np.count_nonzero(self.instances)) == expected
+
+    @property
+    def class_names(self) -> list[str]:
+        """Atlas label -> name: index 0 is ``background``."""
+        return ["background", *self.classes]
+
+    def class_threshold(self) -> float:
+        """Potential per voxel above which a class claims the voxel (5 % of protein)."""
+        return 0.05 * PROTEIN_DENSITY * self.pixel_size**3
+
+    def atlas(self) -> np.ndarray:
+        """uint8 labels: argmax over the class volumes where one exceeds
+        :meth:`class_threshold`, else 0 (background / ice)."""
+        if not self.classes:
+            return np.zeros(self.shape, np.uint8)
+        stack = np.stack(list(self.classes.values()))
+        labels = (np.argmax(stack, axis=0) + 1).astype(np.uint8)
+        labels[stack.max(axis=0) <= self.class_threshold()] = 0
+        return labels
+
+
+class _Builder:
+    """Places objects into a box, tracking occupancy."""
+
+    def __init__(self, cfg: SpecimenConfig, rng: np.random.Generator):
+        self.cfg = cfg
+        self.rng = rng
+        self.px = float(cfg.pixel_size)
+        self.shape = cfg.shape
+        self.classes: dict[str, np.ndarray] = {}
+        self.occupied = np.zeros(self.shape, bool)
+        self.membrane = np.zeros(self.shape, bool)
+        self.instances = np.zeros(self.shape, np.int32)
+        self.placements: list[Placement] = []
+        self._pools: dict[str, list] = {}
+
+    def volume(self, name: str) -> np.ndarray:
+        if name not in self.classes:
+            self.classes[name] = np.zeros(self.shape, np.float32)
+        return self.classes[name]
+
+    # -- generic placement of a small dense block --------------------------------------
+    def _window(self, centre: np.ndarray, shape: tuple[int, ...]):
+        """Slices of the box and of a block of ``shape`` centred at ``centre`` (clipped)."""
+        box, blk = [], []
+        for c, n, size in zip(centre, shape, self.shape, strict=True):
+            lo = int(c) - n // 2
+            a, b = max(lo, 0), min(lo + n, size)
+            if a >= b:
+                return None
+            box.append(slice(a, b))
+            blk.append(slice(a - lo, b - lo))
+        return tuple(box), tuple(blk)
+
+    def try_place(self, name: str, density: np.ndarray, mask: np.ndarray, centre: np.ndarray,
+                  euler: tuple[float, float, float], ignore_membrane: bool = False) -> bool:
+        win = self._window(centre, mask.shape)
+        if win is None:
+            return False
+        box, blk = win
+        m = mask[blk]
+        busy = self.occupied[box]
+        if ignore_membrane:
+            busy = busy & ~self.membrane[box]
+        if np.any(busy & m):
+            return False
+        self.occupied[box] |= m
+        self.volume(name)[box] += density[blk]
+        shared = int(np.count_nonzero(self.instances[box][m]))
+        self.placements.append(Placement(name, tuple(int(c) for c in centre), euler,
+                                         int(m.sum()), shared))
+        self.instances[box][m] = len(self.placements)
+        return True
+
+    def _oriented(self, particle: Particle) -> tuple[np.ndarray, np.ndarray, tuple]:
+        """A random orientation from the particle's pool (rotated lazily, then cached)."""
+        pool = self._pools.setdefault(particle.name, [None] * self.cfg.orientations)
+        i = int(self.rng.integers(len(pool)))
+        if pool[i] is None:
+            rot = Rotation.random(random_state=self.rng)
+            dens = rotate_density(particle.density, rot)
+            mask = _mask_of(dens)
+            zz, yy, xx = np.nonzero(mask)
+            # crop to the mask's bounding box, keeping the centre in the middle
+            c = (np.array(dens.shape) - 1) // 2
+            half = np.max(np.abs(np.stack([zz, yy, xx]).T - c), axis=0) + 1
+            sl = tuple(slice(ci - h, ci + h + 1) for ci, h in zip(c, half, strict=True))
+            pool[i] = (dens[sl], mask[sl], tuple(rot.as_euler("xyz", degrees=True)))
+        return pool[i]
+
+    # -- layers ---------------------------------------------------------------------------
+    def fill_layer(self, layer: Layer) -> int:
+        particles = [load_particle(n, self.px) for n in layer.particles]
+        cap = layer.density * self.occupied.size
+        filled, placed, too_tall = 0, 0, set()
+        nz, ny, nx = self.shape
+        for _ in range(layer.iterations):
+            if filled >= cap:
+                break
+            p = particles[int(self.rng.integers(len(particles)))]
+            dens, mask, euler = self._oriented(p)
+            hz = mask.shape[0] // 2
+            if 2 * hz + 1 > nz:  # this orientation does not fit in the ice
+                too_tall.add(p.name)
+                continue
+            centre = np.array([self.rng.integers(hz, nz - hz), self.rng.integers(ny),
+                               self.rng.integers(nx)])
+            if self.occupied[tuple(centre)]:
+                continue
+            if self.try_place(p.name, dens, mask, centre, euler):
+                filled += self.placements[-1].n_voxels
+                placed += 1
+        if not placed and too_tall:
+            raise ConfigError(f"particles {sorted(too_tall)} do not fit in {nz * self.px:.0f} Å "
+                              f"of ice; use thicker ice (specimen.size z)")
+        return placed
+
+    # -- vesicles -------------------------------------------------------------------------
+    def vesicles(self) -> None:
+        vc = self.cfg.vesicles
+        nz = self.shape[0]
+        half_ice = nz * self.px / 2
+        for _ in range(vc.count * 20):
+            if sum(p.name == "membrane" for p in self.placements) >= vc.count:
+                break
+            outer = 25.0 * (1 + vc.irregularity) + 2 * self.px
+            r_max = min(vc.radius[1], half_ice / (1 + vc.irregularity) - outer)
+            if r_max < 50:
+                raise ConfigError(f"specimen.vesicles: {nz * self.px:.0f} Å of ice is too thin "
+                                  f"for vesicles; use thicker ice or no vesicles")
+            radius = self.rng.uniform(min(vc.radius[0], r_max), r_max)
+            density, mask, lumen, mid = vesicle(radius, self.px, vc.irregularity, self.rng)
+            hz = mask.shape[0] // 2
+            centre = np.array([self.rng.integers(hz, nz - hz) if nz > 2 * hz else nz // 2,
+                               self.rng.integers(self.shape[1]), self.rng.integers(self.shape[2])])
+            if self.try_place("membrane", density, mask | lumen, centre, (0.0, 0.0, 0.0)):
+                box, blk = self._window(centre, mask.shape)
+                # membrane proteins may cross this vesicle's membrane and reach into its lumen
+                self.membrane[box] |= (mask | lumen)[blk]
+                if vc.proteins:
+                    surface = np.argwhere(mid) - mask.shape[0] // 2 + centre
+                    inside = np.all((surface >= 0) & (surface < self.shape), axis=1)
+                    self._membrane_proteins(centre, radius, surface[inside], vc)
+
+    def _membrane_proteins(self, centre: np.ndarray, radius: float, surface: np.ndarray,
+                           vc: VesicleConfig) -> None:
+        """Insert membrane proteins through the vesicle membrane, their z axis along the
+        local normal (taken as the radial direction) and a random spin about it."""
+        particles = [load_particle(n, self.px) for n in vc.proteins]
+        n_target = int(round(vc.protein_density * 4 * np.pi * radius**2 / 1e4))
+        if not len(surface) or not n_target:
+            return
+        placed = 0
+        for _ in range(n_target * 3):
+            if placed >= n_target:
+                break
+            p = particles[int(self.rng.integers(len(particles)))]
+            point = surface[int(self.rng.integers(len(surface)))]
+            if self.occupied[tuple(point)] and not self.membrane[tuple(point)]:
+                continue
+            spin = Rotation.from_euler("z", self.rng.uniform(0, 360), degrees=True)
+            rot = _rotation_from_z((point - centre)[::-1].astype(float)) * spin
+            dens = rotate_density(p.density, rot)
+            mask = _mask_of(dens)
+            placed += self.try_place(p.name, dens, mask, point,
+                                     tuple(rot.as_euler("xyz", degrees=True)),
+                                     ignore_membrane=True)
+
+    # -- filaments ------------------------------------------------------------------------
+    def microtubules(self, count: int) -> None:
+        """Straight 13-protofilament microtubules lying in the ice plane, crossing the view."""
+        tubulin = load_particle("tubulin", self.px)
+        nz, ny, nx = self.shape
+        for _ in range(count * 10):
+            if sum(p.name == "microtubule" for p in self.placements) >= count:
+                break
+            psi = self.rng.uniform(0, np.pi)
+            direction = np.array([0.0, np.sin(psi), np.cos(psi)])  # z, y, x
+            through = np.array([nz / 2, self.rng.uniform(0.2, 0.8) * ny,
+                                self.rng.uniform(0.2, 0.8) * nx])
+            points = _microtubule_lattice(self.px, float(np.hypot(ny, nx)) * self.px)
+            # map the lattice (axis along local x) onto the filament direction
+            spin = Rotation.from_euler("x", self.rng.uniform(0, 360), degrees=True)
+            frame = Rotation.from_euler("z", psi)  # lattice axis x -> the filament direction
+            xyz = (frame * spin).apply(points) / self.px
+            zyx = xyz[:, ::-1] + through
+            density = _splat(zyx, self.shape, tubulin.density)
+            lumen = _tube_mask(self.shape, through, direction, 125.0 / self.px)
+            mask = (density > 0.1 * density.max()) | lumen
+            if np.any(self.occupied & mask):
+                continue
+            self.occupied |= mask
+            self.volume("microtubule")[:] += density
+            self.placements.append(Placement("microtubule", tuple(int(c) for c in through),
+                                             (0.0, 0.0, float(np.degrees(psi))), int(mask.sum())))
+            self.instances[mask] = len(self.placements)
+
+    # -- gold, carbon -------------------------------------------------------------------
+    def gold(self, count: int, radius: float) -> None:
+        r = radius / self.px
+        half = int(math.ceil(r)) + 1
+        ax = np.arange(-half, half + 1)
+        z, y, x = np.meshgrid(ax, ax, ax, indexing="ij")
+        dist = np.sqrt(x**2 + y**2 + z**2)
+        ball = np.clip(r + 0.5 - dist, 0, 1).astype(np.float32)  # anti-aliased sphere
+        density = ball * GOLD_DENSITY * self.px**3
+        mask = ball > 0
+        nz, ny, nx = self.shape
+        placed = 0
+        for _ in range(count * 20):
+            if placed >= count:
+                break
+            hz = min(half, nz // 2)
+            centre = np.array([self.rng.integers(hz, max(nz - hz, hz + 1)),
+                               self.rng.integers(ny), self.rng.integers(nx)])
+            placed += self.try_place("gold", density, mask, centre, (0.0, 0.0, 0.0))
+
+    def carbon(self, hole_radius: float | None) -> None:
+        nz, ny, nx = self.shape
+        field = max(ny, nx) * self.px
+        radius = hole_radius or 4 * field
+        psi = self.rng.uniform(0, 2 * np.pi)
+        normal = np.array([np.sin(psi), np.cos(psi)])  # y, x
+        edge_at = self.rng.uniform(0.15, 0.35) * field  # the edge crosses the view here
+        centre = np.array([ny, nx]) * self.px / 2 - (radius - edge_at) * normal
+        yy, xx = np.meshgrid(np.arange(ny) * self.px, np.arange(nx) * self.px, indexing="ij")
+        dist = np.hypot(yy - centre[0], xx - centre[1])
+        film = np.clip((dist - radius) / self.px + 0.5, 0, 1)  # soft 1-voxel edge
+        texture = 1 + 0.15 * _smooth_noise((nz, ny, nx), 1.5, self.rng)
+        density = (film[None] * texture * CARBON_DENSITY * self.px**3).astype(np.float32)
+        density *= ~self.occupied
+        mask = density > 0.5 * CARBON_DENSITY * self.px**3
+        self.occupied |= mask
+        self.volume("carbon")[:] += density
+        self.placements.append(Placement("carbon", (nz // 2, int(centre[0] / self.px),
+                                                    int(centre[1] / self.px)),
+                                         (0.0, 0.0, 0.0), int(mask.sum())))
+        self.instances[mask] = len(self.placements)
+
+
+def vesicle(radius: float, pixel_size: float, irregularity: float = 0.0,
+            rng: np.random.Generator | int | None = None):
+    """A lipid vesicle in a centred cube: the bilayer's bimodal radial profile (two head-group
+    Gaussian peaks 36 Å apart, σ = 5 Å or 0.6 voxel, on a flat tail plateau between them, so
+    the profile dips at the bilayer's middle) around a surface
+    ``radius·(1 + irregularity·f(u))`` with f a smooth random function of the direction u.
+
+    Returns:
+        density (atomic-number sums per voxel), membrane mask (|d| ≤ 25 Å), lumen mask, and the
+        membrane's mid-surface (|d| ≤ half a voxel), all (z, y, x) cubes.
+    """
+    rng = np.random.default_rng(rng)
+    px = float(pixel_size)
+    half = int(math.ceil((radius * (1 + irregularity) + 40) / px)) + 1
+    ax = (np.arange(-half, half + 1) * px).astype(np.float32)
+    z, y, x = np.meshgrid(ax, ax, ax, indexing="ij")
+    r = np.sqrt(x**2 + y**2 + z**2) + 1e-6
+    u = np.stack([z, y, x], -1) / r[..., None]
+    axes = Rotation.random(3, random_state=rng).apply([0, 0, 1])
+    freq = rng.uniform(1.0, 3.0, 3)
+    phase = rng.uniform(0, 2 * np.pi, 3)
+    wobble = sum(np.cos(freq[j] * np.arccos(np.clip(u @ axes[j], -1, 1)) + phase[j])
+                 for j in range(3)) / 3
+    d = r - radius * (1 + irregularity * wobble)
+    s = max(5.0, 0.6 * px)
+    heads = LIPID_HEAD_DENSITY * (np.exp(-0.5 * ((d - 18) / s) ** 2)
+                                  + np.exp(-0.5 * ((d + 18) / s) ** 2))
+    tails = LIPID_TAIL_DENSITY / (1 + np.exp((np.abs(d) - 18) / 2.0))
+    density = ((heads + tails) * px**3).astype(np.float32)
+    mask = np.abs(d) <= 25
+    return density * mask, mask, d < -25, np.abs(d) <= max(0.5 * px, 3.0)
+
+
+def _rotation_from_z(vector_xyz: np.ndarray) -> Rotation:
+    """The shortest rotation taking the z axis onto ``vector_xyz``."""
+    v = vector_xyz / (np.linalg.norm(vector_xyz) + 1e-12)
+    axis = np.cross([0.0, 0.0, 1.0], v)
+    s, c = np.linalg.norm(axis), float(v[2])
+    if s < 1e-9:
+        return Rotation.identity() if c > 0 else Rotation.from_euler("x", np.pi)
+    return Rotation.from_rotvec(axis / s * np.arctan2(s, c))
+
+
+def _smooth_noise(shape: tuple[int, ...], sigma: float, rng: np.random.Generator) -> np.ndarray:
+    """Gaussian-filtered white noise with unit standard deviation."""
+    field = ndimage.gaussian_filter(rng.standard_normal(shape).astype(np.float32), sigma)
+    return field / (field.std() + 1e-12)
+
+
+def _microtubule_lattice(px: float, length: float, n_pf: int = 13) -> np.ndarray:
+    """Monomer centres (N, 3) x, y, z in Å of a 13-protofilament, 3-start microtubule whose
+    axis is x: protofilaments on a 112 Å radius, 40 Å monomer spacing."""
+    radius, spacing = 112.0, 40.0
+    rise = 3 * spacing / n_pf
+    m = np.arange(-int(length / 2 / spacing) - 1, int(length / 2 / spacing) + 2)
+    j = np.arange(n_pf)
+    jj, mm = np.meshgrid(j, m, indexing="ij")
+    phi = 2 * np.pi * jj / n_pf
+    x = mm * spacing + jj * rise
+    return np.stack([x.ravel(), (radius * np.cos(phi)).ravel(),
+                     (radius * np.sin(phi)).ravel()], axis=1)
+
+
+def _splat(zyx: np.ndarray, shape: tuple[int, int, int], kernel: np.ndarray) -> np.ndarray:
+    """Sum of ``kernel`` copies centred at fractional voxel positions (trilinear splat, then
+    an FFT convolution)."""
+    grid = np.zeros(shape, np.float32)
+    base = np.floor(zyx).astype(np.int64)
+    frac = zyx - base
+    for corner in np.ndindex(2, 2, 2):
+        idx = base + np.array(corner)
+        w = np.prod(np.where(np.array(corner), frac, 1 - frac), axis=1)
+        ok = np.all((idx >= 0) & (idx < np.array(shape)), axis=1)
+        np.add.at(grid, tuple(idx[ok].T), w[ok])
+    out = signal.fftconvolve(grid, kernel, mode="same")
+    return np.clip(out, 0, None).astype(np.float32)
+
+
+def _tube_mask(shape, through, direction, radius_px) -> np.ndarray:
+    """Voxels within ``radius_px`` of the line through ``through`` along ``direction``."""
+    grids = np.meshgrid(*[np.arange(n) for n in shape], indexing="ij", sparse=True)
+    rel = [g - t for g, t in zip(grids, through, strict=True)]
+    along = sum(r * d for r, d in zip(rel, direction, strict=True))
+    dist2 = sum(r**2 for r in rel) - along**2
+    return dist2 <= radius_px**2
+
+
+def build_specimen(cfg: SpecimenConfig, seed: int | np.random.Generator = 0) -> Specimen:
+    """Build a specimen: microtubules, carbon (cut around them), vesicles (with membrane
+    proteins), particle layers in turn, gold, then the vitreous ice that fills what is left.
+
+    Each particle placement picks a particle, a random orientation and a location not known
+    to be occupied, and is rejected if its voxels overlap anything already placed. Particles
+    may cross the x/y borders (they are clipped) but stay inside the ice in z.
+    """
+    cfg.validate()
+    rng = np.random.default_rng(seed)
+    b = _Builder(cfg, rng)
+    if cfg.microtubules:
+        b.microtubules(cfg.microtubules)
+    if cfg.carbon:
+        b.carbon(cfg.carbon_hole_radius)
+    if cfg.vesicles.count:
+        b.vesicles()
+    for layer in cfg.layers:
+        b.fill_layer(layer)
+    if cfg.gold:
+        b.gold(cfg.gold, cfg.gold_radius)
+    px3 = cfg.pixel_size**3
+    displaced = np.zeros(b.shape, np.float32)
+    for vol in b.classes.values():
+        displaced += vol
+    displaced = np.clip(displaced / (PROTEIN_DENSITY * px3), 0, 1)
+    texture = 1 + cfg.ice_texture * _smooth_noise(b.shape, 1.0, rng)
+    ice = (ICE_DENSITY * px3 * texture * (1 - displaced)).astype(np.float32)
+    return Specimen(b.classes, ice, b.instances, b.placements, float(cfg.pixel_size))
