@@ -1,0 +1,100 @@
+"""Tests of cryolab.degrade: the noise model and the Fourier filters."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from cryolab.degrade import (
+    NoiseParams,
+    bfactor_blur,
+    degrade,
+    fourier_filter,
+    grey_dilate,
+    lowpass,
+    spatial_frequency,
+)
+from cryolab.errors import ConfigError
+from cryolab.io import Volume
+from cryolab.metrics import fsc
+
+
+def _blob(n: int = 32, voxel: float = 1.0, sigma_a: float = 1.5) -> Volume:
+    z, y, x = np.mgrid[:n, :n, :n] - n / 2
+    data = np.exp(-(x**2 + y**2 + z**2) / (2 * (sigma_a / voxel) ** 2))
+    return Volume(data, voxel, (5.0, -3.0, 2.0))
+
+
+def test_bfactor_blur_of_a_gaussian_is_the_analytical_wider_gaussian():
+    # A Gaussian of variance s0² blurred by exp(-B s²/4) becomes one of variance
+    # s0² + B/(8π²) (the Fourier transform of exp(-x²/2σ²) is exp(-2π²σ²s²)).
+    vol = _blob(48, 1.0, 1.5)
+    bfac = 60.0
+    out = bfactor_blur(vol, bfac)
+    var = 1.5**2 + bfac / (8 * np.pi**2)
+    z, y, x = np.mgrid[:48, :48, :48] - 24
+    expected = (1.5**2 / var) ** 1.5 * np.exp(-(x**2 + y**2 + z**2) / (2 * var))
+    np.testing.assert_allclose(out.data, expected, atol=2e-4)
+    np.testing.assert_array_equal(out.origin, vol.origin)
+
+
+def test_bfactor_blur_honours_the_voxel_size():
+    # the same physical blob sampled at 0.5 Å and 1 Å gets the same physical blur
+    fine, coarse = _blob(64, 0.5, 2.0), _blob(32, 1.0, 2.0)
+    a, b = bfactor_blur(fine, 80.0), bfactor_blur(coarse, 80.0)
+    assert a.data.max() == pytest.approx(b.data.max(), rel=1e-3)
+    with pytest.raises(ConfigError, match="sharpening"):
+        bfactor_blur(coarse, -10.0)
+
+
+def test_lowpass_removes_exactly_the_frequencies_beyond_the_cutoff():
+    rng = np.random.default_rng(0)
+    vol = Volume(rng.normal(size=(32, 32, 32)), 1.0, 0.0)
+    out = lowpass(vol, 4.0)
+    spec = np.abs(np.fft.rfftn(out.data))
+    s = spatial_frequency(vol.shape, vol.voxel_size)
+    assert spec[s > 0.25 + 1e-9].max() < 1e-3
+    np.testing.assert_allclose(spec[s <= 0.25], np.abs(np.fft.rfftn(vol.data))[s <= 0.25],
+                               rtol=1e-4, atol=1e-3)
+    # a soft edge keeps low frequencies and leaves nothing beyond cutoff + edge/2
+    soft = np.abs(np.fft.rfftn(lowpass(vol, 4.0, edge=0.05).data))
+    assert soft[s > 0.275 + 1e-9].max() < 1e-3
+
+
+def test_spatial_frequency_matches_numpy_for_anisotropic_voxels():
+    s = spatial_frequency((4, 6, 8), np.array([2.0, 1.0, 0.5]))
+    assert s.shape == (4, 6, 5)
+    assert s[1, 0, 0] == pytest.approx(1 / 8)  # 1/(4 * 2 Å)
+    assert s[0, 0, 4] == pytest.approx(1.0)  # Nyquist of 0.5 Å voxels
+    identity = fourier_filter(_blob(16), lambda k: np.ones_like(k))
+    np.testing.assert_allclose(identity.data, _blob(16).data, atol=1e-6)
+
+
+def test_grey_dilation_is_the_maximum_over_a_ball():
+    data = np.zeros((9, 9, 9), np.float32)
+    data[4, 4, 4] = 1.0
+    out = grey_dilate(data, 1)
+    assert out.sum() == 7  # a radius-1 ball: the centre and its 6 face neighbours
+    ref = ndimage.maximum_filter(data, footprint=ndimage.generate_binary_structure(3, 1))
+    np.testing.assert_array_equal(out, ref)
+    np.testing.assert_array_equal(grey_dilate(data, 0), data)
+
+
+def test_degrade_is_reproducible_and_lowers_the_resolution():
+    vol = _blob(32, 1.0, 1.0)
+    params = NoiseParams(ball_radius=1, sigma=1.5, noise=0.3)
+    a = degrade(vol, params, np.random.default_rng(1))
+    b = degrade(vol, params, np.random.default_rng(1))
+    np.testing.assert_array_equal(a.data, b.data)
+    assert a.shape == vol.shape
+    np.testing.assert_array_equal(a.voxel_size, vol.voxel_size)
+    clean = degrade(vol, NoiseParams(1, 1.5, 0.0), np.random.default_rng(1))
+    noise = a.data - clean.data
+    assert noise.std() == pytest.approx(0.3 * clean.data.std(), rel=0.05)
+    # the FSC against the original falls at high frequency and stays high at low frequency
+    curve = fsc(a.data, vol.data, 1.0)
+    assert curve.correlation[1] > 0.9
+    assert curve.correlation[-1] < 0.5
+    with pytest.raises(ConfigError):
+        NoiseParams(ball_radius=-1)

@@ -1,0 +1,34 @@
+"""The super-resolution notebook: smoke run through papermill, book thresholds from disk."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.notebook
+NB = "02_superres_unet3d"
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_smoke(run_notebook):
+    m = run_notebook(NB)
+    assert m["_wall_seconds"] < 90
+    assert m["loss_last"] < m["loss_first"]  # the Dice loss falls
+    assert len(m["test_entries"]) >= 1
+    assert not set(m["test_entries"]) & set(m["train_entries"])
+    for row in m["per_entry"]:
+        # a map computed from the model scores higher than its degraded version
+        assert row["emringer_truth"] > row["emringer_input"]
+    for case in m["real_maps_full"].values():
+        assert case["residues"] > 100 and case["emringer"] > 1.0
+
+
+def test_book_thresholds():
+    path = ROOT / "results" / NB / "book" / "metrics.json"
+    if not path.is_file():
+        pytest.skip("no book-profile results yet")
+    m = json.loads(path.read_text())
+    assert len(m["test_entries"]) >= 10
+    assert m["emringer_prediction_mean"] >= 1.5 * m["emringer_input_mean"]
+    assert m["rscc_prediction_mean"] > m["rscc_input_mean"]
+    assert 3.5 <= m["degraded_fsc05_mean"] <= 5.0  # degraded maps look like 3.5–4.5 Å maps
