@@ -1,0 +1,479 @@
+"""Chapter glue for "3D reconstruction from multi-view AFM images" (notebook 06_afm_pix2vox).
+
+Profiles, the rendered dataset (AFM views + occupancy targets of every structure in the data
+catalogue, cached as an ``.npz``), Pix2Vox++ training, and the evaluation against the paper's
+table and against space carving.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from .. import afm, carving
+from ..data import fetch, find
+from ..errors import CryolabError
+from ..io import atoms_of, read_structure
+from ..metrics import iou
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "AFMProfile",
+    "PROFILES",
+    "PAPER_IOU",
+    "GAP_VARIANTS",
+    "AFMDataset",
+    "structure_table",
+    "split_groups",
+    "render_structure",
+    "build_dataset",
+    "train_pix2vox",
+    "predict",
+    "evaluate_network",
+    "evaluate_carving",
+    "gap_table",
+    "plot_views",
+    "plot_iou_vs_views",
+]
+
+#: Table of the paper: mean IoU of Pix2Vox++ on training and validation proteins by views.
+PAPER_IOU = {
+    "train": {3: 0.89, 5: 0.91, 8: 0.92, 10: 0.92},
+    "validation": {3: 0.50, 5: 0.51, 8: 0.51, 10: 0.52},
+}
+
+#: Regularisers the paper did not try, as overrides of the profile, for the gap table.
+GAP_VARIANTS: dict[str, dict] = {
+    "as the paper (none)": {},
+    "tip + noise augmentation": {"augment": True},
+    "weight decay 1e-3": {"weight_decay": 1e-3},
+    "smaller encoder (width / 2)": {"width_scale": 0.5},
+    "all three": {"augment": True, "weight_decay": 1e-3, "width_scale": 0.5},
+}
+
+
+@dataclass(frozen=True)
+class AFMProfile:
+    """Sizes of one run of the chapter.
+
+    Lengths in Å, angles in degrees. ``train_views`` is the range (inclusive) from which the
+    number of views of each training batch is drawn.
+    """
+
+    n_structures: int | None  # None = every structure in the catalogue
+    n_views: int = 25
+    image_size: int = 64
+    grid: int = 32
+    tip_radius: float = 10.0
+    tip_half_angle: float = 10.0
+    noise: float = 1.0
+    mode: str = "height"
+    val_fraction: float = 0.2
+    epochs: int = 6
+    batch_size: int = 8
+    train_views: tuple[int, int] = (2, 5)
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    augment: bool = False
+    width: int = 16
+    decoder_width: int = 8
+    merger_width: int = 8
+    refiner_width: int = 8
+    refiner_hidden: int = 512
+    eval_views: tuple[int, ...] = (1, 3, 5, 8, 10)
+    thresholds: tuple[float, ...] = (0.2, 0.3, 0.4, 0.5)
+    eval_train_max: int = 64  # training structures scored (a random subset; all when larger)
+    gap_variants: tuple[str, ...] = tuple(GAP_VARIANTS)
+    gap_epochs: int = 3
+    max_atoms: int = 60000
+    torch_threads: int | None = None  # None = torch's default
+    seed: int = 0
+    extra: dict = field(default_factory=dict, compare=False, hash=False)
+
+    def dataset_key(self) -> dict:
+        """The settings the rendered dataset depends on (the cache is keyed on them)."""
+        keys = ("n_structures", "n_views", "image_size", "grid", "tip_radius", "tip_half_angle",
+                "noise", "mode", "val_fraction", "max_atoms", "seed")
+        return {k: getattr(self, k) for k in keys}
+
+
+PROFILES = {
+    "smoke": AFMProfile(
+        n_structures=6, n_views=5, image_size=32, epochs=2, batch_size=3, train_views=(1, 2),
+        lr=3e-3, width=4, decoder_width=2, merger_width=8, refiner_width=2, refiner_hidden=64,
+        eval_views=(1, 3, 5), gap_variants=("as the paper (none)", "all three"), gap_epochs=1,
+        max_atoms=4000, val_fraction=0.34, torch_threads=1,
+    ),
+    "book": AFMProfile(
+        n_structures=None, epochs=4, train_views=(2, 4),
+        gap_variants=("as the paper (none)", "all three"), gap_epochs=4, torch_threads=1,
+    ),
+    "paper": AFMProfile(
+        n_structures=None, image_size=128, epochs=150, batch_size=16, train_views=(1, 10),
+        width=32, decoder_width=16, merger_width=16, refiner_width=32, refiner_hidden=2048,
+        eval_train_max=100000, gap_epochs=50,
+    ),
+}
+
+
+# ------------------------------------------------------------------------------- the data
+
+
+def structure_table(cfg: AFMProfile) -> pd.DataFrame:
+    """Catalogue rows of the structures to use, with a ``group`` column for splitting.
+
+    Every structure file is one complex; its group is its PDB id (the file name when it has
+    none), so the same complex can never be both in training and in validation.
+    """
+    df = find(kind="structure")
+    df = df[df["n_atoms"].fillna(0) <= cfg.max_atoms].copy()
+    df["group"] = np.where(df["pdb_id"].str.len() > 0, df["pdb_id"].str.upper(), df["name"])
+    if cfg.n_structures is not None:
+        rng = np.random.default_rng(cfg.seed)
+        df = df.iloc[np.sort(rng.choice(len(df), cfg.n_structures, replace=False))]
+    return df.reset_index(drop=True)
+
+
+def split_groups(groups: Sequence[str], val_fraction: float, seed: int) -> np.ndarray:
+    """Boolean "is validation" per item, drawn by group so a group is never on both sides."""
+    unique = np.array(sorted(set(groups)))
+    rng = np.random.default_rng(seed)
+    n_val = max(1, int(round(val_fraction * len(unique))))
+    val = set(rng.choice(unique, n_val, replace=False))
+    return np.array([g in val for g in groups])
+
+
+@dataclass
+class AFMDataset:
+    """Rendered views and occupancy targets of a set of structures.
+
+    Attributes:
+        names: (S,) catalogue names.
+        heights: (S, V, n, n) float16 tip-dilated heights divided by ``scale`` (so in [0, ~1]).
+        images: (S, V, n, n) float16 network inputs (= heights in "height" mode, shading in
+            "rendered" mode).
+        quaternions: (S, V, 4) view rotations (scalar last), canonical -> view frame.
+        floors: (S, V) substrate height in Å in the centred view frame.
+        pixel_size: (S,) Å per pixel; ``scale = pixel_size * image_size`` Å.
+        centre: (S, 3) grid centre (x, y, z) Å in the canonical frame; voxel: (S,) Å.
+        targets: (S, g, g, g) bool occupancy in the canonical (principal-axes) frame.
+        validation: (S,) bool.
+        skipped: names that could not be read.
+    """
+
+    names: np.ndarray
+    heights: np.ndarray
+    images: np.ndarray
+    quaternions: np.ndarray
+    floors: np.ndarray
+    pixel_size: np.ndarray
+    centre: np.ndarray
+    voxel: np.ndarray
+    targets: np.ndarray
+    validation: np.ndarray
+    skipped: list[str] = field(default_factory=list)
+
+    @property
+    def scale(self) -> np.ndarray:
+        """Å per unit of the normalised heights (the image width in Å)."""
+        return self.pixel_size * self.heights.shape[-1]
+
+    def views(self, i: int) -> afm.AFMViews:
+        """Structure ``i``'s views in Å, as :func:`cryolab.afm.afm_views` returned them."""
+        heights = self.heights[i].astype(np.float32) * np.float32(self.scale[i])
+        return afm.AFMViews(self.images[i], heights, self.quaternions[i], self.floors[i],
+                            float(self.pixel_size[i]))
+
+    def save(self, path: Path, key: dict) -> None:
+        """Write the dataset (and the settings ``key`` it was rendered with) as an .npz."""
+        arrays = {k: v for k, v in vars(self).items() if k != "skipped"}
+        if np.array_equal(self.images, self.heights):
+            arrays["images"] = np.zeros(0, np.float16)  # same as heights: store once
+        tmp = path.with_suffix(".tmp.npz")
+        np.savez(tmp, **arrays, skipped=np.array(self.skipped, dtype=str),
+                 key=np.array(json.dumps(key, sort_keys=True)))
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: Path, key: dict) -> AFMDataset | None:
+        """The cached dataset at ``path`` if it was rendered with settings ``key``, else None."""
+        if not path.is_file():
+            return None
+        with np.load(path) as f:
+            if str(f["key"]) != json.dumps(key, sort_keys=True):
+                return None
+            data = {k: f[k] for k in f.files if k != "key"}
+        data["skipped"] = [str(s) for s in data["skipped"]]
+        if data["images"].size == 0:
+            data["images"] = data["heights"]
+        return cls(**data)
+
+
+def render_structure(
+    path: Path, cfg: AFMProfile, rng: np.random.Generator
+) -> tuple[afm.AFMViews, np.ndarray, np.ndarray, float]:
+    """Views, occupancy target, grid centre and voxel size of one structure file."""
+    atoms = atoms_of(read_structure(path), hydrogens=False)
+    xyz = afm.principal_frame(atoms.xyz)
+    radii = afm.vdw_radii(atoms.element)
+    views = afm.afm_views(
+        xyz, radii, cfg.n_views, rng, image_size=cfg.image_size,
+        tip=afm.Tip(cfg.tip_radius, cfg.tip_half_angle), noise=cfg.noise, mode=cfg.mode,
+    )
+    target = afm.occupancy_grid(xyz, radii, cfg.grid)
+    centre, voxel = afm.grid_geometry(xyz, radii, cfg.grid)
+    return views, target, centre, voxel
+
+
+def build_dataset(cfg: AFMProfile, cache: Path | None = None, progress: bool = True
+                  ) -> AFMDataset:
+    """Render every structure of the profile (or load the cache written by an earlier run).
+
+    Files that cannot be read are skipped and counted (a warning is logged).
+    """
+    key = cfg.dataset_key()
+    if cache is not None and (cached := AFMDataset.load(cache, key)) is not None:
+        return cached
+    table = structure_table(cfg)
+    rng = np.random.default_rng(cfg.seed)
+    records, skipped = [], []
+    for name in tqdm(table["name"], desc="rendering AFM views", disable=not progress,
+                     mininterval=1.0):
+        try:
+            records.append((name, *render_structure(fetch(name), cfg, rng)))
+        except CryolabError as exc:
+            skipped.append(name)
+            log.info("skipping %s: %s", name, exc)
+    if skipped:
+        log.warning("skipped %d unreadable structure files of %d", len(skipped), len(table))
+    names = np.array([r[0] for r in records])
+    groups = table.set_index("name").loc[names, "group"].to_numpy()
+    heights = np.stack([r[1].heights / (r[1].pixel_size * cfg.image_size) for r in records])
+    images = heights if cfg.mode == "height" else np.stack([r[1].images for r in records])
+    ds = AFMDataset(
+        names=names,
+        heights=heights.astype(np.float16),
+        images=images.astype(np.float16),
+        quaternions=np.stack([r[1].quaternions for r in records]),
+        floors=np.stack([r[1].floors for r in records]),
+        pixel_size=np.array([r[1].pixel_size for r in records]),
+        centre=np.stack([r[3] for r in records]),
+        voxel=np.array([r[4] for r in records]),
+        targets=np.stack([r[2] for r in records]),
+        validation=split_groups(groups, cfg.val_fraction, cfg.seed),
+        skipped=skipped,
+    )
+    if cache is not None:
+        ds.save(cache, key)
+    return ds
+
+
+# ------------------------------------------------------------------------------- training
+
+
+def _augment(ds: AFMDataset, i: int, views: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Height images of structure ``i`` as seen by a blunter tip and with more noise.
+
+    Dilating an AFM image again by a second tip is what a tip combining both shapes would
+    have recorded (dilations compose), so the network sees random tip apex radii (up to
+    +10 Å) and half-angles (5–20°) and height noise of up to 2 Å.
+    """
+    scale = float(ds.scale[i])
+    heights = ds.heights[i, views].astype(np.float64) * scale
+    tip = afm.Tip(rng.uniform(0.0, 10.0), rng.uniform(5.0, 20.0))
+    heights = afm.tip_dilate(heights, tip, float(ds.pixel_size[i]))
+    heights += rng.normal(0.0, rng.uniform(0.0, 2.0), heights.shape)
+    return heights / scale
+
+
+def _batches(ds: AFMDataset, cfg: AFMProfile, index: np.ndarray):
+    def batches(epoch: int, rng: np.random.Generator) -> Iterator[tuple[np.ndarray, ...]]:
+        order = rng.permutation(index)
+        for start in range(0, len(order), cfg.batch_size):
+            pick = order[start : start + cfg.batch_size]
+            n = int(rng.integers(cfg.train_views[0], cfg.train_views[1] + 1))
+            chosen = [rng.choice(cfg.n_views, n, replace=False) for _ in pick]
+            if cfg.augment and cfg.mode == "height":
+                images = np.stack([_augment(ds, i, v, rng) for i, v in zip(pick, chosen,
+                                                                               strict=True)])
+            else:
+                images = np.stack([ds.images[i, v] for i, v in zip(pick, chosen, strict=True)])
+            yield images.astype(np.float32), ds.targets[pick].astype(np.float32)
+
+    return batches
+
+
+def _step(trainer, batch) -> dict[str, float]:
+    from ..nn.pix2vox import pix2vox_loss
+
+    images, targets = trainer.to_device(batch)
+    with trainer.autocast():
+        out = trainer.model(images)
+    loss = pix2vox_loss({k: v.float() for k, v in out.items()}, targets)
+    trainer.optimise(loss)
+    return {"loss": loss.item()}
+
+
+def train_pix2vox(ds: AFMDataset, cfg: AFMProfile, checkpoint: Path | None,
+                  overrides: dict | None = None, epochs: int | None = None,
+                  progress: bool = True):
+    """Train Pix2Vox++ on the training structures; returns ``(model, history)``.
+
+    ``overrides`` changes profile fields (``augment``, ``weight_decay``) or scales the widths
+    (``width_scale``), for the regularisation experiments. Resumes from ``checkpoint``.
+    """
+    import torch
+
+    from ..nn.pix2vox import Pix2VoxPP
+    from ..train import Trainer
+
+    overrides = dict(overrides or {})
+    width_scale = overrides.pop("width_scale", 1.0)
+    cfg = replace(cfg, **overrides)
+    model = Pix2VoxPP(
+        width=max(1, int(cfg.width * width_scale)), decoder_width=cfg.decoder_width,
+        merger_width=cfg.merger_width, refiner_width=cfg.refiner_width,
+        refiner_hidden=cfg.refiner_hidden,
+    )
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    config = {**asdict(cfg), "width_scale": width_scale}
+    config.pop("extra")
+    trainer = Trainer(model, optimizer, _step, checkpoint=checkpoint, config=config,
+                      seed=cfg.seed)
+    train_index = np.flatnonzero(~ds.validation)
+    history = trainer.fit(_batches(ds, cfg, train_index), epochs=epochs or cfg.epochs,
+                          progress=progress)
+    return model.eval(), history
+
+
+def predict(model, images: np.ndarray, batch_size: int = 8) -> np.ndarray:
+    """Refined occupancy probabilities (S, 32, 32, 32) from images (S, V, n, n)."""
+    import torch
+
+    device = next(model.parameters()).device
+    model.eval()
+    out = []
+    with torch.no_grad():
+        for start in range(0, len(images), batch_size):
+            x = torch.from_numpy(np.ascontiguousarray(images[start : start + batch_size],
+                                                      dtype=np.float32)).to(device)
+            out.append(model(x)["refined"].float().cpu().numpy())
+    return np.concatenate(out)
+
+
+def _eval_index(ds: AFMDataset, cfg: AFMProfile) -> dict[str, np.ndarray]:
+    train = np.flatnonzero(~ds.validation)
+    if len(train) > cfg.eval_train_max:
+        rng = np.random.default_rng(cfg.seed + 1)
+        train = np.sort(rng.choice(train, cfg.eval_train_max, replace=False))
+    return {"train": train, "validation": np.flatnonzero(ds.validation)}
+
+
+def evaluate_network(model, ds: AFMDataset, cfg: AFMProfile,
+                     views: Sequence[int] | None = None) -> pd.DataFrame:
+    """Mean IoU of the refined volumes with the first V views, by split, V and threshold.
+
+    Training IoU uses up to ``cfg.eval_train_max`` training structures (to save time).
+    Columns: split, views, threshold, iou, n.
+    """
+    rows = []
+    for split, index in _eval_index(ds, cfg).items():
+        for v in views or cfg.eval_views:
+            prob = predict(model, ds.images[index, :v], cfg.batch_size)
+            for t in cfg.thresholds:
+                scores = [iou(p, ds.targets[i], threshold=t) for p, i in zip(prob, index,
+                                                                           strict=True)]
+                rows.append(dict(split=split, views=v, threshold=t, iou=float(np.mean(scores)),
+                                 n=len(index)))
+    return pd.DataFrame(rows)
+
+
+def evaluate_carving(ds: AFMDataset, cfg: AFMProfile, margin: float = 0.0) -> pd.DataFrame:
+    """Mean IoU of space carving (known orientations) with the first V views, by split and V.
+
+    Columns: split, views, iou, n.
+    """
+    rows = []
+    for split, index in _eval_index(ds, cfg).items():
+        for v in cfg.eval_views:
+            scores = [
+                iou(carving.carve(ds.views(i), ds.centre[i], float(ds.voxel[i]), cfg.grid,
+                                  margin=margin, n_views=v), ds.targets[i])
+                for i in index
+            ]
+            rows.append(dict(split=split, views=v, iou=float(np.mean(scores)), n=len(index)))
+    return pd.DataFrame(rows)
+
+
+def gap_table(ds: AFMDataset, cfg: AFMProfile, folder: Path, threshold: float,
+              baseline=None, views: int = 5, progress: bool = True) -> pd.DataFrame:
+    """Train / validation IoU (``views`` views) and their gap for each of ``cfg.gap_variants``.
+
+    Each variant is trained for ``cfg.gap_epochs`` epochs (checkpoint ``pix2vox_gap<k>.pt`` in
+    ``folder``); ``baseline``, the chapter's main model, stands in for the unregularised
+    variant when it was trained for as many epochs.
+    """
+    rows = []
+    for k, name in enumerate(cfg.gap_variants):
+        overrides = GAP_VARIANTS[name]
+        if not overrides and baseline is not None and cfg.gap_epochs == cfg.epochs:
+            model = baseline
+        else:
+            model, _ = train_pix2vox(ds, cfg, folder / f"pix2vox_gap{k}.pt", overrides,
+                                     epochs=cfg.gap_epochs, progress=progress)
+        scores = evaluate_network(model, ds, replace(cfg, thresholds=(threshold,)), [views])
+        train, val = (float(scores.loc[scores.split == s, "iou"].iloc[0])
+                      for s in ("train", "validation"))
+        rows.append({"variant": name, "train IoU": train, "validation IoU": val,
+                     "gap": train - val,
+                     "parameters": sum(p.numel() for p in model.parameters())})
+    return pd.DataFrame(rows).set_index("variant")
+
+
+# -------------------------------------------------------------------------------- figures
+
+
+def plot_views(images: np.ndarray, quaternions: np.ndarray, columns: int = 5, title: str = ""):
+    """A grid of AFM views, each titled with its orientation (ZYZ Euler angles, degrees)."""
+    import matplotlib.pyplot as plt
+    from scipy.spatial.transform import Rotation
+
+    n = len(images)
+    rows = int(np.ceil(n / columns))
+    fig, axes = plt.subplots(rows, columns, figsize=(2.0 * columns, 2.1 * rows),
+                             constrained_layout=True, squeeze=False)
+    euler = Rotation.from_quat(quaternions).as_euler("ZYZ", degrees=True)
+    lo, hi = float(np.min(images)), float(np.max(images))
+    for ax in axes.ravel():
+        ax.set_axis_off()
+    for ax, img, e in zip(axes.ravel(), images, euler, strict=False):
+        ax.imshow(img, cmap="afmhot", vmin=lo, vmax=hi, origin="lower")
+        ax.set_title("({:.0f}, {:.0f}, {:.0f})°".format(*e), fontsize=7)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def plot_iou_vs_views(curves: dict[str, pd.Series], paper: dict[str, dict[int, float]]):
+    """IoU against the number of views: our curves (index = views) and the paper's points."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 3.6), constrained_layout=True)
+    for name, series in curves.items():
+        ax.plot(series.index, series.to_numpy(), marker="o", label=name)
+    for (name, points), marker in zip(paper.items(), ("x", "+", "*", "^"), strict=False):
+        ax.plot(list(points), list(points.values()), ls="none", marker=marker, ms=8,
+                color="0.2", label=f"paper, {name}")
+    ax.set_xlabel("number of views")
+    ax.set_ylabel("mean IoU")
+    ax.set_ylim(0, 1)
+    ax.legend(frameon=False, fontsize=8)
+    return fig

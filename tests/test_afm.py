@@ -1,0 +1,196 @@
+"""Tests of the virtual AFM (cryolab.afm) and space carving (cryolab.carving)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from scipy import ndimage
+from scipy.spatial.transform import Rotation
+
+from cryolab import afm, carving
+from cryolab.errors import ConfigError
+from cryolab.metrics import iou
+
+
+def _blob(rng: np.random.Generator, n: int = 600) -> tuple[np.ndarray, np.ndarray]:
+    """Atoms (Å) packed in an ellipsoid with a side lobe (no symmetry), and their radii."""
+    direction = rng.normal(size=(n, 3))
+    direction /= np.linalg.norm(direction, axis=1, keepdims=True)
+    xyz = direction * rng.uniform(0, 1, (n, 1)) ** (1 / 3) * [12.0, 7.0, 5.0]
+    xyz[: n // 3] = xyz[: n // 3] * 0.6 + [15.0, 7.0, 0.0]  # the lobe
+    return xyz, np.full(n, 1.7)
+
+
+def test_module_imports_without_torch():
+    code = "import sys, cryolab.afm, cryolab.carving; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_grey_dilate_matches_scipy_on_asymmetric_structure():
+    rng = np.random.default_rng(0)
+    image = rng.normal(size=(3, 20, 17))
+    structure = rng.normal(size=(5, 7))
+    structure[0, 0] = -np.inf  # outside the footprint
+    ours = afm.grey_dilate(image, structure)
+    footprint = np.isfinite(structure)
+    for k in range(3):
+        ref = ndimage.grey_dilation(
+            image[k], footprint=footprint, structure=np.where(footprint, structure, 0),
+            mode="nearest",
+        )
+        np.testing.assert_allclose(ours[k], ref, atol=1e-12)
+
+
+def test_tip_dilation_equals_scipy_grey_dilation():
+    rng = np.random.default_rng(1)
+    xyz, radii = _blob(rng)
+    heights = afm.height_map(xyz, radii, 48, 1.5)
+    tip = afm.Tip(radius=12.0, half_angle=15.0)
+    profile = afm.tip_profile(tip, 1.5, float(np.ptp(heights)))
+    footprint = np.isfinite(profile)
+    ref = ndimage.grey_dilation(
+        heights, footprint=footprint, structure=np.where(footprint, -profile, 0), mode="nearest"
+    )
+    np.testing.assert_allclose(afm.tip_dilate(heights, tip, 1.5), ref, atol=1e-12)
+    # a finite tip only raises the image, and a sharper tip raises it less
+    blunt = afm.tip_dilate(heights, afm.Tip(20.0, 20.0), 1.5)
+    sharp = afm.tip_dilate(heights, afm.Tip(5.0, 5.0), 1.5)
+    assert np.all(blunt >= sharp - 1e-9) and np.all(sharp >= heights - 1e-9)
+    assert blunt.sum() > sharp.sum() > heights.sum()
+
+
+def test_tip_profile_is_sphere_then_tangent_cone():
+    tip = afm.Tip(radius=10.0, half_angle=20.0)
+    profile = afm.tip_profile(tip, 1.0, 200.0)
+    centre = profile.shape[0] // 2
+    along = profile[centre, centre:]
+    r = np.arange(len(along), dtype=float)
+    r_t = 10 * np.cos(np.deg2rad(20))
+    np.testing.assert_allclose(along[r <= r_t], 10 - np.sqrt(100 - r[r <= r_t] ** 2))
+    slope = np.diff(along[r > r_t + 1])
+    np.testing.assert_allclose(slope, 1 / np.tan(np.deg2rad(20)))  # the cone's flank
+    assert np.all(along[np.isfinite(along)] <= 200.0)
+
+
+def test_sphere_height_matches_analytical_cap():
+    radius, pixel, n = 12.0, 0.5, 64
+    heights = afm.height_map(np.array([[0.0, 0.0, 30.0]]), np.array([radius]), n, pixel,
+                             centre=np.zeros(2))
+    u = (np.arange(n) - (n - 1) / 2) * pixel
+    d2 = u[:, None] ** 2 + u[None, :] ** 2
+    expected = np.where(d2 <= radius**2, radius + np.sqrt(np.clip(radius**2 - d2, 0, None)), 0)
+    np.testing.assert_allclose(heights, expected, atol=1e-9)
+    assert heights.max() == pytest.approx(2 * radius, abs=0.01)  # rests on the substrate
+
+
+def test_height_map_is_highest_atom():
+    xyz = np.array([[0.0, 0.0, 0.0], [0.0, 0.0, 5.0]])
+    heights = afm.height_map(xyz, np.array([2.0, 1.0]), 9, 1.0, centre=np.zeros(2))
+    assert heights[4, 4] == pytest.approx(5 + 1 - (0 - 2))
+    assert heights[4, 6] == pytest.approx(np.sqrt(4 - 4) + 2)  # only the big sphere reaches
+    assert heights[0, 0] == 0.0
+
+
+def test_needle_tip_reproduces_raw_height_map():
+    rng = np.random.default_rng(2)
+    xyz, radii = _blob(rng)
+    heights = afm.height_map(xyz, radii, 40, 2.0)
+    np.testing.assert_array_equal(afm.tip_dilate(heights, afm.Tip(0.0, 0.0), 2.0), heights)
+
+
+def test_occupancy_rotates_with_structure():
+    rng = np.random.default_rng(3)
+    xyz, radii = _blob(rng)
+    grid = afm.occupancy_grid(xyz, radii, 24)
+    assert 0.05 < grid.mean() < 0.6
+    # 90° about z maps x -> y, y -> -x: in (z, y, x) arrays, np.rot90 over axes (1, 2)
+    turned = Rotation.from_euler("z", 90, degrees=True).apply(xyz)
+    rotated = afm.occupancy_grid(turned, radii, 24)
+    expected = np.rot90(grid, k=1, axes=(2, 1))
+    assert iou(rotated, expected) > 0.97
+    assert iou(rotated, grid) < 0.8  # the check can fail: the blob is not symmetric
+
+
+def test_occupancy_longest_side_fills_grid():
+    rng = np.random.default_rng(4)
+    xyz, radii = _blob(rng)
+    grid = afm.occupancy_grid(afm.principal_frame(xyz), radii, 32)
+    extent = [np.ptp(np.nonzero(grid)[a]) + 1 for a in range(3)]
+    assert max(extent) >= 30 and extent[2] == max(extent)  # longest principal axis is x
+
+
+def test_views_are_reproducible_and_carving_recovers_shape():
+    rng = np.random.default_rng(5)
+    xyz, radii = _blob(rng)
+    xyz = afm.principal_frame(xyz)
+    views = afm.afm_views(xyz, radii, 12, np.random.default_rng(9), image_size=48,
+                          tip=afm.Tip(3.0, 10.0))
+    again = afm.afm_views(xyz, radii, 12, np.random.default_rng(9), image_size=48,
+                          tip=afm.Tip(3.0, 10.0))
+    np.testing.assert_array_equal(views.images, again.images)
+    assert views.images.shape == (12, 48, 48) and views.quaternions.shape == (12, 4)
+    target = afm.occupancy_grid(xyz, radii, 24)
+    centre, voxel = afm.grid_geometry(xyz, radii, 24)
+    few = iou(carving.carve(views, centre, voxel, 24, n_views=1), target)
+    many = iou(carving.carve(views, centre, voxel, 24), target)
+    assert many > 0.45 and many > few + 0.1
+    # the hull contains (nearly) all of the object: carving only over-estimates
+    hull = carving.carve(views, centre, voxel, 24, margin=voxel)
+    assert (hull & target).sum() / target.sum() > 0.97
+
+
+def test_rendered_mode_and_bad_input():
+    rng = np.random.default_rng(6)
+    xyz, radii = _blob(rng)
+    shaded = afm.afm_views(xyz, radii, 2, rng, image_size=32, mode="rendered")
+    assert shaded.images.min() >= 0 and shaded.images.max() <= 1
+    assert np.ptp(shaded.images) > 0.3
+    with pytest.raises(ConfigError, match="mode"):
+        afm.afm_views(xyz, radii, 2, rng, mode="shaded")
+    with pytest.raises(ConfigError, match="half-angle"):
+        afm.Tip(10.0, 95.0)
+
+
+def _write_pdb(path, xyz) -> None:
+    lines = [
+        f"ATOM  {i + 1:5d}  CA  ALA A{i + 1:4d}    {x:8.3f}{y:8.3f}{z:8.3f}  1.00 20.00           C"
+        for i, (x, y, z) in enumerate(xyz)
+    ]
+    path.write_text("\n".join(lines) + "\nEND\n")
+
+
+def test_cli_writes_images_stack_and_orientations(tmp_path, capsys):
+    from cryolab.cli import main
+
+    rng = np.random.default_rng(7)
+    pdb = tmp_path / "blob.pdb"
+    _write_pdb(pdb, _blob(rng, 150)[0])
+    out = tmp_path / "views"
+    assert main(["afm", str(pdb), "--views", "4", "--out", str(out), "--image-size", "24"]) == 0
+    stack = np.load(out / "views.npy")
+    assert stack.shape == (4, 24, 24) and stack.max() > 5  # heights in Å
+    assert len(list(out.glob("view_*.png"))) == 4
+    rows = (out / "orientations.csv").read_text().splitlines()
+    quat = np.array([[float(v) for v in r.split(",")[1:5]] for r in rows[1:]])
+    np.testing.assert_allclose(np.linalg.norm(quat, axis=1), 1, atol=1e-6)
+    bad = tmp_path / "bad.pdb"
+    bad.write_text("not a structure\n")
+    assert main(["afm", str(bad), "--views", "2", "--out", str(tmp_path / "no")]) == 2
+    assert "bad.pdb" in capsys.readouterr().err
+    assert not (tmp_path / "no").exists()
+
+
+def test_split_keeps_each_complex_on_one_side():
+    from cryolab.pipelines.afm_views import split_groups
+
+    groups = [f"G{k // 3}" for k in range(60)]  # 20 complexes, 3 files each
+    val = split_groups(groups, 0.25, seed=0)
+    assert val.sum() == 15  # 5 of the 20 groups
+    for g in set(groups):
+        sides = {v for v, h in zip(val, groups, strict=True) if h == g}
+        assert len(sides) == 1
+    np.testing.assert_array_equal(val, split_groups(groups, 0.25, seed=0))
