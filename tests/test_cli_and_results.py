@@ -32,7 +32,8 @@ def test_unknown_file_is_one_line_and_status_2(mirror, capsys):
 
 
 def test_data_listing_filters(mirror, capsys):
-    assert main(["data", "--kind", "structure", "--method", "X-ray", "--max-resolution", "1.0"]) == 0
+    args = ["data", "--kind", "structure", "--method", "X-ray", "--max-resolution", "1.0"]
+    assert main(args) == 0
     rows = capsys.readouterr().out.strip().splitlines()[1:]
     assert rows and all(float(r.split()[3]) <= 1.0 for r in rows)
 

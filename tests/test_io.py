@@ -1,4 +1,4 @@
-"""cryolab.io: Volume geometry, MRC round trips (ours and gemmi's reader), real frames, bad input."""
+"""cryolab.io: Volume geometry, MRC round trips (ours and gemmi's), real frames, bad input."""
 
 from __future__ import annotations
 

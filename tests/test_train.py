@@ -85,7 +85,8 @@ def test_load_model_rebuilds_and_checks_architecture(tmp_path):
     model = load_model(ckpt, TinyNet, device="cpu")
     assert model.hparams["width"] == 5
     with torch.no_grad():
-        torch.testing.assert_close(model(torch.from_numpy(x)), trainer.model.eval()(torch.from_numpy(x)))
+        inputs = torch.from_numpy(x)
+        torch.testing.assert_close(model(inputs), trainer.model.eval()(inputs))
 
     class OtherNet(TinyNet):
         pass
