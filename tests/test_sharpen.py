@@ -1,0 +1,140 @@
+"""Tests of classical B-factor sharpening: the Guinier fit and its inverse filter."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from cryolab import metrics
+from cryolab.degrade import bfactor_blur, spatial_frequency
+from cryolab.errors import ConfigError
+from cryolab.io import Volume
+from cryolab.sharpen import apply_bfactor, bfactor_sharpen, guinier_fit, radial_amplitude
+
+
+def _atoms_map(n: int = 48, voxel: float = 1.0, seed: int = 0) -> Volume:
+    """Point 'atoms' blurred by a narrow Gaussian: a map with a Gaussian (B-like) fall-off."""
+    rng = np.random.default_rng(seed)
+    data = np.zeros((n, n, n))
+    idx = rng.integers(4, n - 4, size=(400, 3))
+    np.add.at(data, tuple(idx.T), 1.0)
+    return Volume(ndimage.gaussian_filter(data, 0.5).astype(np.float32), voxel, (0.0, 0.0, 0.0))
+
+
+def test_radial_amplitude_matches_a_full_transform():
+    vol = Volume(np.random.default_rng(1).normal(size=(10, 12, 9)).astype(np.float32),
+                 (1.0, 1.2, 0.9), (0, 0, 0))
+    s, amp = radial_amplitude(vol)
+    # independent: full complex transform, shells by explicit |k| per voxel
+    full = np.abs(np.fft.fftn(vol.data.astype(np.float64)))
+    axes = [np.fft.fftfreq(n, d) for n, d in zip(vol.shape, vol.voxel_size, strict=True)]
+    kz, ky, kx = np.meshgrid(*axes, indexing="ij")
+    k = np.sqrt(kz**2 + ky**2 + kx**2)
+    width = 1.0 / np.max(np.array(vol.shape) * vol.voxel_size)
+    shell = np.rint(k / width).astype(int)
+    expected = [full[shell == i].mean() for i in range(1, len(s) + 1)]
+    np.testing.assert_allclose(amp, expected, rtol=1e-10)
+    np.testing.assert_allclose(s, np.arange(1, len(s) + 1) * width)
+
+
+def test_guinier_fit_recovers_the_bfactor_of_white_noise():
+    vol = Volume(np.random.default_rng(2).normal(size=(64, 64, 64)).astype(np.float32), 1.0,
+                 (0, 0, 0))
+    flat = guinier_fit(vol, high=3.0).bfactor
+    assert abs(flat) < 5.0  # white noise has a flat spectrum
+    fit = guinier_fit(bfactor_blur(vol, 80.0), high=3.0)
+    assert fit.bfactor - flat == pytest.approx(80.0, rel=0.1)
+    assert fit.fitted.sum() >= 10
+    np.testing.assert_allclose(fit.line(fit.s2[fit.fitted]), fit.ln_amplitude[fit.fitted],
+                               atol=0.2)
+
+
+@pytest.mark.parametrize("bfactor", [50.0, 150.0])
+def test_guinier_fit_recovers_a_known_blur_of_an_atomic_map(bfactor):
+    vol = _atoms_map()
+    base = guinier_fit(vol, high=4.0).bfactor
+    blurred = guinier_fit(bfactor_blur(vol, bfactor), high=4.0).bfactor
+    assert blurred - base == pytest.approx(bfactor, rel=0.1)
+
+
+def test_apply_bfactor_undoes_bfactor_blur():
+    vol = _atoms_map(32)
+    back = apply_bfactor(bfactor_blur(vol, 30.0), 30.0, resolution=None)
+    np.testing.assert_allclose(back.data, vol.data, atol=1e-4 * np.abs(vol.data).max())
+    assert back.shape == vol.shape and np.allclose(back.voxel_size, vol.voxel_size)
+
+
+def test_lowpass_of_apply_bfactor_removes_high_frequencies():
+    vol = _atoms_map(32)
+    out = apply_bfactor(vol, 0.0, resolution=5.0, edge=0.0)
+    spectrum = np.abs(np.fft.rfftn(out.data))
+    s = spatial_frequency(vol.shape, vol.voxel_size)
+    assert spectrum[s > 0.2 + 1e-9].max() < 1e-6 * spectrum.max()
+
+
+def test_sharpening_a_blurred_map_raises_its_high_frequency_fsc():
+    truth = _atoms_map(48, seed=3)
+    rng = np.random.default_rng(4)
+    blurred = bfactor_blur(truth, 120.0)
+    noisy = blurred.with_data(
+        blurred.data + rng.normal(0, 0.02 * blurred.data.std(), truth.shape).astype(np.float32)
+    )
+    sharp, fit = bfactor_sharpen(noisy, resolution=3.5)
+    assert fit.bfactor > 100.0
+    before = metrics.fsc(noisy.data, truth.data, 1.0)
+    after = metrics.fsc(sharp.data, truth.data, 1.0)
+    band = (before.frequency > 1 / 6) & (before.frequency < 1 / 3.5)
+    # the FSC is blind to a radial filter within a shell, so compare amplitudes too:
+    assert after.correlation[band].mean() >= before.correlation[band].mean() - 0.02
+    _, amp_truth = radial_amplitude(truth)
+    s, amp_noisy = radial_amplitude(noisy)
+    _, amp_sharp = radial_amplitude(sharp)
+    sel = (s > 1 / 6) & (s < 1 / 4)
+    err_before = np.abs(np.log(amp_noisy[sel] / amp_truth[sel])).mean()
+    err_after = np.abs(np.log(amp_sharp[sel] / amp_truth[sel])).mean()
+    assert err_after < 0.5 * err_before
+    assert metrics.pcc(sharp.data, truth.data) > metrics.pcc(noisy.data, truth.data)
+
+
+def test_bad_ranges_are_clear_errors():
+    vol = _atoms_map(16)
+    with pytest.raises(ConfigError, match="high < low"):
+        guinier_fit(vol, high=12.0, low=10.0)
+    with pytest.raises(ConfigError, match="Fourier shells"):
+        guinier_fit(vol, high=9.0, low=10.0)
+    with pytest.raises(ConfigError, match="resolution"):
+        apply_bfactor(vol, 10.0, resolution=-1.0)
+
+
+def test_sharpen_bfactor_method_keeps_the_grid():
+    import argparse
+
+    from cryolab.pipelines.sharpening import sharpen_bfactor
+
+    vol = bfactor_blur(_atoms_map(32), 60.0)
+    vol = Volume(vol.data, (1.0, 1.0, 1.0), (4.0, -3.0, 2.0))
+    out = sharpen_bfactor(vol, argparse.Namespace(resolution=4.0, fit_low=10.0))
+    assert out.shape == vol.shape and np.allclose(out.origin, vol.origin)
+    assert guinier_fit(out, high=4.0).bfactor < 0.2 * guinier_fit(vol, high=4.0).bfactor
+    with pytest.raises(ConfigError, match="--resolution"):
+        sharpen_bfactor(vol, argparse.Namespace(resolution=None, fit_low=None))
+
+
+def test_cli_sharpen_bfactor(tmp_path, capsys):
+    from cryolab.cli import main
+    from cryolab.io import read_map, write_map
+
+    vol = bfactor_blur(_atoms_map(32), 60.0)
+    vol = Volume(vol.data, (1.0, 1.0, 1.0), (4.0, -3.0, 2.0))
+    src = write_map(tmp_path / "in.mrc", vol)
+    out = tmp_path / "out.mrc"
+    argv = ["sharpen", str(src), "--method", "bfactor", "--resolution", "4", "--out", str(out)]
+    assert main(argv) == 0
+    assert "Guinier B" in capsys.readouterr().out
+    got = read_map(out)
+    assert got.shape == vol.shape and np.allclose(got.origin, vol.origin, atol=1e-4)
+    assert guinier_fit(got, high=4.0).bfactor < 0.2 * guinier_fit(vol, high=4.0).bfactor
+    bad = tmp_path / "bad.mrc"
+    assert main(["sharpen", str(src), "--method", "bfactor", "--out", str(bad)]) == 2
+    assert "--resolution" in capsys.readouterr().err and not bad.exists()
