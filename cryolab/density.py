@@ -1,0 +1,413 @@
+"""Structure → density map: the classical simulators struc2mapGAN compares itself with.
+
+Every simulator turns the atoms of a model into a sum of 3D Gaussians (or, for
+:func:`formfactor`, of electron scattering factors) sampled on a grid, at a nominal
+resolution ``R`` in Å:
+
+======================  =========================  ==============================================
+simulator               weight of an atom          width
+======================  =========================  ==============================================
+:func:`molmap`          atomic number Z            σ = R/(π√2) ≈ 0.225·R (ChimeraX ``molmap``)
+:func:`pdb2mrc`         electrons (H 1, C 6, …)    Fourier transform falls to 1/e at 1/R (EMAN2)
+:func:`blur`            atomic mass (Da)           σ = k·R, k = 0.356 by default (TEMPy)
+:func:`formfactor`      electron form factor       gemmi ``DensityCalculatorE``, low-passed to R
+======================  =========================  ==============================================
+
+Each Gaussian is normalised so that its integral over space (Å³) equals the atom's weight:
+``ρ(r) = w (2πσ²)^(-3/2) exp(-|r - r_atom|² / 2σ²)``, cut off at ``cutoff``·σ (5 by default).
+A Gaussian of width σ has the Fourier transform ``exp(-2π²σ²k²)``, which falls to 1/e at
+``k = 1/(π√2·σ)``: with σ = R/(π√2) that is exactly ``k = 1/R`` — the meaning of "resolution"
+in ChimeraX's molmap and EMAN2's pdb2mrc.
+
+Two ways to sum Gaussians on a grid (``method=``):
+
+- ``"direct"`` evaluates every atom's Gaussian on the voxels of a small window around it. The
+  Gaussian is separable, so each atom needs three short 1D profiles; the sum over atoms of their
+  outer products is one sparse matrix product (see :func:`_direct`). Exact up to the cutoff;
+  cost grows with atoms × window³, i.e. with (σ / voxel)³.
+- ``"fft"`` first spreads each atom's weight over its 8 neighbouring voxels (trilinear, which
+  keeps the total weight and the centre of mass exactly), then convolves the whole grid with
+  the Gaussian (``scipy.ndimage.gaussian_filter``, separable). Its cost barely depends on the
+  number of atoms or on σ. The price: trilinear spreading adds, on average over sub-voxel
+  positions, a variance of h²/6 per axis (h the voxel size); we subtract it from σ² so the
+  blob has the right width on average, but an individual atom's blob is slightly too narrow
+  when it sits on a voxel centre and slightly too wide halfway between — errors of a few
+  percent of the peak (the tests bound them against ``"direct"``). EMAN2's pdb2mrc works
+  this way too (atoms put on the grid, then a Gaussian low-pass), so :func:`pdb2mrc` uses it.
+
+Grids: by default a box around the atoms with voxel size R/3 and a margin of 3R (ChimeraX's
+defaults); or exactly the grid of a given map (``on_grid=``, like ``molmap … onGrid``).
+Atom coordinates are x, y, z; arrays are z, y, x (see :mod:`cryolab.io`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+import gemmi
+import numpy as np
+from scipy import ndimage, sparse
+
+from .errors import ConfigError, FormatError
+from .io import Atoms, Volume, atoms_of, read_structure
+
+__all__ = [
+    "METHODS",
+    "MOLMAP_SIGMA_FACTOR",
+    "BLUR_SIGMA_FACTORS",
+    "ELECTRONS",
+    "atoms_from",
+    "box_around",
+    "gaussian_density",
+    "spread_trilinear",
+    "molmap",
+    "pdb2mrc",
+    "blur",
+    "formfactor",
+    "simulate",
+    "resample",
+]
+
+#: σ = MOLMAP_SIGMA_FACTOR · R makes the Fourier transform fall to 1/e at 1/R.
+MOLMAP_SIGMA_FACTOR = 1.0 / (np.pi * np.sqrt(2.0))
+#: TEMPy's ``sigma_coeff`` choices (0.356 is its default; 0.225 equals molmap's width).
+BLUR_SIGMA_FACTORS = (0.187, 0.225, 0.356, 0.4247)
+#: Electron counts used by EMAN2's e2pdb2mrc; other elements use their atomic number.
+ELECTRONS: Mapping[str, float] = {"H": 1, "C": 6, "N": 7, "O": 8, "P": 15, "S": 16}
+#: The simulators :func:`simulate` knows.
+METHODS = ("molmap", "pdb2mrc", "blur", "formfactor")
+
+StructureLike = gemmi.Structure | Atoms | str | os.PathLike
+
+
+# ----------------------------------------------------------------------------------- grids
+
+
+def atoms_from(structure: StructureLike) -> Atoms:
+    """The atoms of a structure given as :class:`Atoms`, a gemmi structure or a file."""
+    if isinstance(structure, Atoms):
+        return structure
+    if isinstance(structure, gemmi.Structure):
+        return atoms_of(structure)
+    return atoms_of(read_structure(structure))
+
+
+def _check_resolution(resolution: float) -> float:
+    if not np.isfinite(resolution) or resolution <= 0:
+        raise ConfigError(f"resolution must be a positive number of Å, got {resolution}")
+    return float(resolution)
+
+
+def box_around(xyz: np.ndarray, voxel_size: float, padding: float) -> Volume:
+    """An empty cubic-voxel grid covering atoms ``xyz`` (N, 3; x, y, z in Å) plus ``padding`` Å.
+
+    The origin (centre of voxel 0) is the atoms' minimum corner minus the padding.
+    """
+    if voxel_size <= 0 or padding < 0:
+        raise ConfigError(f"need voxel_size > 0 and padding >= 0 (Å), got {voxel_size}, {padding}")
+    xyz = np.asarray(xyz, dtype=np.float64)
+    low = xyz.min(axis=0)[::-1] - padding  # z, y, x
+    high = xyz.max(axis=0)[::-1] + padding
+    shape = np.ceil((high - low) / voxel_size).astype(int) + 1
+    return Volume(np.zeros(tuple(shape), dtype=np.float32), voxel_size, low)
+
+
+def _grid_for(
+    xyz: np.ndarray,
+    resolution: float,
+    on_grid: Volume | None,
+    voxel_size: float | None,
+    padding: float | None,
+) -> Volume:
+    if on_grid is not None:
+        return Volume(np.zeros(on_grid.shape, np.float32), on_grid.voxel_size, on_grid.origin)
+    step = resolution / 3.0 if voxel_size is None else float(voxel_size)
+    pad = 3.0 * resolution if padding is None else float(padding)
+    return box_around(xyz, step, pad)
+
+
+# ------------------------------------------------------------------------ sums of Gaussians
+
+
+def gaussian_density(
+    xyz: np.ndarray,
+    weights: np.ndarray,
+    sigma: float,
+    grid: Volume,
+    cutoff: float = 5.0,
+    method: str = "direct",
+    chunk_atoms: int = 200_000,
+) -> np.ndarray:
+    """Sum of normalised 3D Gaussians, one per atom, sampled on ``grid``.
+
+    Args:
+        xyz: (N, 3) atom positions, x, y, z in Å.
+        weights: (N,) integral of each atom's Gaussian (e.g. Z, electrons, Da).
+        sigma: standard deviation in Å.
+        grid: the grid (its values are ignored).
+        cutoff: Gaussians are zero beyond ``cutoff``·σ along each axis.
+        method: ``"direct"`` (exact window sums) or ``"fft"`` (trilinear spreading + Gaussian
+            filter); see the module docstring for the trade-off.
+        chunk_atoms: atoms per sparse product of the direct method (bounds its memory).
+    Returns:
+        float32 array (z, y, x) of density in weight units per Å³; its sum times the voxel
+        volume equals ``weights.sum()`` for atoms well inside the grid.
+    """
+    xyz = np.asarray(xyz, dtype=np.float64)
+    weights = np.asarray(weights, dtype=np.float64)
+    if xyz.ndim != 2 or xyz.shape[1] != 3 or len(weights) != len(xyz):
+        raise ConfigError(f"need xyz (N, 3) and N weights, got {xyz.shape} and {weights.shape}")
+    if not sigma > 0 or not cutoff > 0:
+        raise ConfigError(f"sigma and cutoff must be positive, got {sigma} Å and {cutoff}")
+    if not np.all(np.isfinite(xyz)):
+        raise FormatError("atom coordinates hold NaN or inf")
+    if method == "direct":
+        out = _direct(xyz, weights, sigma, grid, cutoff, chunk_atoms)
+    elif method == "fft":
+        out = _spread_and_filter(xyz, weights, sigma, grid, cutoff)
+    else:
+        raise ConfigError(f"unknown summation method {method!r}; use 'direct' or 'fft'")
+    return out.astype(np.float32)
+
+
+def _direct(
+    xyz: np.ndarray, w: np.ndarray, sigma: float, grid: Volume, cutoff: float, chunk: int
+) -> np.ndarray:
+    """Exact window sums, as a sparse matrix product.
+
+    Each Gaussian is separable: ``w·gz(z)·gy(y)·gx(x)``. Seen as a matrix with rows (z, y) and
+    columns x, the map is ``Σ_a (w_a gz_a ⊗ gy_a) gx_aᵀ = P Qᵀ``, where column ``a`` of the sparse
+    matrix ``P`` holds atom ``a``'s (z, y) window and row ``a`` of ``Q`` its x profile. scipy
+    multiplies the two in compiled code, without ever building the atoms × window³ array.
+    """
+    shape = np.array(grid.shape)
+    idx = grid.index_of(xyz)  # (N, 3) fractional z, y, x
+    reach = cutoff * sigma / grid.voxel_size  # cutoff in voxels per axis
+    # voxels within ±reach of an atom: at most floor(2·reach) + 1 of them per axis
+    width = np.floor(2 * reach).astype(int) + 1
+    first = np.ceil(idx - reach).astype(np.int64)
+    norm = (2 * np.pi) ** -1.5 / sigma**3  # so that each Gaussian integrates to its weight
+    out = np.zeros((shape[0] * shape[1], shape[2]))
+    for start in range(0, len(xyz), chunk):
+        sl = slice(start, start + chunk)
+        n = len(idx[sl])
+        profiles, positions = [], []
+        for a in range(3):
+            pos = first[sl, a, None] + np.arange(width[a])[None, :]  # (n, k) voxel indices
+            d = (pos - idx[sl, a, None]) * grid.voxel_size[a]  # Å
+            inside = (pos >= 0) & (pos < shape[a]) & (np.abs(d) <= cutoff * sigma)
+            profiles.append(np.where(inside, np.exp(-0.5 * (d / sigma) ** 2), 0.0))
+            positions.append(np.clip(pos, 0, shape[a] - 1))
+        zy = (w[sl] * norm)[:, None, None] * profiles[0][:, :, None] * profiles[1][:, None, :]
+        rows = positions[0][:, :, None] * shape[1] + positions[1][:, None, :]
+        k_zy, k_x = width[0] * width[1], width[2]
+        p = sparse.csc_matrix(
+            (zy.ravel(), rows.ravel(), np.arange(0, n * k_zy + 1, k_zy)),
+            shape=(shape[0] * shape[1], n),
+        )
+        q = sparse.csr_matrix(
+            (profiles[2].ravel(), positions[2].ravel(), np.arange(0, n * k_x + 1, k_x)),
+            shape=(n, shape[2]),
+        )
+        out += (p @ q).toarray()
+    return out.reshape(tuple(shape))
+
+
+def _spread_and_filter(
+    xyz: np.ndarray, w: np.ndarray, sigma: float, grid: Volume, cutoff: float
+) -> np.ndarray:
+    counts = spread_trilinear(xyz, w, grid)
+    # trilinear spreading adds (on average) h²/6 of variance per axis: take it off σ²
+    s_vox = np.sqrt(np.maximum((sigma / grid.voxel_size) ** 2 - 1.0 / 6.0, 1e-6))
+    blurred = ndimage.gaussian_filter(
+        counts.astype(np.float32), s_vox, mode="constant", truncate=cutoff
+    )
+    return blurred / float(np.prod(grid.voxel_size))
+
+
+def spread_trilinear(xyz: np.ndarray, weights: np.ndarray, grid: Volume) -> np.ndarray:
+    """Weights put on the 8 voxels around each atom with trilinear shares (sum kept inside)."""
+    shape = np.array(grid.shape)
+    idx = grid.index_of(xyz)
+    base = np.floor(idx).astype(np.int64)
+    frac = idx - base
+    corners = np.array(list(np.ndindex(2, 2, 2)))  # (8, 3)
+    pos = base[:, None, :] + corners[None]  # (N, 8, 3)
+    share = np.prod(np.where(corners[None] == 1, frac[:, None], 1.0 - frac[:, None]), axis=2)
+    share = share * weights[:, None]
+    inside = np.all((pos >= 0) & (pos < shape), axis=2)
+    flat = np.bincount(
+        np.ravel_multi_index(tuple(pos[inside].T), tuple(shape)),
+        weights=share[inside],
+        minlength=int(np.prod(shape)),
+    )
+    return flat.reshape(tuple(shape))
+
+
+# ---------------------------------------------------------------------------- simulators
+
+
+def molmap(
+    structure: StructureLike,
+    resolution: float,
+    on_grid: Volume | None = None,
+    voxel_size: float | None = None,
+    padding: float | None = None,
+    sigma_factor: float = MOLMAP_SIGMA_FACTOR,
+    cutoff: float = 5.0,
+    method: str = "direct",
+) -> Volume:
+    """ChimeraX ``molmap``: Gaussians weighted by atomic number, σ = ``sigma_factor``·R.
+
+    Args:
+        structure: a gemmi structure, :class:`~cryolab.io.Atoms`, or a PDB/mmCIF path.
+        resolution: R in Å.
+        on_grid: sample on this map's grid (shape, voxel size and origin) instead of a box.
+        voxel_size: grid step of the automatic box (default R/3).
+        padding: margin of the automatic box in Å (default 3R).
+        sigma_factor: σ / R (default 1/(π√2) ≈ 0.225).
+        cutoff: in σ (default 5).
+        method: ``"direct"`` or ``"fft"`` (see :func:`gaussian_density`).
+    """
+    r = _check_resolution(resolution)
+    atoms = atoms_from(structure)
+    grid = _grid_for(atoms.xyz, r, on_grid, voxel_size, padding)
+    data = gaussian_density(atoms.xyz, atoms.atomic_number, sigma_factor * r, grid, cutoff, method)
+    return grid.with_data(data)
+
+
+def electron_counts(atoms: Atoms) -> np.ndarray:
+    """EMAN2's electron count per atom (:data:`ELECTRONS`, else the atomic number)."""
+    return np.array(
+        [ELECTRONS.get(e.upper(), float(z)) for e, z in zip(atoms.element, atoms.atomic_number,
+                                                            strict=True)],
+        dtype=np.float64,
+    )
+
+
+def pdb2mrc(
+    structure: StructureLike,
+    resolution: float,
+    on_grid: Volume | None = None,
+    voxel_size: float | None = None,
+    padding: float | None = None,
+) -> Volume:
+    """EMAN2 ``e2pdb2mrc``: electrons put on the grid, then a Gaussian low-pass whose transfer
+    falls to 1/e at 1/R (so σ = R/(π√2) in real space; the ``"fft"`` summation)."""
+    r = _check_resolution(resolution)
+    atoms = atoms_from(structure)
+    grid = _grid_for(atoms.xyz, r, on_grid, voxel_size, padding)
+    sigma = MOLMAP_SIGMA_FACTOR * r
+    data = gaussian_density(atoms.xyz, electron_counts(atoms), sigma, grid, 5.0, "fft")
+    return grid.with_data(data)
+
+
+def blur(
+    structure: StructureLike,
+    resolution: float,
+    sigma_factor: float = 0.356,
+    on_grid: Volume | None = None,
+    voxel_size: float | None = None,
+    padding: float | None = None,
+    cutoff: float = 5.0,
+    method: str = "direct",
+) -> Volume:
+    """TEMPy ``StructureBlurrer``-style map: mass-weighted Gaussians with σ = ``sigma_factor``·R.
+
+    ``sigma_factor`` is TEMPy's ``sigma_coeff`` (:data:`BLUR_SIGMA_FACTORS`): 0.187 (Situs:
+    the Fourier transform falls to half its maximum at 1/R), 0.225 (Chimera: to 1/e at 1/R),
+    0.356 (TEMPy's default: the Gaussian's 1/e-of-height width equals R) and 0.4247 (σ is
+    half the width at half maximum... of a Gaussian of FWHM = R). Any positive value works.
+    """
+    r = _check_resolution(resolution)
+    if not sigma_factor > 0:
+        raise ConfigError(f"sigma_factor must be positive, got {sigma_factor}")
+    atoms = atoms_from(structure)
+    grid = _grid_for(atoms.xyz, r, on_grid, voxel_size, padding)
+    data = gaussian_density(atoms.xyz, atoms.mass, sigma_factor * r, grid, cutoff, method)
+    return grid.with_data(data)
+
+
+def formfactor(
+    structure: StructureLike,
+    resolution: float,
+    on_grid: Volume | None = None,
+    voxel_size: float | None = None,
+    padding: float | None = None,
+) -> Volume:
+    """Electron scattering factors (gemmi ``DensityCalculatorE``) low-passed to R.
+
+    gemmi sums each atom's electron form factor (5 Gaussians, blurred by the atom's B-factor)
+    on a periodic unit-cell grid; its ``d_min`` only sets the sampling and the cutoff radius.
+    We give it a cell covering our grid plus a margin (so nothing wraps around), read the grid
+    back, and apply the same Gaussian low-pass as molmap (transfer 1/e at 1/R). Needs a gemmi
+    structure or a path (B-factors and elements come from the file).
+    """
+    r = _check_resolution(resolution)
+    if isinstance(structure, Atoms):
+        raise ConfigError("formfactor needs a gemmi structure or a file, not bare Atoms")
+    st = structure if isinstance(structure, gemmi.Structure) else read_structure(structure)
+    atoms = atoms_of(st)
+    grid = _grid_for(atoms.xyz, r, on_grid, voxel_size, padding)
+    step = grid.voxel_size
+    margin = np.ceil(3.0 * r / step).astype(int) + 2  # voxels of margin against wrap-around
+    size = np.array(grid.shape) + 2 * margin  # z, y, x
+    corner = grid.origin - margin * step  # z, y, x position of gemmi's grid point 0
+
+    model = st.clone()[0]  # a copy, shifted so our corner is gemmi's (0, 0, 0)
+    model.transform_pos_and_adp(
+        gemmi.Transform(gemmi.Mat33(), gemmi.Vec3(*(-corner[::-1]).tolist()))
+    )
+    dc = gemmi.DensityCalculatorE()
+    dc.d_min = max(2.0 * float(step.max()), 0.5)
+    dc.grid.unit_cell = gemmi.UnitCell(*(size[::-1] * step[::-1]).tolist(), 90, 90, 90)
+    dc.grid.spacegroup = gemmi.find_spacegroup_by_name("P1")
+    dc.initialize_grid()  # sizes the grid from d_min; we then impose our own sampling
+    dc.grid.set_size(*(int(n) for n in size[::-1]))
+    dc.grid.fill(0.0)
+    dc.add_model_density_to_grid(model)
+    values = np.array(dc.grid, copy=True).transpose(2, 1, 0)  # gemmi is x, y, z
+    inner = tuple(slice(m, m + n) for m, n in zip(margin, grid.shape, strict=True))
+    sigma_vox = MOLMAP_SIGMA_FACTOR * r / step
+    data = ndimage.gaussian_filter(values, sigma_vox, mode="wrap", truncate=5.0)[inner]
+    return grid.with_data(data)
+
+
+def simulate(
+    structure: StructureLike, resolution: float, method: str = "molmap", **options
+) -> Volume:
+    """Run the simulator named ``method`` (one of :data:`METHODS`) with its options."""
+    simulators = {"molmap": molmap, "pdb2mrc": pdb2mrc, "blur": blur, "formfactor": formfactor}
+    if method not in simulators:
+        raise ConfigError(f"unknown simulation method {method!r}; choose one of {METHODS}")
+    return simulators[method](structure, resolution, **options)
+
+
+# --------------------------------------------------------------------------------- resampling
+
+
+def resample(
+    volume: Volume,
+    voxel_size: float | None = None,
+    order: int = 1,
+    like: Volume | None = None,
+) -> Volume:
+    """Interpolate a map onto a grid of ``voxel_size`` Å covering the same box, or onto ``like``.
+
+    ``order`` is the spline order of ``scipy.ndimage.map_coordinates`` (1 = trilinear, as
+    ChimeraX ``volume resample``). Positions outside the input read 0.
+    """
+    if like is None:
+        if voxel_size is None or not voxel_size > 0:
+            raise ConfigError(f"voxel_size must be positive, got {voxel_size} Å")
+        shape = np.maximum(np.floor((np.array(volume.shape) - 1) * volume.voxel_size
+                                    / voxel_size).astype(int) + 1, 1)
+        like = Volume(np.zeros(tuple(shape), np.float32), voxel_size, volume.origin)
+    axes = like.grid_axes()
+    coords = [(axes[a] - volume.origin[a]) / volume.voxel_size[a] for a in range(3)]
+    zz, yy, xx = np.meshgrid(*coords, indexing="ij")
+    data = ndimage.map_coordinates(
+        volume.data, [zz, yy, xx], order=order, mode="constant", cval=0.0, prefilter=order > 1
+    )
+    return like.with_data(data)
