@@ -42,7 +42,8 @@ def test_book_builds_with_every_chapter_and_its_figures(site):
     for name in toc_notebooks():
         page = html / "notebooks" / f"{name}.html"
         assert page.is_file(), f"{name} missing from the site"
-        assert "<img" in page.read_text(), f"{name} shows no figure"
+        if not name.startswith("99"):  # the results overview is tables only
+            assert "<img" in page.read_text(), f"{name} shows no figure"
     images = list((html / "_images").glob("*.png"))
     assert images and all(p.stat().st_size > 1000 for p in images)
 
