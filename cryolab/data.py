@@ -42,6 +42,7 @@ __all__ = [
     "find",
     "pairs",
     "registry",
+    "sha256_file",
 ]
 
 ENV_VAR = "CRYOLAB_DATA_DIR"
@@ -191,11 +192,12 @@ def _sha256(path: Path) -> str:
     stat = path.stat()
     key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
     if key not in _hashes:
-        _hashes[key] = _hash_file(path)
+        _hashes[key] = sha256_file(path)
     return _hashes[key]
 
 
-def _hash_file(path: Path) -> str:
+def sha256_file(path: Path) -> str:
+    """SHA-256 hex digest of a file, read in 1 MiB chunks."""
     digest = hashlib.sha256()
     with path.open("rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):

@@ -35,12 +35,13 @@ from __future__ import annotations
 
 import argparse
 import csv
-import hashlib
 import re
 import sys
 from collections import Counter
 from io import StringIO
 from pathlib import Path
+
+from cryolab.data import sha256_file
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_SOURCES = REPO.parent / "shared" / "data" / "SOURCES.tsv"
@@ -157,15 +158,6 @@ def read_sources(path: Path) -> list[dict[str, str]]:
     return rows
 
 
-def sha256_of(path: Path) -> str:
-    """sha256 hex digest of a file, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def list_rows(mirror: Path, known: set[str]) -> list[dict[str, str]]:
     """SOURCES-like rows for the mirror's id lists (lists/*.csv) that SOURCES.tsv lacks."""
     rows = []
@@ -180,7 +172,7 @@ def list_rows(mirror: Path, known: set[str]) -> list[dict[str, str]]:
         rows.append(
             {
                 "path": name,
-                "sha256": sha256_of(path),
+                "sha256": sha256_file(path),
                 "bytes": str(path.stat().st_size),
                 "kind": "id-list",
                 "database_ids": "",
@@ -571,7 +563,7 @@ def main(argv: list[str] | None = None) -> None:
     mirror = sources.parent
     rows = read_sources(sources)
     if args.verify:
-        bad = [r["path"] for r in rows if sha256_of(mirror / r["path"]) != r["sha256"]]
+        bad = [r["path"] for r in rows if sha256_file(mirror / r["path"]) != r["sha256"]]
         if bad:
             sys.exit(f"{len(bad)} mirror files differ from SOURCES.tsv: {bad[:5]}")
     rows += list_rows(mirror, {r["path"] for r in rows})

@@ -75,7 +75,7 @@ def test_fetch_returns_the_mirror_file(monkeypatch: pytest.MonkeyPatch) -> None:
     path = data.fetch(OFFICIAL_FILE)
     assert path == MIRROR / OFFICIAL_FILE
     # The verified hash is remembered: a second fetch does not hash the file again.
-    monkeypatch.setattr(data, "_hash_file", lambda p: pytest.fail(f"{p} hashed twice"))
+    monkeypatch.setattr(data, "sha256_file", lambda p: pytest.fail(f"{p} hashed twice"))
     assert data.fetch(OFFICIAL_FILE) == path
 
 
