@@ -392,11 +392,13 @@ def resample(
     voxel_size: float | None = None,
     order: int = 1,
     like: Volume | None = None,
+    mode: str = "constant",
 ) -> Volume:
     """Interpolate a map onto a grid of ``voxel_size`` Å covering the same box, or onto ``like``.
 
     ``order`` is the spline order of ``scipy.ndimage.map_coordinates`` (1 = trilinear, as
-    ChimeraX ``volume resample``). Positions outside the input read 0.
+    ChimeraX ``volume resample``). Positions outside the input read 0 with ``mode="constant"``;
+    ``mode="nearest"`` repeats the edge voxels instead.
     """
     if like is None:
         if voxel_size is None or not voxel_size > 0:
@@ -408,6 +410,6 @@ def resample(
     coords = [(axes[a] - volume.origin[a]) / volume.voxel_size[a] for a in range(3)]
     zz, yy, xx = np.meshgrid(*coords, indexing="ij")
     data = ndimage.map_coordinates(
-        volume.data, [zz, yy, xx], order=order, mode="constant", cval=0.0, prefilter=order > 1
+        volume.data, [zz, yy, xx], order=order, mode=mode, cval=0.0, prefilter=order > 1
     )
     return like.with_data(data)

@@ -28,7 +28,7 @@ def sharpen_unet3d(volume: Volume, args: argparse.Namespace) -> Volume:
     scaled back to the input's units and resampled onto the input grid.
     """
     from ..nn.unet3d import UNet3D
-    from ..pipelines.superres import normalise, resample
+    from ..pipelines.superres import normalise, onto_grid, resample
     from ..tiles import predict_volume
     from ..train import load_model
 
@@ -45,17 +45,7 @@ def sharpen_unet3d(volume: Volume, args: argparse.Namespace) -> Volume:
         model, data, patch=patch, stride=stride, weight="gaussian", batch_size=4,
         progress=True,
     )
-    return _onto_grid(on_grid.with_data(pred * scale), volume)
-
-
-def _onto_grid(source: Volume, target: Volume) -> Volume:
-    """Values of ``source`` at the voxel centres of ``target`` (same origin; cubic spline)."""
-    from scipy import ndimage
-
-    axes = [np.arange(n) * target.voxel_size[i] / source.voxel_size[i]
-            for i, n in enumerate(target.shape)]
-    grid = np.meshgrid(*axes, indexing="ij")
-    return target.with_data(ndimage.map_coordinates(source.data, grid, order=3, mode="nearest"))
+    return onto_grid(on_grid.with_data(pred * scale), volume)
 
 
 def _vae_chapter(name: str) -> SharpenMethod:

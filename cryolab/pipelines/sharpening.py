@@ -389,7 +389,6 @@ def sharpen_bfactor(volume: Volume, args: argparse.Namespace) -> Volume:
 def sharpen_vae(volume: Volume, args: argparse.Namespace) -> Volume:
     """``cryolab sharpen --method vae --checkpoint CKPT``: the map resampled to 1 Å, z-scored,
     decoded tile by tile from ``z = μ``, put back in the input's units and grid."""
-    from ..commands.sharpen import _onto_grid
 
     if not args.checkpoint:
         raise ConfigError("--method vae needs --checkpoint CKPT (a trained VAE3D)")
@@ -400,4 +399,4 @@ def sharpen_vae(volume: Volume, args: argparse.Namespace) -> Volume:
     pred = predict_volume(model, zscore(on_grid.data), patch=patch,
                           stride=args.stride or patch // 2, weight="gaussian", batch_size=4,
                           progress=True)
-    return _onto_grid(on_grid.with_data(pred * std + mean), volume)
+    return sr.onto_grid(on_grid.with_data(pred * std + mean), volume)

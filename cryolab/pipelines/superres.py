@@ -21,9 +21,8 @@ import gemmi
 import numpy as np
 import pandas as pd
 import torch
-from scipy import ndimage
 
-from .. import metrics
+from .. import density, metrics
 from ..data import fetch, find
 from ..degrade import NoiseParams, degrade
 from ..emringer import GAMMA_ATOMS, emringer
@@ -303,10 +302,13 @@ def resample(volume: Volume, voxel: float, shape: Sequence[int] | None = None) -
         return volume
     if shape is None:
         shape = np.floor((np.array(volume.shape) - 1) * volume.voxel_size / voxel + 1e-6) + 1
-    axes = [np.arange(int(n)) * voxel / volume.voxel_size[i] for i, n in enumerate(shape)]
-    grid = np.meshgrid(*axes, indexing="ij")
-    data = ndimage.map_coordinates(volume.data, grid, order=3, mode="nearest")
-    return Volume(data, voxel, volume.origin)
+    grid = Volume(np.zeros(tuple(int(n) for n in shape), np.float32), voxel, volume.origin)
+    return onto_grid(volume, grid)
+
+
+def onto_grid(source: Volume, target: Volume) -> Volume:
+    """Values of ``source`` at the voxel centres of ``target`` (cubic spline, edges repeated)."""
+    return density.resample(source, like=target, order=3, mode="nearest")
 
 
 def predict_map(model: torch.nn.Module, volume: Volume, profile: SuperResProfile,
