@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import http.server
+import json
 import os
 import shutil
 import sys
@@ -46,6 +47,28 @@ def test_book_builds_with_every_chapter_and_its_figures(site):
             assert "<img" in page.read_text(), f"{name} shows no figure"
     images = list((html / "_images").glob("*.png"))
     assert images and all(p.stat().st_size > 1000 for p in images)
+
+
+@pytest.mark.parametrize("name", toc_notebooks())
+def test_every_shown_figure_is_captioned(run_notebook, name):
+    """Each image a run shows sits in a cell with a caption and alt text, and is its only output
+    (myst-nb would wrap a table shown by the same cell in the figure too)."""
+    run_notebook(name)
+    nb = json.loads((ROOT / "_build" / "executed" / f"{name}.ipynb").read_text())
+    for cell in nb["cells"]:
+        if cell["cell_type"] != "code":
+            continue
+        shown = [o for o in cell["outputs"]
+                 if o["output_type"] in ("display_data", "execute_result")]
+        images = [o for o in shown if "image/png" in o.get("data", {})]
+        options = cell["metadata"].get("mystnb", {})
+        where = f"{name}: cell starting {''.join(cell['source'])[:60]!r}"
+        if images:
+            caption = options.get("figure", {}).get("caption")
+            alt = options.get("image", {}).get("alt")
+            assert caption and alt, f"{where} shows a figure without caption and alt text"
+        if "figure" in options:
+            assert len(shown) == len(images) == 1, f"{where}: {len(shown)} outputs, not one image"
 
 
 def _chromium() -> str | None:
