@@ -61,7 +61,9 @@ def record(out_dir: Path, profile: str, row: dict) -> None:
     rows = [r for r in report["notebooks"] if r["notebook"] != row["notebook"]] + [row]
     report["notebooks"] = sorted(rows, key=lambda r: r["notebook"])
     report["total_seconds"] = round(sum(r["seconds"] for r in report["notebooks"]), 1)
-    path.write_text(json.dumps(report, indent=2))
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(report, indent=2))
+    tmp.replace(path)  # atomic: a reader never sees half a report
 
 
 def main() -> int:
