@@ -2,7 +2,8 @@
 
 The build fails on any Sphinx warning (broken reference, missing figure). The browser test opens
 every page in headless Chromium and fails on an image that does not load, an internal link to a
-page that does not exist, a JavaScript error, or a chapter without its results table; it saves a
+page that does not exist, a JavaScript error, a chapter without its results table, a figure
+without alt text or caption, or a chapter that links fewer than three glossary terms; it saves a
 screenshot of each chapter's first screen to ``_build/screenshots/``.
 
 Without Chromium the browser test is skipped, unless ``CRYOLAB_REQUIRE_BROWSER=1`` (as in CI).
@@ -159,6 +160,18 @@ def test_every_page_in_a_real_browser(site, server):
                 )
                 if not (tables and has_results):
                     problems.append(f"{rel}: no results section with a table")
+                uncaptioned = page.evaluate(
+                    "Array.from(document.querySelectorAll('article.bd-article img')).filter(i =>"
+                    " !i.alt.trim() || !i.closest('figure')?.querySelector('figcaption'))"
+                    ".map(i => i.getAttribute('src'))"
+                )
+                problems += [f"{rel}: figure without alt text or caption: {s}" for s in uncaptioned]
+                terms = page.evaluate(
+                    "new Set(Array.from(document.querySelectorAll('article.bd-article "
+                    "a[href*=\"glossary.html#term-\"]')).map(a => a.hash)).size"
+                )
+                if terms < 3 and not rel.endswith("99_results_overview.html"):
+                    problems.append(f"{rel}: links only {terms} glossary terms")
                 page.screenshot(path=str(SCREENSHOTS / f"{Path(rel).stem}.png"))
         browser.close()
     assert not problems, "\n".join(problems)
