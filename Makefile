@@ -31,7 +31,7 @@ test: $(VENV)/.installed lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 lint: $(VENV)/.installed
-	$(BIN)/ruff check cryolab tests benchmarks data_manifest book
+	$(BIN)/ruff check cryolab tests benchmarks data_manifest book notebooks
 
 unit: $(VENV)/.installed
 	$(BIN)/python -m pytest -q -m "not notebook"
