@@ -102,23 +102,57 @@ def _pages(html: Path) -> list[str]:
     )
 
 
-def test_every_page_in_a_real_browser(site, server):
+def _chromium_or_skip() -> str:
     chromium = _chromium()
     if chromium is None:
         if os.environ.get("CRYOLAB_REQUIRE_BROWSER"):
             pytest.fail("CRYOLAB_REQUIRE_BROWSER is set but no Chromium was found")
         pytest.skip("no Chromium on this machine (apt-get install chromium)")
+    return chromium
+
+
+BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+def test_a_reader_opening_index_html_reaches_every_chapter_by_next(site):
+    """From ``_build/html/index.html`` opened as a file, the "next" links lead through every
+    chapter of the table of contents in order, with every image loaded."""
+    chromium = _chromium_or_skip()
+    playwright = pytest.importorskip("playwright.sync_api")
+    wanted = [f"{n}.html" for n in toc_notebooks()]
+    visited: list[str] = []
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=BROWSER_ARGS)
+        page = browser.new_page()
+        page.goto(site.as_uri())
+        page.wait_for_url("**/book/intro.html")
+        for _ in range(100):
+            visited.append(Path(urlparse(page.url).path).name)
+            broken = page.evaluate(
+                "Array.from(document.images).filter(i => !i.complete || i.naturalWidth === 0)"
+                ".length"
+            )
+            assert broken == 0, f"{page.url}: {broken} images do not load from disk"
+            following = page.locator("a.right-next")
+            if following.count() == 0:
+                break
+            following.first.click()
+            page.wait_for_load_state("load")
+        browser.close()
+    chapters = [v for v in visited if v in wanted]
+    assert chapters == wanted, f"reading order {visited} misses or reorders chapters"
+
+
+def test_every_page_in_a_real_browser(site, server):
+    chromium = _chromium_or_skip()
     playwright = pytest.importorskip("playwright.sync_api")
     html = site.parent
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     chapters = {f"notebooks/{n}.html" for n in toc_notebooks()}
     problems: list[str] = []
     with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=chromium,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run"],
-        )
+        browser = p.chromium.launch(executable_path=chromium, args=BROWSER_ARGS)
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         # The site must work offline: requests leaving localhost are refused (and not counted).
         page.route(
