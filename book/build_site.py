@@ -53,12 +53,21 @@ def _run_box(name: str, row: dict | None, profile: str | None) -> dict:
         ":::{admonition} Run it yourself\n:class: tip\n"
         f"{measured} {gpu}\n\n"
         "```bash\n"
-        f"papermill notebooks/{name}.ipynb out.ipynb -p profile smoke   # about a minute\n"
-        f"papermill notebooks/{name}.ipynb out.ipynb -p profile book    # under 15 min, 2 cores\n"
-        f"papermill notebooks/{name}.ipynb out.ipynb -p profile paper   # paper scale, GPU\n"
+        "# profile: smoke (under 90 s), book (under 15 min on 2 cores) or paper (GPU)\n"
+        f"papermill notebooks/{name}.ipynb out.ipynb -p profile book\n"
         "```\n:::"
     )
     return {"cell_type": "markdown", "metadata": {}, "source": text}
+
+
+def _show_only_injected_parameters(notebook: dict) -> None:
+    """Hide the stored ``profile = "book"`` cell when papermill injected the profile that ran,
+    so a page never shows two different profiles."""
+    tags = [c.get("metadata", {}).get("tags", []) for c in notebook["cells"]]
+    if any("injected-parameters" in t for t in tags):
+        for cell, cell_tags in zip(notebook["cells"], tags, strict=True):
+            if "parameters" in cell_tags:
+                cell.setdefault("metadata", {})["tags"] = [*cell_tags, "remove-cell"]
 
 
 def build(executed: Path = ROOT / "_build" / "executed") -> Path:
@@ -81,6 +90,7 @@ def build(executed: Path = ROOT / "_build" / "executed") -> Path:
     for name in toc_notebooks():
         notebook = json.loads((executed / f"{name}.ipynb").read_text())
         notebook["cells"].insert(1, _run_box(name, report.get(name), report.get("profile")))
+        _show_only_injected_parameters(notebook)
         (site / "notebooks" / f"{name}.ipynb").write_text(json.dumps(notebook))
     proc = subprocess.run(
         [str(Path(sys.executable).parent / "jupyter-book"), "build", str(site),
