@@ -4,7 +4,9 @@ The build fails on any Sphinx warning (broken reference, missing figure). The br
 every page in headless Chromium and fails on an image that does not load, an internal link to a
 page that does not exist, a JavaScript error, a chapter without its results table, a figure
 without alt text or caption, or a chapter that links fewer than three glossary terms; it saves a
-screenshot of each chapter's first screen to ``_build/screenshots/``.
+screenshot of each chapter's first screen to ``_build/screenshots/``. A second browser test opens
+``_build/html/index.html`` from disk, as a reader would, and follows the "next" links from the
+introduction through every chapter.
 
 Without Chromium the browser test is skipped, unless ``CRYOLAB_REQUIRE_BROWSER=1`` (as in CI).
 """
