@@ -116,6 +116,9 @@ def _chromium_or_skip() -> str:
     return chromium
 
 
+#: The ``src`` of every image on the page that failed to load.
+BROKEN_IMAGES = ("Array.from(document.images).filter(i => !i.complete || i.naturalWidth === 0)"
+                 ".map(i => i.getAttribute('src'))")
 BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 
@@ -134,11 +137,8 @@ def test_a_reader_opening_index_html_reaches_every_chapter_by_next(site):
         page.wait_for_url("**/book/intro.html")
         for _ in range(100):
             visited.append(Path(urlparse(page.url).path).name)
-            broken = page.evaluate(
-                "Array.from(document.images).filter(i => !i.complete || i.naturalWidth === 0)"
-                ".length"
-            )
-            assert broken == 0, f"{page.url}: {broken} images do not load from disk"
+            broken = page.evaluate(BROKEN_IMAGES)
+            assert not broken, f"{page.url}: images do not load from disk: {broken}"
             following = page.locator("a.right-next")
             if following.count() == 0:
                 break
@@ -177,10 +177,7 @@ def test_every_page_in_a_real_browser(site, server):
             if response is None or response.status != 200:
                 problems.append(f"{rel}: HTTP {response.status if response else 'none'}")
                 continue
-            broken = page.evaluate(
-                "Array.from(document.images).filter(i => !i.complete || i.naturalWidth === 0)"
-                ".map(i => i.getAttribute('src'))"
-            )
+            broken = page.evaluate(BROKEN_IMAGES)
             problems += [f"{rel}: image does not load: {src}" for src in broken]
             for href in page.evaluate("Array.from(document.links).map(a => a.href)"):
                 url = urlparse(href)
