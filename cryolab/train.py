@@ -14,6 +14,14 @@ A step function takes the trainer and one batch and returns a dict of floats to 
 :func:`supervised_step` covers plain regression/segmentation; :func:`gan_step` is the
 generator/discriminator update of struc2mapGAN. On a GPU the forward passes run in bfloat16
 autocast (mixed precision); on the CPU in float32.
+
+Started by ``torchrun --nproc_per_node=N`` (after :func:`init_distributed`), the same trainer
+runs data-parallel: every model is wrapped in PyTorch's ``DistributedDataParallel`` (NCCL on
+GPUs, gloo on the CPU; BatchNorm becomes SyncBatchNorm on GPUs), every process draws the same
+global batch from the epoch's generator and keeps its own share of the samples
+(:func:`shard`), gradients are averaged so that one step equals one step on the whole batch in
+one process, the logged numbers are those of the whole batch, and only rank 0 shows progress
+and writes checkpoints.
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import distributed as dist
 from torch import nn
 from tqdm import tqdm
 
@@ -45,6 +54,9 @@ __all__ = [
     "load_model",
     "set_seed",
     "iterate_minibatches",
+    "init_distributed",
+    "is_main_process",
+    "shard",
 ]
 
 Batch = Any
@@ -67,6 +79,111 @@ def set_seed(seed: int) -> np.random.Generator:
 
 def _epoch_seed(seed: int, epoch: int) -> int:
     return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
+
+
+# ------------------------------------------------------------------- data-parallel training
+
+
+def init_distributed() -> int:
+    """Join the process group that ``torchrun`` describes in the environment (``WORLD_SIZE``,
+    ``RANK``, ``LOCAL_RANK``, ``MASTER_ADDR``): NCCL when CUDA is present, gloo otherwise.
+
+    Returns the number of processes; outside ``torchrun`` that is 1 and nothing is started.
+    """
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1 or not dist.is_available():
+        return 1
+    if not dist.is_initialized():
+        if torch.cuda.is_available():
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+            dist.init_process_group("nccl")
+        else:
+            dist.init_process_group("gloo")
+    return dist.get_world_size()
+
+
+def _distributed() -> bool:
+    return dist.is_available() and dist.is_initialized()
+
+
+def is_main_process() -> bool:
+    """True in a single-process run and on rank 0 of a data-parallel one."""
+    return not _distributed() or dist.get_rank() == 0
+
+
+def _leaves(batch: Batch) -> Iterator[torch.Tensor | np.ndarray]:
+    if isinstance(batch, (torch.Tensor, np.ndarray)) and batch.ndim > 0:
+        yield batch
+    elif isinstance(batch, Mapping):
+        for value in batch.values():
+            yield from _leaves(value)
+    elif isinstance(batch, (list, tuple)):
+        for value in batch:
+            yield from _leaves(value)
+
+
+def _cut(batch: Batch, lo: int, hi: int) -> Batch:
+    if isinstance(batch, (torch.Tensor, np.ndarray)) and batch.ndim > 0:
+        return batch[lo:hi]
+    if isinstance(batch, Mapping):
+        return {k: _cut(v, lo, hi) for k, v in batch.items()}
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(_cut(v, lo, hi) for v in batch)
+    return batch
+
+
+def shard(batch: Batch, rank: int, world: int) -> tuple[Batch, float]:
+    """Process ``rank``'s share of a global batch, and that share's fraction of the samples.
+
+    Every tensor or array in the batch (first axis = samples, the same number B in each) is
+    cut into ``world`` contiguous parts whose sizes differ by at most one, as a
+    ``DistributedSampler`` without padding would deal them. A process whose part is empty
+    (B < world) gets the first sample with a fraction of 0: it still runs the step, as every
+    process must, but its gradients and logged numbers count for nothing.
+    """
+    sizes = {len(a) for a in _leaves(batch)}
+    if len(sizes) != 1 or 0 in sizes:
+        raise ValueError(f"a batch must hold one number of samples ≥ 1 in every array, not "
+                         f"{sorted(sizes)}")
+    total = sizes.pop()
+    lo, hi = total * rank // world, total * (rank + 1) // world
+    if hi == lo:
+        return _cut(batch, 0, 1), 0.0
+    return _cut(batch, lo, hi), (hi - lo) / total
+
+
+class _Dispatch(nn.Module):
+    """Lets one ``DistributedDataParallel`` forward call any method of the wrapped model
+    (``forward``, a VAE's ``run``, ...), so gradients of every method are averaged."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        return getattr(self.model, method)(*args, **kwargs)
+
+
+class _Replica:
+    """A model as step functions see it in a data-parallel run: calling it, or any method of
+    its own class, runs through ``DistributedDataParallel``; everything else (parameters,
+    ``train``/``eval``, attributes) is the model itself."""
+
+    def __init__(self, model: nn.Module, device: torch.device) -> None:
+        from torch.nn.parallel import DistributedDataParallel
+
+        self.module = model
+        ids = [device.index] if device.type == "cuda" else None
+        self._ddp = DistributedDataParallel(_Dispatch(model), device_ids=ids)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._ddp("forward", *args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self.module, name)
+        if callable(value) and not hasattr(nn.Module, name) and hasattr(type(self.module), name):
+            return lambda *args, **kwargs: self._ddp(name, *args, **kwargs)
+        return value
 
 
 @dataclass
@@ -134,6 +251,10 @@ class Trainer:
         self.schedulers = dict(schedulers or {})
         self.monitor = monitor
         self.device = pick_device(str(device) if device else None)
+        self.rank, self.world = (dist.get_rank(), dist.get_world_size()) if _distributed() \
+            else (0, 1)
+        if _distributed() and self.device.type == "cuda" and self.device.index is None:
+            self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
         self.amp = self.device.type == "cuda" if amp is None else amp
         self.seed = seed
         self.grad_clip = grad_clip
@@ -141,11 +262,25 @@ class Trainer:
         self.epoch = 0  # epochs completed
         for model in self.models.values():
             model.to(self.device)
+        self._replicas: dict[str, _Replica] = {}
+        if _distributed():
+            for name, model in self.models.items():
+                if self.device.type == "cuda":  # batch statistics over the global batch
+                    nn.SyncBatchNorm.convert_sync_batchnorm(model)
+                self._replicas[name] = _Replica(model, self.device)
+        self._loss_scale = 1.0  # this process's share of the batch × world size
 
     @property
     def model(self) -> nn.Module:
-        """The first (or only) model."""
-        return next(iter(self.models.values()))
+        """The first (or only) model, as step functions call it (see :meth:`replica`)."""
+        return self.replica()
+
+    def replica(self, name: str | None = None) -> nn.Module:
+        """Model ``name`` (default: the first) as a step function should call it: the model
+        itself in one process, its ``DistributedDataParallel`` replica in a data-parallel run
+        (calls average the gradients across processes; attributes are the model's)."""
+        name = name or next(iter(self.models))
+        return self._replicas[name] if name in self._replicas else self.models[name]
 
     # ---------------------------------------------------------------- helpers for step fns
     def to_device(self, batch: Batch) -> Batch:
@@ -170,6 +305,8 @@ class Trainer:
         """Back-propagate ``loss`` and step the optimiser of model ``name``."""
         optimizer = self.optimizers[name]
         optimizer.zero_grad(set_to_none=True)
+        if self._loss_scale != 1.0:  # data-parallel: gradients of the global batch's mean
+            loss = loss * self._loss_scale
         loss.backward()
         if self.grad_clip is not None:
             nn.utils.clip_grad_norm_(self.models[name].parameters(), self.grad_clip)
@@ -196,7 +333,8 @@ class Trainer:
         """
         self.resume()
         bar = tqdm(
-            total=epochs, initial=self.epoch, disable=not progress, desc="epochs",
+            total=epochs, initial=self.epoch, disable=not progress or not is_main_process(),
+            desc="epochs",
             file=sys.stderr, ncols=100, mininterval=1.0,
         )
         done_here = 0
@@ -206,8 +344,10 @@ class Trainer:
                 self.history.records.append(record)
                 self.epoch += 1
                 done_here += 1
-                if self.checkpoint:
+                if self.checkpoint and is_main_process():
                     self.save(self.checkpoint)
+                if _distributed():  # every process leaves with the checkpoint on disk
+                    dist.barrier()
                 bar.set_postfix({k: f"{v:.4g}" for k, v in record.items() if k != "epoch"})
                 bar.update(1)
         return self.history
@@ -224,12 +364,18 @@ class Trainer:
         sums: dict[str, float] = {}
         count = 0
         for batch in batches(self.epoch, rng):
+            weight = 1.0
+            if self._replicas:
+                batch, weight = shard(batch, self.rank, self.world)
+                self._loss_scale = weight * self.world
             logged = self.step_fn(self, batch)
             for key, value in logged.items():
-                sums[key] = sums.get(key, 0.0) + float(value)
+                sums[key] = sums.get(key, 0.0) + weight * float(value)
             count += 1
         if count == 0:
             raise ValueError("the batch source yielded no batches")
+        if self._replicas:  # the whole batch's numbers: shares weighted by their samples
+            sums = self._sum_over_processes(sums)
         record: dict[str, float] = {"epoch": float(self.epoch)}
         record.update({k: v / count for k, v in sums.items()})
         if validate is not None:
@@ -245,6 +391,13 @@ class Trainer:
             record[f"lr_{name}"] = self.optimizers[name].param_groups[0]["lr"]
         record["seconds"] = time.perf_counter() - start
         return record
+
+    def _sum_over_processes(self, values: dict[str, float]) -> dict[str, float]:
+        keys = sorted(values)
+        on = self.device if dist.get_backend() == "nccl" else torch.device("cpu")
+        total = torch.tensor([values[k] for k in keys], dtype=torch.float64, device=on)
+        dist.all_reduce(total)
+        return dict(zip(keys, total.tolist(), strict=True))
 
     # ----------------------------------------------------------------------- checkpoints
     def state(self) -> dict[str, Any]:
@@ -391,7 +544,8 @@ def gan_step(
 
     def step(trainer: Trainer, batch: Batch) -> dict[str, float]:
         x, y = trainer.to_device(batch)
-        generator, discriminator = trainer.models["generator"], trainer.models["discriminator"]
+        generator = trainer.replica("generator")
+        discriminator = trainer.replica("discriminator")
         with trainer.autocast():
             fake = generator(x)
             real_logit = discriminator(y).float()

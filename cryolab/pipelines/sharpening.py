@@ -33,12 +33,12 @@ import torch
 from .. import metrics
 from ..errors import ConfigError
 from ..io import Volume, atoms_of
-from ..nn.unet3d import UNet3D, dice_loss
+from ..nn.unet3d import UNet3D
 from ..nn.vae import VAE3D, sample_volume, vae_step
 from ..results import repo_root
 from ..sharpen import bfactor_sharpen
 from ..tiles import predict_volume
-from ..train import History, Trainer, load_model, supervised_step
+from ..train import History, Trainer, load_model
 from . import superres as sr
 
 __all__ = [
@@ -285,15 +285,8 @@ def unet_for(
                 checkpoint.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(theirs, checkpoint)
             source = f"resumed from {SUPERRES_NB}'s checkpoint after epoch {state['epoch']}"
-    torch.manual_seed(cfg.seed)
-    model = UNet3D(depth=cfg.depth, base=cfg.base)
-    trainer = Trainer(
-        model, torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=cfg.betas),
-        supervised_step(dice_loss), checkpoint=checkpoint, config=cfg.config(), seed=cfg.seed,
-        device=device,
-    )
-    trainer.fit(sr.training_batches(list(train), cfg), cfg.epochs, progress=progress)
-    return trainer.model.eval(), source
+    model, _ = sr.train_unet3d(train, cfg, checkpoint, device=device, progress=progress)
+    return model, source
 
 
 # -------------------------------------------------------------------------------- evaluation

@@ -14,6 +14,7 @@ The data pipeline, shared with the VAE chapter:
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -44,6 +45,7 @@ __all__ = [
     "make_pairs",
     "normalise",
     "training_batches",
+    "train_unet3d",
     "predict_map",
     "evaluate",
     "resample",
@@ -288,6 +290,29 @@ def training_batches(pairs: Sequence[Pair], profile: SuperResProfile):
                    torch.from_numpy(np.concatenate(y)[:, None]))
 
     return batches
+
+
+def train_unet3d(pairs: Sequence[Pair], profile: SuperResProfile,
+                 checkpoint: str | os.PathLike | None = None, device: str | None = None,
+                 progress: bool = True, epochs: int | None = None):
+    """Train the chapter's 3D U-Net on ``pairs`` as the paper does (Dice loss, Adam with the
+    profile's learning rate and betas, the profile's seed); resumes from ``checkpoint``.
+
+    Returns ``(model, history)``, the model in eval mode; ``epochs`` overrides the profile's.
+    """
+    from ..nn.unet3d import UNet3D, dice_loss
+    from ..train import Trainer, supervised_step
+
+    torch.manual_seed(profile.seed)
+    model = UNet3D(depth=profile.depth, base=profile.base)
+    trainer = Trainer(
+        model, torch.optim.Adam(model.parameters(), lr=profile.lr, betas=profile.betas),
+        supervised_step(dice_loss), checkpoint=checkpoint, config=profile.config(),
+        seed=profile.seed, device=device,
+    )
+    history = trainer.fit(training_batches(list(pairs), profile),
+                          profile.epochs if epochs is None else epochs, progress=progress)
+    return model.eval(), history
 
 
 # ------------------------------------------------------------------------------- inference
