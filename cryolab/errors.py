@@ -7,7 +7,9 @@ and says what to do about it.
 
 from __future__ import annotations
 
-__all__ = ["CryolabError", "DataError", "FormatError", "ConfigError", "CheckpointError"]
+__all__ = [
+    "CryolabError", "DataError", "FormatError", "ConfigError", "CheckpointError", "ItemsFailed",
+]
 
 
 class CryolabError(Exception):
@@ -28,3 +30,8 @@ class ConfigError(CryolabError, ValueError):
 
 class CheckpointError(CryolabError):
     """A checkpoint is missing, unreadable, or was written for another architecture."""
+
+
+class ItemsFailed(CryolabError):
+    """Some items of a fanned-out set (tomograms, AFM view sets, maps) failed; the message
+    lists their indices, and a re-run makes only the missing ones."""

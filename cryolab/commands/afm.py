@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import os
 import shutil
 import tempfile
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
 from .. import afm
 from ..errors import ConfigError
+from ..fanout import add_set_options
 
 __all__ = ["register"]
 
@@ -24,8 +28,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "orientations.csv (quaternions x,y,z,w and ZYZ Euler angles in degrees, taking the "
         "structure's principal-axes frame to each view) into DIR.",
     )
-    p.add_argument("structure", help="PDB/mmCIF file, or a catalogue name such as "
-                   "structures/bm5/1AK4_target.pdb.gz")
+    p.add_argument("structure", nargs="+",
+                   help="PDB/mmCIF file, or a catalogue name such as "
+                   "structures/bm5/1AK4_target.pdb.gz; several make a set DIR/NNNN_NAME/, one "
+                   "folder per structure, each with its own seed derived from (--seed, index)")
     p.add_argument("--views", type=int, default=25, help="number of views (default 25)")
     p.add_argument("--out", type=Path, required=True, help="output folder")
     p.add_argument("--image-size", type=int, default=64, help="pixels per side (default 64)")
@@ -37,7 +43,35 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--mode", choices=("height", "rendered"), default="height",
                    help="height images (AFM) or shaded surfaces (the paper's renderer)")
     p.add_argument("--seed", type=int, default=0, help="random seed (0)")
-    p.set_defaults(func=_run)
+    add_set_options(p, "view sets")
+    p.add_argument("--quiet", action="store_true", help="no progress bar (sets)")
+    p.set_defaults(func=_dispatch)
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    """One structure: its views in DIR; several (or --workers/--scheduler): a set."""
+    if len(args.structure) == 1 and args.workers is None and args.scheduler is None:
+        return _run(argparse.Namespace(**{**vars(args), "structure": args.structure[0]}))
+    from ..fanout import item_names, make_set
+
+    names = item_names(args.structure)
+    settings = {k: v for k, v in vars(args).items() if k != "func"}
+    report = make_set(partial(_views_item, settings), names, args.out, seed=args.seed,
+                      workers=args.workers, scheduler=args.scheduler,
+                      progress=not args.quiet, desc="AFM view sets")
+    print(f"{args.out}: {len(report.made)} view sets made, {len(report.skipped)} already there")
+    return 0
+
+
+def _views_item(settings: dict, item, folder: Path) -> Path:  # noqa: ANN001 - fanout.Item
+    """The views of structure ``item.index`` of the list, with the item's seed."""
+    out = folder / item.name
+    structure = settings["structure"][item.index]
+    quiet = io.StringIO()
+    with contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet):  # the set reports
+        _run(argparse.Namespace(**{**settings, "structure": structure, "out": out,
+                                   "seed": item.seed}))
+    return out
 
 
 def _structure_path(name: str) -> Path:

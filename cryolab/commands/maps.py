@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
+from functools import partial
 from pathlib import Path
 
 from .. import density
 from ..errors import ConfigError
+from ..fanout import add_set_options
 from ..io import read_map, read_structure, write_map
 
 __all__ = ["register"]
@@ -22,7 +26,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Simulate a density map from a structure with molmap (ChimeraX), pdb2mrc "
         "(EMAN2), blur (TEMPy), electron form factors (gemmi) or a trained struc2mapGAN.",
     )
-    p.add_argument("structure", help="PDB or mmCIF file (may be gzipped)")
+    p.add_argument("structure", nargs="+",
+                   help="PDB or mmCIF file (may be gzipped); several make a set: --out is "
+                        "then a folder of NNNN_NAME.mrc maps, made on Dask workers")
     p.add_argument("--resolution", type=float, default=None,
                    help="resolution in Å (required except for --method gan, whose input is "
                         "molmap at 2 Å; a resolution-conditioned gan checkpoint needs it)")
@@ -33,8 +39,34 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "(default R/3; 1 Å for gan)")
     p.add_argument("--checkpoint", metavar="CKPT", help="trained struc2mapGAN (method gan)")
     p.add_argument("--device", help="torch device for gan (default: cuda if present)")
-    p.add_argument("--out", required=True, help="output map (.mrc, .map, optionally .gz)")
-    p.set_defaults(func=_run)
+    p.add_argument("--out", required=True, help="output map (.mrc, .map, optionally .gz); "
+                   "for several structures, the set's folder")
+    add_set_options(p, "maps")
+    p.add_argument("--quiet", action="store_true", help="no progress bar (sets)")
+    p.set_defaults(func=_dispatch)
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    """One structure: one map at --out; several (or --workers/--scheduler): a set."""
+    if len(args.structure) == 1 and args.workers is None and args.scheduler is None:
+        return _run(argparse.Namespace(**{**vars(args), "structure": args.structure[0]}))
+    from ..fanout import item_names, make_set
+
+    settings = {k: v for k, v in vars(args).items() if k != "func"}
+    report = make_set(partial(_map_item, settings), item_names(args.structure, ".mrc"),
+                      args.out, workers=args.workers, scheduler=args.scheduler,
+                      progress=not args.quiet, desc="maps")
+    print(f"{args.out}: {len(report.made)} maps made, {len(report.skipped)} already there")
+    return 0
+
+
+def _map_item(settings: dict, item, folder: Path) -> Path:  # noqa: ANN001 - fanout.Item
+    """The map of structure ``item.index`` of the list."""
+    out = folder / item.name
+    with contextlib.redirect_stdout(io.StringIO()):  # the set reports, not each item
+        _run(argparse.Namespace(**{**settings, "structure": settings["structure"][item.index],
+                                   "out": str(out)}))
+    return out
 
 
 def _run(args: argparse.Namespace) -> int:

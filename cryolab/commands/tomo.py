@@ -4,6 +4,10 @@ and atlas from a YAML specimen definition (see :mod:`cryolab.tomo.simulate`)."""
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+
+from ..errors import ConfigError
+from ..fanout import add_set_options
 
 __all__ = ["register"]
 
@@ -45,10 +49,41 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("config", help="YAML configuration (seed, specimen, microscope, "
                    "reconstruction)")
     p.add_argument("--out", required=True, help="output folder (must not exist)")
+    p.add_argument("--n", type=int, default=None,
+                   help="make a set of N tomograms DIR/tomo_0000 ... with seeds derived from "
+                        "(seed, index); a re-run makes only the missing ones")
     p.add_argument("--seed", type=int, default=None, help="override the configuration's seed")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=_run)
+    add_set_options(p, "tomograms")
+    p.set_defaults(func=_dispatch)
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.n is None:
+        return _run(args)
+    from functools import partial
+
+    from ..fanout import make_set
+    from ..tomo.simulate import load_config
+
+    if args.n < 1:
+        raise ConfigError(f"--n must be ≥ 1, not {args.n}")
+    cfg = load_config(args.config)
+    seed = cfg.seed if args.seed is None else args.seed
+    names = [f"tomo_{i:0{max(4, len(str(args.n - 1)))}d}" for i in range(args.n)]
+    report = make_set(partial(_simulate_item, cfg), names, args.out, seed=seed,
+                      workers=args.workers, scheduler=args.scheduler,
+                      progress=not args.quiet, desc="tomograms")
+    print(f"{args.out}: {len(report.made)} tomograms made, {len(report.skipped)} already there")
+    return 0
+
+
+def _simulate_item(cfg, item, folder: Path) -> Path:  # noqa: ANN001 - config, fanout.Item
+    """One tomogram of a set, simulated with the item's own seed."""
+    from ..tomo.simulate import simulate_to_directory
+
+    return simulate_to_directory(cfg, folder / item.name, seed=item.seed)
 
 
 def _run(args: argparse.Namespace) -> int:
