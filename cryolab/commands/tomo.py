@@ -55,13 +55,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=None, help="override the configuration's seed")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--ome-zarr", action="store_true",
+                   help="also write tomogram.zarr: the tomogram as multiscale OME-Zarr with the "
+                        "atlas and per-class masks as labels (see `cryolab to-ome-zarr`)")
     add_set_options(p, "tomograms")
     p.set_defaults(func=_dispatch)
 
 
 def _dispatch(args: argparse.Namespace) -> int:
     if args.n is None:
-        return _run(args)
+        status = _run(args)
+        if args.ome_zarr:
+            from ..omezarr import convert
+
+            convert(args.out, Path(args.out) / "tomogram.zarr")
+        return status
     from functools import partial
 
     from ..fanout import make_set
@@ -72,18 +80,24 @@ def _dispatch(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     seed = cfg.seed if args.seed is None else args.seed
     names = [f"tomo_{i:0{max(4, len(str(args.n - 1)))}d}" for i in range(args.n)]
-    report = make_set(partial(_simulate_item, cfg), names, args.out, seed=seed,
+    report = make_set(partial(_simulate_item, cfg, args.ome_zarr), names, args.out, seed=seed,
                       workers=args.workers, scheduler=args.scheduler,
                       progress=not args.quiet, desc="tomograms")
     print(f"{args.out}: {len(report.made)} tomograms made, {len(report.skipped)} already there")
     return 0
 
 
-def _simulate_item(cfg, item, folder: Path) -> Path:  # noqa: ANN001 - config, fanout.Item
-    """One tomogram of a set, simulated with the item's own seed."""
+def _simulate_item(cfg, ome_zarr: bool, item, folder: Path) -> Path:  # noqa: ANN001
+    """One tomogram of a set (``cfg``: SimulationConfig, ``item``: fanout.Item), simulated
+    with the item's own seed; with its OME-Zarr copy when ``ome_zarr``."""
     from ..tomo.simulate import simulate_to_directory
 
-    return simulate_to_directory(cfg, folder / item.name, seed=item.seed)
+    out = simulate_to_directory(cfg, folder / item.name, seed=item.seed)
+    if ome_zarr:
+        from ..omezarr import convert
+
+        convert(out, out / "tomogram.zarr")
+    return out
 
 
 def _run(args: argparse.Namespace) -> int:
