@@ -41,7 +41,7 @@ from tqdm import tqdm
 from .errors import ConfigError, ItemsFailed
 
 __all__ = ["Item", "SetReport", "item_seed", "item_names", "make_set", "add_set_options",
-           "PARTIAL"]
+           "structure_set", "PARTIAL"]
 
 #: prefix of the folders in which items are built (removed when a later run starts)
 PARTIAL = ".partial-"
@@ -175,6 +175,7 @@ def make_set(
 def _on_dask(make: Callable[[Item, Path], Path], todo: list[Item], out: Path,
              workers: int | None, scheduler: str | None, bar: tqdm) -> dict[int, str]:
     """Run the items as Dask tasks; returns the failures by index."""
+    import dask
     from distributed import Client, LocalCluster, as_completed
 
     cluster = None
@@ -182,9 +183,17 @@ def _on_dask(make: Callable[[Item, Path], Path], todo: list[Item], out: Path,
         if scheduler:
             client = Client(scheduler, timeout="20s")
         else:
-            cluster = LocalCluster(n_workers=workers or os.cpu_count() or 1,
-                                   threads_per_worker=1, processes=True,
-                                   dashboard_address=None, silence_logs=logging.ERROR)
+            # Dask sets MALLOC_TRIM_THRESHOLD_ in its workers to hand memory back sooner;
+            # with it the simulators' many large temporary arrays ran 2–3× slower here
+            # (benchmarks/bench_fanout.py), so local workers keep glibc's own malloc tuning
+            # (and one BLAS/OpenMP thread each, as Dask sets by default).
+            key = "distributed.nanny.pre-spawn-environ"
+            environ = {k: v for k, v in dask.config.get(key, {}).items()
+                       if k != "MALLOC_TRIM_THRESHOLD_"}
+            with dask.config.set({key: environ}):
+                cluster = LocalCluster(n_workers=workers or os.cpu_count() or 1,
+                                       threads_per_worker=1, processes=True,
+                                       dashboard_address=None, silence_logs=logging.ERROR)
             client = Client(cluster)
     except OSError as exc:
         raise ConfigError(f"--scheduler {scheduler}: cannot reach it ({exc})") from None
@@ -200,3 +209,18 @@ def _on_dask(make: Callable[[Item, Path], Path], todo: list[Item], out: Path,
         if cluster is not None:
             cluster.close()
     return failed
+
+
+def structure_set(make: Callable[[dict, Item, Path], Path], args: argparse.Namespace,
+                  what: str, suffix: str = "", seed: int = 0) -> int:
+    """Run a per-structure command (``afm``, ``simulate-map``) over ``args.structure``, a
+    list, as a set in ``args.out``: item *i* is made by ``make(settings, item, folder)`` with
+    ``settings`` the command's options; prints one summary line and returns 0."""
+    from functools import partial
+
+    settings = {k: v for k, v in vars(args).items() if k != "func"}
+    report = make_set(partial(make, settings), item_names(args.structure, suffix), args.out,
+                      seed=seed, workers=args.workers, scheduler=args.scheduler,
+                      progress=not args.quiet, desc=what)
+    print(f"{args.out}: {len(report.made)} {what} made, {len(report.skipped)} already there")
+    return 0

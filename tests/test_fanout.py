@@ -9,20 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from test_tomo_simulate import SMALL as TINY  # a 32×32×20-voxel tomogram in a second
 
 from cryolab.cli import main
 from cryolab.errors import ConfigError, ItemsFailed
 from cryolab.fanout import PARTIAL, item_names, item_seed, make_set
 
-TINY = {
-    "seed": 4,
-    "specimen": {"size": [640, 640, 400], "pixel_size": 20,
-                 "layers": [{"particles": ["ribosome", "rubisco"], "density": 0.2,
-                             "iterations": 60}],
-                 "gold": 1},
-    "microscope": {"min_angle": -60, "max_angle": 60, "step": 6, "dose": 60},
-    "reconstruction": {"prior_step": 3},
-}
 MRC_LABELS = slice(220, 1024)  # nlabl + ten 80-character labels, which carry the write time
 
 
@@ -76,7 +68,7 @@ def test_serial_set_has_distinct_items(serial_set):
     names = sorted(p.name for p in serial_set.iterdir())
     assert names == ["tomo_0000", "tomo_0001", "tomo_0002", "tomo_0003"]
     seeds = [json.loads((serial_set / n / "parameters.json").read_text())["seed"] for n in names]
-    assert seeds == [item_seed(4, i) for i in range(4)]
+    assert seeds == [item_seed(TINY["seed"], i) for i in range(4)]
     a, b = (serial_set / n / "tomogram.mrc" for n in names[:2])
     assert a.read_bytes()[1024:] != b.read_bytes()[1024:]
 

@@ -94,7 +94,7 @@ def test_refuses_to_overwrite_and_leaves_nothing_on_error(tmp_path, volume):
 
 
 def test_simulated_tomogram_as_ome_zarr(tmp_path, mirror):
-    from test_fanout import TINY
+    from test_tomo_simulate import SMALL as TINY
 
     config = tmp_path / "tiny.yml"
     config.write_text(yaml.safe_dump(TINY))

@@ -8,7 +8,6 @@ import io
 import os
 import shutil
 import tempfile
-from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -52,15 +51,9 @@ def _dispatch(args: argparse.Namespace) -> int:
     """One structure: its views in DIR; several (or --workers/--scheduler): a set."""
     if len(args.structure) == 1 and args.workers is None and args.scheduler is None:
         return _run(argparse.Namespace(**{**vars(args), "structure": args.structure[0]}))
-    from ..fanout import item_names, make_set
+    from ..fanout import structure_set
 
-    names = item_names(args.structure)
-    settings = {k: v for k, v in vars(args).items() if k != "func"}
-    report = make_set(partial(_views_item, settings), names, args.out, seed=args.seed,
-                      workers=args.workers, scheduler=args.scheduler,
-                      progress=not args.quiet, desc="AFM view sets")
-    print(f"{args.out}: {len(report.made)} view sets made, {len(report.skipped)} already there")
-    return 0
+    return structure_set(_views_item, args, "AFM view sets", seed=args.seed)
 
 
 def _views_item(settings: dict, item, folder: Path) -> Path:  # noqa: ANN001 - fanout.Item

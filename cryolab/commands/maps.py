@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-from functools import partial
 from pathlib import Path
 
 from .. import density
@@ -50,14 +49,9 @@ def _dispatch(args: argparse.Namespace) -> int:
     """One structure: one map at --out; several (or --workers/--scheduler): a set."""
     if len(args.structure) == 1 and args.workers is None and args.scheduler is None:
         return _run(argparse.Namespace(**{**vars(args), "structure": args.structure[0]}))
-    from ..fanout import item_names, make_set
+    from ..fanout import structure_set
 
-    settings = {k: v for k, v in vars(args).items() if k != "func"}
-    report = make_set(partial(_map_item, settings), item_names(args.structure, ".mrc"),
-                      args.out, workers=args.workers, scheduler=args.scheduler,
-                      progress=not args.quiet, desc="maps")
-    print(f"{args.out}: {len(report.made)} maps made, {len(report.skipped)} already there")
-    return 0
+    return structure_set(_map_item, args, "maps", suffix=".mrc")
 
 
 def _map_item(settings: dict, item, folder: Path) -> Path:  # noqa: ANN001 - fanout.Item
