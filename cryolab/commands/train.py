@@ -77,6 +77,7 @@ def _run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--epochs must be ≥ 1, not {args.epochs}")
     notebook = CHAPTERS[key][0]
     out = args.out if args.out is not None else results_dir(notebook, args.profile)
+    Path(out).mkdir(parents=True, exist_ok=True)
     init_distributed()
     try:
         trained = RECIPES[key](args.profile, Path(out), args)
