@@ -52,7 +52,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--epochs", type=int, default=None,
                    help="train this many epochs instead of the profile's")
     p.add_argument("--device", default=None,
-                   help="torch device (default: this process's GPU when present, else CPU)")
+                   help="torch device for chapters 01-03 (default, and always for 05 and 06: "
+                        "this process's GPU when present, else the CPU)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_run)
 
