@@ -107,7 +107,7 @@ def check_folder(path: PathLike, *, option: str = "--out", inputs: Iterable[Path
                  overwrite: bool = False) -> Path:
     """Check, before any work, that the output folder ``path`` may be written: it is not a
     file, not the working directory or one holding it, holds none of ``inputs``, is new or
-    empty or (with ``overwrite``) an earlier cryolab output, and its parent is writable."""
+    (with ``overwrite``) empty or an earlier cryolab output, and its parent is writable."""
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise ConfigError(f"{option} {path}: is a file; give a folder name")
@@ -120,7 +120,7 @@ def check_folder(path: PathLike, *, option: str = "--out", inputs: Iterable[Path
     if path.is_dir() and not _replaceable(path):
         raise ConfigError(f"{option} {path}: holds files cryolab did not write; choose a new "
                           "folder (it is never replaced)")
-    if path.is_dir() and any(path.iterdir()) and not overwrite:
+    if path.is_dir() and not overwrite:
         raise ConfigError(f"{option} {path}: already exists; pass --overwrite to replace it")
     _check_writable(path, option)
     return path

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import argparse
 
+from ..outputs import add_overwrite_option
+from ..validation import option
+
 __all__ = ["register"]
 
 EXAMPLE = """\
@@ -45,8 +48,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("config", help="YAML configuration (seed, specimen, microscope, "
                    "reconstruction)")
     p.add_argument("--out", required=True, help="output folder (must not exist)")
-    p.add_argument("--seed", type=int, default=None, help="override the configuration's seed")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
+    p.add_argument("--seed", type=option(integer=True, ge=0), default=None,
+                   help="override the configuration's seed")
+    add_overwrite_option(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_run)
 
