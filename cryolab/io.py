@@ -128,7 +128,7 @@ def read_map(path: PathLike, allow_nan: bool = False) -> Volume:
             with mrc:
                 header = mrc.header
                 file_data = np.array(mrc.data, dtype=np.float32)
-    except (ValueError, OSError, EOFError, gzip.BadGzipFile) as exc:
+    except (ValueError, OSError, EOFError, OverflowError, gzip.BadGzipFile) as exc:
         raise FormatError(f"{path}: not a readable MRC/CCP4 map ({exc})") from None
     if file_data.ndim != 3:
         size = "×".join(map(str, file_data.shape[::-1]))

@@ -141,6 +141,11 @@ def atomic_file(path: PathLike) -> Iterator[Path]:
         os.chmod(tmp, 0o666 & ~_umask())
         path.parent.mkdir(parents=True, exist_ok=True)
         os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        if exc.filename != str(tmp):
+            raise
+        raise OSError(exc.errno, exc.strerror, str(path)) from None  # name the target
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

@@ -320,14 +320,15 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     a crafted file cannot run code while it is read."""
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        raise CheckpointError(
-            f"{path}: refused: it holds objects other than tensors and plain values (loading "
-            "it could run code); only checkpoints written by cryolab are read"
-        ) from None
     except Exception as exc:  # noqa: BLE001 - torch raises many types for a bad file
-        first = (str(exc).splitlines() or [type(exc).__name__])[0]
-        raise CheckpointError(f"{path}: not a readable checkpoint ({first})") from None
+        if isinstance(exc, pickle.UnpicklingError) and "Unsupported global" in str(exc):
+            raise CheckpointError(
+                f"{path}: refused: it holds objects other than tensors and plain values "
+                "(loading it could run code); only checkpoints written by cryolab are read"
+            ) from None
+        why = ("not a PyTorch file" if isinstance(exc, pickle.UnpicklingError)
+               else (str(exc).splitlines() or [type(exc).__name__])[0])
+        raise CheckpointError(f"{path}: not a readable checkpoint ({why})") from None
     if not isinstance(state, dict):
         raise CheckpointError(f"{path}: not a cryolab checkpoint (holds a "
                               f"{type(state).__name__}, not a dict)")
