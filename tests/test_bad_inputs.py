@@ -371,9 +371,9 @@ def _read_only(monkeypatch) -> None:  # noqa: ANN001
 
 
 def _fault(name: str, monkeypatch) -> None:  # noqa: ANN001
-    import mrcfile
-
     import importlib
+
+    import mrcfile
 
     import cryolab.nn.unet
 
