@@ -71,6 +71,14 @@ def _check_writable(path: Path, option: str) -> None:
         raise ConfigError(f"{option} {path}: no permission to write in {where}")
 
 
+def _may_replace(path: Path, option: str, overwrite: bool) -> Path:
+    """:class:`ConfigError` if ``path`` exists and ``overwrite`` is off, or cannot be written."""
+    if path.exists() and not overwrite:
+        raise ConfigError(f"{option} {path}: already exists; pass --overwrite to replace it")
+    _check_writable(path, option)
+    return path
+
+
 def _is_within(inner: Path, outer: Path) -> bool:
     inner, outer = inner.resolve(), outer.resolve()
     return inner == outer or outer in inner.parents
@@ -92,10 +100,7 @@ def check_file(path: PathLike, *, option: str = "--out", inputs: Iterable[PathLi
         if path.exists() and path.samefile(source):
             raise ConfigError(f"{option} {path}: is an input of this command; choose another "
                               "name")
-    if path.exists() and not overwrite:
-        raise ConfigError(f"{option} {path}: already exists; pass --overwrite to replace it")
-    _check_writable(path, option)
-    return path
+    return _may_replace(path, option, overwrite)
 
 
 def _replaceable(path: Path) -> bool:
@@ -120,10 +125,7 @@ def check_folder(path: PathLike, *, option: str = "--out", inputs: Iterable[Path
     if path.is_dir() and not _replaceable(path):
         raise ConfigError(f"{option} {path}: holds files cryolab did not write; choose a new "
                           "folder (it is never replaced)")
-    if path.is_dir() and not overwrite:
-        raise ConfigError(f"{option} {path}: already exists; pass --overwrite to replace it")
-    _check_writable(path, option)
-    return path
+    return _may_replace(path, option, overwrite)
 
 
 @contextlib.contextmanager

@@ -21,7 +21,7 @@ from .errors import ConfigError
 __all__ = ["number", "option", "device", "grid_memory", "memory_limit_gb"]
 
 
-def _describe(integer: bool, unit: str, bounds: dict[str, float]) -> str:
+def _describe(integer: bool, unit: str, bounds: dict[str, float | None]) -> str:
     """``"an integer ≥ 1"``, ``"a finite number > 0 and ≤ 1 Å"``, ..."""
     symbols = {"gt": ">", "ge": "≥", "lt": "<", "le": "≤"}
     limits = " and ".join(f"{symbols[k]} {v:g}" for k, v in bounds.items() if v is not None)
@@ -34,21 +34,12 @@ def _within(value: float, bounds: dict[str, float | None]) -> bool:
     return all(tests[k](v) for k, v in bounds.items() if v is not None)
 
 
-def number(
-    value: Any,
-    name: str,
-    unit: str = "",
-    *,
-    integer: bool = False,
-    gt: float | None = None,
-    ge: float | None = None,
-    lt: float | None = None,
-    le: float | None = None,
-) -> float | int:
+def number(value: Any, name: str, unit: str = "", *, integer: bool = False,
+           **bounds: float | None) -> float | int:
     """``value`` as a float (or an int with ``integer``) after checking its type, that it is
     finite, and that it lies within the bounds; otherwise :class:`~cryolab.errors.ConfigError`
-    naming ``name`` with the allowed range and ``unit``."""
-    bounds = {"gt": gt, "ge": ge, "lt": lt, "le": le}
+    naming ``name`` with the allowed range and ``unit``. ``bounds`` are any of ``gt``, ``ge``,
+    ``lt``, ``le`` (>, ≥, <, ≤)."""
     ok_type = isinstance(value, numbers.Real) and not isinstance(value, bool)
     if integer:
         ok_type = ok_type and float(value).is_integer()
@@ -57,18 +48,10 @@ def number(
     return int(value) if integer else float(value)
 
 
-def option(
-    unit: str = "",
-    *,
-    integer: bool = False,
-    gt: float | None = None,
-    ge: float | None = None,
-    lt: float | None = None,
-    le: float | None = None,
-) -> Callable[[str], float | int]:
+def option(unit: str = "", *, integer: bool = False,
+           **bounds: float | None) -> Callable[[str], float | int]:
     """An argparse ``type=`` for a number option checked like :func:`number`; argparse prints
     ``argument --batch: must be an integer ≥ 1, got '0'`` for a bad value."""
-    bounds = {"gt": gt, "ge": ge, "lt": lt, "le": le}
 
     def parse(text: str) -> float | int:
         try:

@@ -27,23 +27,30 @@ from cryolab.io import Volume, write_map
 # --------------------------------------------------------------------------------- inputs
 
 
-def _structure() -> gemmi.Structure:
-    """One alanine (N, CA, C, O, CB) near (10, 10, 10) Å."""
+ALANINE = [("N", "N", (10.0, 10.0, 10.0)), ("CA", "C", (11.4, 10.3, 10.0)),
+           ("C", "C", (12.1, 11.5, 10.4)), ("O", "O", (13.2, 11.6, 11.0)),
+           ("CB", "C", (11.9, 9.0, 9.4))]
+
+
+def write_alanine(path: Path, shift: tuple[float, float, float] = (0.0, 0.0, 0.0)
+                  ) -> np.ndarray:
+    """Write one alanine (N, CA, C, O, CB) near (10, 10, 10) Å + ``shift`` as a PDB file;
+    return its atom positions (N, 3), x, y, z in Å. Shared by the command-line tests."""
     st = gemmi.Structure()
     model, chain, res = gemmi.Model("1"), gemmi.Chain("A"), gemmi.Residue()
     res.name, res.seqid = "ALA", gemmi.SeqId(1, " ")
-    for name, el, pos in [("N", "N", (10, 10, 10)), ("CA", "C", (11.4, 10.3, 10)),
-                          ("C", "C", (12.1, 11.5, 10.4)), ("O", "O", (13.2, 11.6, 11.0)),
-                          ("CB", "C", (11.9, 9.0, 9.4))]:
+    xyz = np.array([pos for _, _, pos in ALANINE]) + shift
+    for (name, element, _), pos in zip(ALANINE, xyz, strict=True):
         atom = gemmi.Atom()
-        atom.name, atom.element, atom.pos, atom.occ = name, gemmi.Element(el), \
-            gemmi.Position(*pos), 1.0
+        atom.name, atom.element, atom.occ = name, gemmi.Element(element), 1.0
+        atom.pos = gemmi.Position(*pos)
         res.add_atom(atom)
     chain.add_residue(res)
     model.add_chain(chain)
     st.add_model(model)
     st.setup_entities()
-    return st
+    st.write_pdb(str(path))
+    return xyz
 
 
 class Evil:
@@ -70,8 +77,7 @@ def inputs(tmp_path_factory) -> Path:
     from cryolab.nn.unet3d import UNet3D
 
     d = tmp_path_factory.mktemp("inputs")
-    st = _structure()
-    st.write_pdb(str(d / "ala.pdb"))
+    write_alanine(d / "ala.pdb")
     (d / "bad.pdb").write_text("this is not a structure\n")
     (d / "empty.cif").write_text("")
     pdb_text = (d / "ala.pdb").read_text().splitlines()

@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+from test_bad_inputs import write_alanine
 
 from cryolab.cli import main
 from cryolab.errors import ConfigError
@@ -64,23 +65,7 @@ def test_profiles_are_checked(tmp_path, monkeypatch):
 
 
 def _structure(path):
-    import gemmi
-
-    st = gemmi.Structure()
-    model, chain, res = gemmi.Model("1"), gemmi.Chain("A"), gemmi.Residue()
-    res.name, res.seqid = "ALA", gemmi.SeqId(1, " ")
-    for name, el, pos in [("N", "N", (10, 10, 10)), ("CA", "C", (11.4, 10.3, 10)),
-                          ("C", "C", (12.1, 11.5, 10.4)), ("O", "O", (13.2, 11.6, 11.0)),
-                          ("CB", "C", (11.9, 9.0, 9.4))]:
-        atom = gemmi.Atom()
-        atom.name, atom.element, atom.pos, atom.occ = name, gemmi.Element(el), \
-            gemmi.Position(*pos), 1.0
-        res.add_atom(atom)
-    chain.add_residue(res)
-    model.add_chain(chain)
-    st.add_model(model)
-    st.setup_entities()
-    st.write_pdb(str(path))
+    write_alanine(path)
     return path
 
 

@@ -12,6 +12,7 @@ import gemmi
 import mrcfile
 import numpy as np
 import pytest
+from test_bad_inputs import write_alanine
 
 from cryolab import data
 from cryolab.errors import CryolabError, FormatError
@@ -223,36 +224,14 @@ def test_copy_of_mirror_map_reads_identically(mirror, tmp_path):
 # ---------------------------------------------------- placement agreed by every reader
 
 
-def _model_far_from_zero(path) -> np.ndarray:
-    """A ring of carbon atoms around (53.3, -17.9, 121.7) Å, written as a PDB file."""
-    st = gemmi.Structure()
-    model, chain = gemmi.Model("1"), gemmi.Chain("A")
-    centre = np.array([53.3, -17.9, 121.7])
-    rng = np.random.default_rng(5)
-    xyz = centre + rng.normal(scale=4.0, size=(30, 3))
-    for i, p in enumerate(xyz):
-        res = gemmi.Residue()
-        res.name, res.seqid = "GLY", gemmi.SeqId(i + 1, " ")
-        atom = gemmi.Atom()
-        atom.name, atom.element, atom.pos, atom.occ = "CA", gemmi.Element("C"), \
-            gemmi.Position(*p), 1.0
-        res.add_atom(atom)
-        chain.add_residue(res)
-    model.add_chain(chain)
-    st.add_model(model)
-    st.setup_entities()
-    st.write_pdb(str(path))
-    return xyz
-
-
 def test_simulated_map_lands_on_its_model_in_every_reader(tmp_path):
     """``simulate-map`` output (an automatic box whose corner is not on the voxel lattice of
     the origin) is placed on the model by gemmi (NSTART), mrcfile (ORIGIN) and cryolab."""
     from cryolab.cli import main
 
-    xyz = _model_far_from_zero(tmp_path / "ring.pdb")
-    out = tmp_path / "ring.mrc"
-    assert main(["simulate-map", str(tmp_path / "ring.pdb"), "--resolution", "4",
+    xyz = write_alanine(tmp_path / "ala.pdb", shift=(43.3, -27.9, 111.7))
+    out = tmp_path / "ala.mrc"
+    assert main(["simulate-map", str(tmp_path / "ala.pdb"), "--resolution", "4",
                  "--voxel-size", "1.3", "--out", str(out)]) == 0
     ours = read_map(out)
     peak = float(ours.data.max())
