@@ -157,8 +157,9 @@ def atomic_file(path: PathLike) -> Iterator[Path]:
 def atomic_folder(path: PathLike, written_by: str = "cryolab") -> Iterator[Path]:
     """Yield a temporary folder beside ``path``; when the block ends normally, mark it as
     cryolab's (:data:`MARKER`, holding ``written_by``), give it the umask's mode and put it in
-    place of ``path``, replacing an earlier folder only if :func:`check_folder` allows it. On
-    any error or interrupt, delete the temporary folder and leave ``path`` as it was."""
+    place of ``path``: an earlier cryolab output there is replaced as a whole, an empty folder
+    of the user's is kept and filled. On any error or interrupt, delete the temporary folder
+    and leave ``path`` as it was."""
     path = Path(path)
     tmp = Path(tempfile.mkdtemp(dir=_existing_ancestor(path), prefix=f".{path.name}.",
                                 suffix=".tmp"))
@@ -167,14 +168,18 @@ def atomic_folder(path: PathLike, written_by: str = "cryolab") -> Iterator[Path]
         (tmp / MARKER).write_text(f"written by {written_by}\n")
         os.chmod(tmp, 0o777 & ~_umask())
         path.parent.mkdir(parents=True, exist_ok=True)
-        if path.is_dir():
-            if not _replaceable(path):
-                raise ConfigError(f"{path}: holds files cryolab did not write; not replaced")
+        if path.is_dir() and (path / MARKER).is_file():  # an earlier cryolab run: replace it
             old = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.",
                                         suffix=".old"))
             os.replace(path, old / "previous")
             os.replace(tmp, path)
             shutil.rmtree(old)
+        elif path.is_dir():  # the user's folder: kept, and filled only if still empty
+            if any(path.iterdir()):
+                raise ConfigError(f"{path}: holds files cryolab did not write; not replaced")
+            for item in tmp.iterdir():
+                os.replace(item, path / item.name)
+            tmp.rmdir()
         else:
             os.replace(tmp, path)
     except BaseException:

@@ -182,3 +182,18 @@ def test_two_runs_give_identical_bytes(tmp_path, capsys):
     assert a.keys() == b.keys()
     assert [name for name in a if a[name] != b[name]] == []
     assert "timings" not in json.loads(a["tomo/parameters.json"])
+
+
+def test_an_empty_folder_of_the_users_is_kept_and_filled(tmp_path, capsys):
+    import stat
+
+    pdb = _structure(tmp_path / "ala.pdb")
+    out = tmp_path / "views"
+    out.mkdir(mode=0o700)
+    inode = out.stat().st_ino
+    assert main(["afm", str(pdb), "--views", "1", "--image-size", "8", "--out", str(out)]) == 2
+    assert main(["afm", str(pdb), "--views", "1", "--image-size", "8", "--out", str(out),
+                 "--overwrite"]) == 0
+    assert out.stat().st_ino == inode and stat.S_IMODE(out.stat().st_mode) == 0o700
+    assert (out / "view_000.png").is_file() and (out / ".cryolab-output").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ala.pdb", "views"]

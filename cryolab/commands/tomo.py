@@ -47,7 +47,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("config", help="YAML configuration (seed, specimen, microscope, "
                    "reconstruction)")
-    p.add_argument("--out", required=True, help="output folder (must not exist)")
+    p.add_argument("--out", required=True,
+                   help="output folder (new, or an earlier run's with --overwrite)")
     p.add_argument("--seed", type=option(integer=True, ge=0), default=None,
                    help="override the configuration's seed")
     add_overwrite_option(p)
