@@ -87,6 +87,7 @@ def inputs(tmp_path_factory) -> Path:
     grid = Volume(rng.random((16, 16, 16), dtype=np.float32), 1.0, (4.0, 4.0, 4.0))
     write_map(d / "map.mrc", grid)
     write_map(d / "far.mrc", Volume(grid.data, 1.0, (500.0, 500.0, 500.0)))
+    write_map(d / "coarse.mrc", Volume(grid.data, 500.0, 0.0))
     import mrcfile
 
     with mrcfile.new(d / "flat.mrc") as mrc:
@@ -222,6 +223,8 @@ CASES = [
     c("sharpen-wrong-architecture", f"{SH} --method vae --checkpoint {{in}}/unet3d.pt",
       "unet3d.pt"),
     c("sharpen-malicious-checkpoint", f"{SH} --checkpoint {{in}}/evil.pt", "evil.pt"),
+    c("sharpen-1A-grid-too-large", "sharpen {in}/coarse.mrc --checkpoint {in}/unet3d.pt "
+      "--out o.mrc", "GB"),
     c("sharpen-stride-zero", f"{SH} --checkpoint {{in}}/unet3d.pt --stride 0", "--stride"),
     c("sharpen-patch-zero", f"{SH} --checkpoint {{in}}/unet3d.pt --patch 0", "--patch"),
     c("sharpen-out-is-input", "sharpen {in}/map.mrc --method bfactor --resolution 4 "

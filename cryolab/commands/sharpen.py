@@ -16,7 +16,7 @@ import numpy as np
 from ..errors import ConfigError
 from ..io import Volume, read_map, write_map
 from ..outputs import add_overwrite_option, check_file
-from ..validation import device, option
+from ..validation import device, grid_memory, option
 
 __all__ = ["METHODS", "register", "sharpen_unet3d"]
 
@@ -62,6 +62,9 @@ def _vae_chapter(name: str) -> SharpenMethod:
     return run
 
 
+#: Methods that run a network on the map resampled to 1 Å voxels.
+NETWORK_METHODS = ("unet3d", "vae")
+
 #: Sharpening methods by name: ``fn(volume, args) -> volume`` on the same grid.
 METHODS: dict[str, SharpenMethod] = {
     "unet3d": sharpen_unet3d,
@@ -90,6 +93,10 @@ def _run(args: argparse.Namespace) -> int:
     check_file(args.out, inputs=(args.map, args.checkpoint), overwrite=args.overwrite)
     volume = read_map(args.map)
     _check_resolution(args, volume)
+    if args.method in NETWORK_METHODS:  # these work on the map resampled to 1 Å voxels
+        grid_memory(np.ceil(np.array(volume.shape) * volume.voxel_size), f"{args.map} on "
+                    f"the 1 Å grid of --method {args.method}", bytes_per_voxel=4 * 4,
+                    advice="crop the map first")
     result = METHODS[args.method](volume, args)
     write_map(args.out, result, label=f"cryolab sharpen --method {args.method}")
     print(f"wrote {args.out} ({args.method}; grid {volume.shape}, "
