@@ -47,6 +47,14 @@ def add_overwrite_option(parser: argparse.ArgumentParser) -> None:
 
 
 def _umask() -> int:
+    """The process umask: read from /proc where it exists (setting it, the only portable way
+    to read it, would change it for other threads for a moment)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
