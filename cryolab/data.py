@@ -99,6 +99,7 @@ REGISTRY_COLUMNS = (
     "archive_url",
 )
 RETRIES = 3  # attempts per HTTP download (network errors and HTTP 5xx are retried)
+RETRY_WAIT = 1.0  # seconds before the first retry, doubled for each further one
 _MIRROR_HINT = (
     f"point {URL_VAR} at an HTTP mirror (e.g. python -m http.server in a mirror folder) or "
     f"{ENV_VAR} at a mirror folder (e.g. ../shared/data)"
@@ -527,7 +528,7 @@ def _http_get(url: str, target: Path, progress: bool) -> None:
     reason = ""
     for attempt in range(RETRIES):
         if attempt:
-            time.sleep(2**attempt)
+            time.sleep(RETRY_WAIT * 2 ** (attempt - 1))
         try:
             downloader(url, str(target), None)
             return

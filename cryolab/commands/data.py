@@ -101,14 +101,11 @@ def _download(args: argparse.Namespace) -> int:
     fetched = {n: r for n, r in results.items() if not isinstance(r, DataError)}
     for name, got in fetched.items():
         print(f"{name}\t{got.source}")
-    sources = Counter(
-        got.source if got.source in ("cache", data.ENV_VAR) else _origin(got.source)
-        for got in fetched.values()
-    )
+    sources = Counter(_origin(got.source) for got in fetched.values())
     size = sum(got.path.stat().st_size for got in fetched.values())
     print(
         f"{len(fetched)} of {len(names)} files ({size / 1e6:.1f} MB) in {seconds:.1f} s: "
-        + ", ".join(f"{n} from {source}" for source, n in sources.most_common())
+        + ", ".join(f"{n} {source}" for source, n in sources.most_common())
     )
     for error in failed.values():
         print(f"failed: {error}")
@@ -121,14 +118,18 @@ def _download(args: argparse.Namespace) -> int:
 
 
 def _origin(source: str) -> str:
-    """A short name for a download source: the HTTP mirror, pypi, a host, or 'derived'."""
+    """Where a file came from, in a few words ("from PyPI (pip download)", "in the cache")."""
     mirror = os.environ.get(data.URL_VAR, "").strip().rstrip("/")
+    if source == "cache":
+        return "already in the cache"
+    if source == data.ENV_VAR:
+        return f"in {data.ENV_VAR}"
     if mirror and source.startswith(mirror + "/"):
-        return data.URL_VAR
+        return f"from {data.URL_VAR}"
     if source.startswith("pypi:"):
-        return "PyPI (pip download)"
+        return "from PyPI (pip download)"
     if source.startswith(data.PACKAGE_SCHEME):
-        return "the cryolab package"
+        return "from the cryolab package"
     if "://" in source:
-        return source.split("/")[2]
+        return f"from {source.split('/')[2]}"
     return "derived by cryolab"
