@@ -430,7 +430,13 @@ def _download(name: str, entry: RegistryEntry, path: Path, progress: bool) -> st
     tried: list[str] = []
     with _dirs_lock:
         created = _make_folders(path.parent)
-        fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+        try:
+            fd, tmp_name = tempfile.mkstemp(
+                dir=path.parent, prefix=f".{path.name}.", suffix=".part"
+            )
+        except OSError as exc:
+            _remove_empty(created)
+            raise DataError(f"cannot write into the cache folder {path.parent} ({exc})") from exc
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -450,23 +456,33 @@ def _download(name: str, entry: RegistryEntry, path: Path, progress: bool) -> st
         tmp.unlink(missing_ok=True)
         if not path.is_file():
             with _dirs_lock:
-                for folder in reversed(created):
-                    try:
-                        folder.rmdir()
-                    except OSError:  # not empty: another download uses it
-                        break
+                _remove_empty(created)
     raise DataError(f"cannot get {name}: tried {'; '.join(tried)}. Offline? {_MIRROR_HINT}")
 
 
 def _make_folders(folder: Path) -> list[Path]:
-    """Create ``folder`` and its missing parents; returns the folders created, outermost first."""
-    missing = [f for f in (folder, *folder.parents) if not f.exists()][::-1]
-    for f in missing:
+    """Create ``folder`` and its missing parents; returns the folders created, outermost first
+    (none are left when one cannot be made)."""
+    created: list[Path] = []
+    for f in [f for f in (folder, *folder.parents) if not f.exists()][::-1]:
         try:
             f.mkdir()
+        except FileExistsError:
+            continue
         except OSError as exc:
-            raise DataError(f"cannot create the cache folder {f} ({exc.strerror})") from exc
-    return missing
+            _remove_empty(created)
+            raise DataError(f"cannot create the cache folder {f} ({exc})") from exc
+        created.append(f)
+    return created
+
+
+def _remove_empty(created: list[Path]) -> None:
+    """Remove the folders a failed download created, innermost first, while they are empty."""
+    for folder in reversed(created):
+        try:
+            folder.rmdir()
+        except OSError:  # not empty: another download uses it
+            return
 
 
 def _sources(

