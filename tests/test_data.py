@@ -231,3 +231,17 @@ def test_pairs() -> None:
     groel = everything[everything["map"] == "maps/emd_1997.map.gz"]
     assert groel["model"].tolist() == ["structures/powerfit/1oel.pdb.gz"]
     assert not groel["fitted"].any()
+
+
+def test_id_lists_come_from_the_package(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    name = "lists/struc2mapgan_val_pairs.csv"
+    (tmp_path / "empty").mkdir()
+    monkeypatch.setenv(data.ENV_VAR, str(tmp_path / "empty"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv(data.URL_VAR, raising=False)
+    got = data.retrieve(name)
+    assert got.source == f"{data.PACKAGE_SCHEME}{name}"
+    assert got.path == tmp_path / "cache" / "cryolab" / name
+    with got.path.open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 15 and set(rows[0]) == {"EMID", "PDBID", "Resolution"}
