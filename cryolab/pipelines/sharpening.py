@@ -400,3 +400,8 @@ def sharpen_vae(volume: Volume, args: argparse.Namespace) -> Volume:
                           stride=args.stride or patch // 2, weight="gaussian", batch_size=4,
                           progress=True)
     return sr.onto_grid(on_grid.with_data(pred * std + mean), volume)
+
+
+def data_files() -> list[str]:
+    """The registered files this chapter reads: chapter 2's X-ray structures."""
+    return sorted(sr.entry_files())
