@@ -1,19 +1,29 @@
 """Figures in one style for the whole book: slices, montages, curves, isosurfaces, 3D viewers.
 
 Every plotting function returns a matplotlib ``Figure``; :func:`save_figure` writes it beside
-the run's ``metrics.json`` (PNG) so the book and the tests can find it.
+the run's ``metrics.json`` (PNG) so the book and the tests can find it. Interactive 3D comes in
+two kinds: :func:`molecule_viewer` + :func:`interactive_figure` (py3Dmol, plain HTML and
+JavaScript, so it also works in the static book) and :func:`nglview_map_and_model` (a Jupyter
+widget, for readers in JupyterLab).
 """
 
 from __future__ import annotations
 
+import base64
+import gzip
+import html
+import tempfile
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 
-from .io import Volume
+from .density import resample
+from .errors import ConfigError
+from .io import Atoms, Volume
 from .results import results_dir
 
 __all__ = [
@@ -23,6 +33,9 @@ __all__ = [
     "plot_history",
     "isosurface",
     "save_figure",
+    "Contour",
+    "molecule_viewer",
+    "interactive_figure",
     "nglview_map_and_model",
 ]
 
@@ -143,6 +156,11 @@ def plot_history(
     return fig
 
 
+def _top_5_percent(a: np.ndarray) -> float:
+    """The contour level exceeded by 5% of the voxels (the book's default isosurface level)."""
+    return float(np.quantile(a, 0.95))
+
+
 def isosurface(
     volumes: Sequence[Volume | np.ndarray],
     titles: Sequence[str],
@@ -161,7 +179,7 @@ def isosurface(
     fig = plt.figure(figsize=(3.4 * len(arrays), 3.6), constrained_layout=True)
     for i, (a, t, lev) in enumerate(zip(arrays, titles, levels, strict=True)):
         ax = fig.add_subplot(1, len(arrays), i + 1, projection="3d")
-        lev = float(np.quantile(a, 0.95)) if lev is None else float(lev)
+        lev = _top_5_percent(a) if lev is None else float(lev)
         if a.min() < lev < a.max():
             verts, faces, _, _ = marching_cubes(a, lev)
             mesh = Poly3DCollection(verts[faces][:, :, ::-1], alpha=0.9, linewidths=0)
@@ -179,6 +197,126 @@ def save_figure(fig: plt.Figure, notebook: str, profile: str, name: str) -> Path
     path = results_dir(notebook, profile) / f"{name}.png"
     fig.savefig(path)
     return path
+
+
+@dataclass
+class Contour:
+    """One isosurface of a map in a :func:`molecule_viewer`.
+
+    Attributes:
+        volume: the map, placed in Å like the atoms shown with it.
+        level: contour level in the map's units; ``None`` = the value exceeded by 5% of voxels.
+        color: CSS colour of the surface.
+        opacity: 0 (invisible) to 1 (opaque).
+        wireframe: draw a mesh instead of a solid surface.
+    """
+
+    volume: Volume
+    level: float | None = None
+    color: str = "#5b8fd6"
+    opacity: float = 0.6
+    wireframe: bool = False
+
+
+def _ccp4_base64(volume: Volume) -> str:
+    """The map as a gzipped, base64-encoded MRC/CCP4 file (float32, origin 0), the form
+    3Dmol.js's ``addVolumetricData(..., "ccp4.gz")`` reads in a web page."""
+    import mrcfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "map.mrc"
+        with mrcfile.new(path) as mrc:
+            mrc.set_data(np.ascontiguousarray(volume.data, dtype=np.float32))
+            mrc.voxel_size = tuple(volume.voxel_size[::-1])  # (x, y, z)
+        raw = path.read_bytes()
+    return base64.b64encode(gzip.compress(raw, mtime=0)).decode("ascii")
+
+
+def _xyz_text(atoms: Atoms, shift: np.ndarray) -> str:
+    """Heavy atoms in XYZ format (element and x, y, z in Å), moved by ``-shift``."""
+    keep = atoms.element != "H"
+    lines = [f"{e} {x:.2f} {y:.2f} {z:.2f}"
+             for e, (x, y, z) in zip(atoms.element[keep], atoms.xyz[keep] - shift, strict=True)]
+    return f"{len(lines)}\ncryolab\n" + "\n".join(lines) + "\n"
+
+
+def molecule_viewer(
+    atoms: Atoms | None = None,
+    contours: Sequence[Contour] = (),
+    style: str = "stick",
+    max_side: int = 64,
+    levels: int = 256,
+    width: int = 640,
+    height: int = 420,
+):
+    """An interactive 3Dmol.js view (``py3Dmol.view``) of atoms and map contours.
+
+    3Dmol.js reads the maps as MRC files without their origin, so everything is shown in the
+    frame of the first contour's grid: its voxel ``[0, 0, 0]`` at 0 and the atoms moved by the
+    same amount; all contours must therefore share one origin. To keep pages small, a map
+    longer than ``max_side`` voxels on a side is resampled (trilinear) to fit, and its values
+    are rounded to ``levels`` steps between its minimum and maximum, which gzip compresses
+    well. Hydrogens are not drawn.
+
+    Args:
+        atoms: the model, drawn in the 3Dmol ``style`` ("stick", "sphere", "line", ...).
+        contours: isosurfaces to draw (:class:`Contour`).
+        width, height: size of the viewer in pixels.
+    """
+    import py3Dmol
+
+    shift = contours[0].volume.origin[::-1] if contours else np.zeros(3)  # (x, y, z)
+    view = py3Dmol.view(width=width, height=height)
+    if atoms is not None:
+        view.addModel(_xyz_text(atoms, shift), "xyz")
+        view.setStyle({style: {}})
+    for contour in contours:
+        volume = contour.volume
+        if not np.allclose(volume.origin[::-1], shift):
+            raise ConfigError(f"contours must share one origin: {volume.origin} Å is not "
+                              f"{shift[::-1]} Å")
+        level = _top_5_percent(volume.data) if contour.level is None else contour.level
+        if max(volume.shape) > max_side:
+            extent = float(np.max((np.array(volume.shape) - 1) * volume.voxel_size))  # Å
+            coarse = extent / (max_side - 1)
+            volume = resample(volume, coarse, order=0)  # nearest: keeps the values
+        lo, hi = float(volume.data.min()), float(volume.data.max())
+        step = (hi - lo) / (levels - 1) if hi > lo else 1.0
+        rounded = lo + np.round((volume.data - lo) / step) * step
+        view.addVolumetricData(
+            _ccp4_base64(volume.with_data(rounded)), "ccp4.gz",
+            {"isoval": float(level), "color": contour.color, "opacity": contour.opacity,
+             "wireframe": contour.wireframe, "smoothness": 1},
+        )
+    view.zoomTo()
+    return view
+
+
+def interactive_figure(view, notebook: str, profile: str, fallback: str, alt: str,
+                       caption: str):
+    """Show a :func:`molecule_viewer` as a captioned figure, with a static fallback.
+
+    The figure holds the saved PNG ``results/<notebook>/<profile>/<fallback>.png`` (see
+    :func:`save_figure`) with ``alt`` text, and the 3Dmol.js viewer; once 3Dmol.js has loaded
+    and drawn, the static image is removed. Without JavaScript, or when 3Dmol.js cannot be
+    loaded, the reader sees the static image. Returns an ``IPython.display.HTML``.
+    """
+    from IPython.display import HTML
+
+    png = (results_dir(notebook, profile) / f"{fallback}.png").read_bytes()
+    viewer = view.write_html()  # py3Dmol's HTML + script for this view (sets its uniqueid)
+    uid = view.uniqueid
+    return HTML(
+        f'<figure class="cryolab-viewer" id="cryolab-viewer-{uid}">\n'
+        f'<img class="cryolab-viewer-fallback" alt="{html.escape(alt)}" '
+        f'src="data:image/png;base64,{base64.b64encode(png).decode("ascii")}">\n'
+        f"{viewer}\n"
+        f"<figcaption>{html.escape(caption)} Drag to rotate, scroll to zoom.</figcaption>\n"
+        "</figure>\n<script>\n"
+        f"$3Dmolpromise.then(function() {{ document.querySelector("
+        f"'#cryolab-viewer-{uid} .cryolab-viewer-fallback').remove(); }});\n"
+        "</script>"
+    )
 
 
 def nglview_map_and_model(structure_path: str | Path, map_path: str | Path, level: float):
