@@ -6,7 +6,9 @@ page that does not exist, a JavaScript error, a chapter without its results tabl
 without alt text or caption, or a chapter that links fewer than three glossary terms; it saves a
 screenshot of each chapter's first screen to ``_build/screenshots/``. A second browser test opens
 ``_build/html/index.html`` from disk, as a reader would, and follows the "next" links from the
-introduction through every chapter.
+introduction through every chapter. A third checks that every interactive 3D viewer (py3Dmol)
+draws: 3Dmol.js is served by the site itself, and each viewer's canvas must show non-white
+pixels. Every chapter page must carry its Binder and Colab launch buttons.
 
 Without Chromium the browser test is skipped, unless ``CRYOLAB_REQUIRE_BROWSER=1`` (as in CI).
 """
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import http.server
+import io
 import json
 import os
 import shutil
@@ -31,6 +34,10 @@ from build_site import build, toc_notebooks  # noqa: E402
 
 pytestmark = pytest.mark.notebook
 SCREENSHOTS = ROOT / "_build" / "screenshots"
+#: Chapters with interactive 3D viewers (issue 21): the primer's map and model, a GAN map, a
+#: simulated specimen's particles, an AFM structure with its reconstructed occupancy.
+VIEWER_PAGES = ["00_maps_and_models", "01_struc2map_gan", "04_tomogram_simulation",
+                "06_afm_pix2vox"]
 
 
 @pytest.fixture(scope="module")
@@ -53,6 +60,11 @@ def test_book_builds_with_every_chapter_and_its_figures(site):
         assert text.count("tag_injected-parameters") == 1 and "tag_parameters" not in text, name
     images = list((html / "_images").glob("*.png"))
     assert images and all(p.stat().st_size > 1000 for p in images)
+    # 3Dmol.js is served by the site (pages work offline), never from a CDN
+    assert (html / "_static" / "3dmol" / "3Dmol-min.js").stat().st_size > 100_000
+    for name in VIEWER_PAGES:
+        text = (html / "notebooks" / f"{name}.html").read_text()
+        assert "../_static/3dmol/3Dmol-min.js" in text and "cdn.jsdelivr" not in text, name
 
 
 @pytest.mark.parametrize("name", toc_notebooks())
@@ -209,5 +221,58 @@ def test_every_page_in_a_real_browser(site, server):
                 if terms < 3 and not rel.endswith("99_results_overview.html"):
                     problems.append(f"{rel}: links only {terms} glossary terms")
                 page.screenshot(path=str(SCREENSHOTS / f"{Path(rel).stem}.png"))
+        browser.close()
+    assert not problems, "\n".join(problems)
+
+
+#: Per viewer on the page: whether its static fallback is gone, and its 3Dmol container's id.
+VIEWERS = ("Array.from(document.querySelectorAll('figure.cryolab-viewer')).map(f => ({"
+           "fallback: !!f.querySelector('.cryolab-viewer-fallback'),"
+           "id: f.querySelector('div[id^=\"3dmolviewer_\"]')?.id}))")
+
+
+def _ink(png: bytes) -> float:
+    """Fraction of the pixels of a screenshot that are not white."""
+    import matplotlib.image
+
+    rgb = matplotlib.image.imread(io.BytesIO(png), format="png")[..., :3]
+    return float((abs(rgb - 1.0).sum(axis=-1) > 0.05).mean())
+
+
+def test_interactive_viewers_draw_and_launch_buttons_show(site, server):
+    """Each 3D viewer replaces its static fallback and draws in WebGL (no request leaves
+    localhost, so 3Dmol.js must come from the site); each chapter links to Binder and Colab."""
+    chromium = _chromium_or_skip()
+    playwright = pytest.importorskip("playwright.sync_api")
+    problems: list[str] = []
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=BROWSER_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.route("**/*", lambda route: route.continue_()
+                   if route.request.url.startswith(server) else route.abort())
+        for name in toc_notebooks():
+            page.goto(f"{server}/notebooks/{name}.html", wait_until="load")
+            binder = page.locator('a[href^="https://mybinder.org/v2/gh/"]')
+            colab = page.locator(f'a[href^="https://colab.research.google.com/github/"]'
+                                 f'[href$="/notebooks/{name}.ipynb"]')
+            if binder.count() == 0 or colab.count() == 0:
+                problems.append(f"{name}: no Binder or Colab launch button")
+            if name not in VIEWER_PAGES:
+                continue
+            try:  # 3Dmol.js loaded and the viewers built: the fallbacks are gone
+                page.wait_for_function(f"{VIEWERS}.every(v => !v.fallback)", timeout=20_000)
+            except playwright.TimeoutError:
+                problems.append(f"{name}: a viewer kept its static fallback (3Dmol.js not run)")
+                continue
+            viewers = page.evaluate(VIEWERS)
+            if not viewers:
+                problems.append(f"{name}: no interactive viewer")
+            for viewer in viewers:
+                canvas = page.locator(f"#{viewer['id']} canvas").first
+                canvas.scroll_into_view_if_needed()
+                page.wait_for_timeout(500)  # let WebGL draw its first frame
+                ink = _ink(canvas.screenshot())
+                if ink < 0.01:
+                    problems.append(f"{name}: viewer {viewer['id']} is blank ({ink:.1%} ink)")
         browser.close()
     assert not problems, "\n".join(problems)
