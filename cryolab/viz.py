@@ -319,14 +319,46 @@ def interactive_figure(view, notebook: str, profile: str, fallback: str, alt: st
     )
 
 
+def _nglview_widget_class():
+    """``nglview.NGLWidget``, made to ask for the nglview JupyterLab extension installed here.
+
+    nglview 4.0.x asks JupyterLab for version 4.0 of its front end but ships version 3.1.5
+    of it, so JupyterLab refuses to draw the widget ("Module nglview-js-widgets, version 4.0
+    is not registered"; nglview issue 1181). Where the installed extension's version differs
+    from the one the Python package asks for, the widget (and nglview's colour-scheme registry,
+    created when nglview is imported) ask for the installed one instead.
+    """
+    import json
+
+    import nglview
+    from jupyter_core.paths import jupyter_path
+    from nglview.color import ColormakerRegistry
+    from traitlets import Unicode
+
+    wanted = nglview.NGLWidget.class_traits()["_model_module_version"].default_value
+    installed = next((json.loads(p.read_text())["version"] for p in (
+        Path(d, "nglview-js-widgets", "package.json") for d in jupyter_path("labextensions"))
+        if p.is_file()), wanted)
+    if installed == wanted:
+        return nglview.NGLWidget
+    if ColormakerRegistry._model_module_version != installed:
+        ColormakerRegistry.close()
+        ColormakerRegistry._model_module_version = installed
+        ColormakerRegistry._view_module_version = installed
+        ColormakerRegistry.open()
+    return type("NGLWidget", (nglview.NGLWidget,), {
+        "_model_module_version": Unicode(installed).tag(sync=True),
+        "_view_module_version": Unicode(installed).tag(sync=True),
+    })
+
+
 def nglview_map_and_model(structure_path: str | Path, map_path: str | Path, level: float):
     """An interactive nglview widget of a model in its map (for JupyterLab readers).
 
-    The book shows static figures instead: the widget only renders in a live frontend.
+    The web book shows :func:`molecule_viewer` instead: a widget only renders with a live
+    kernel.
     """
-    import nglview
-
-    view = nglview.NGLWidget()
+    view = _nglview_widget_class()()
     view.add_component(str(structure_path))
     view.add_component(str(map_path))
     view.component_1.update_surface(isolevel=level, isolevelType="value", opacity=0.4,

@@ -17,10 +17,7 @@ from __future__ import annotations
 
 import functools
 import http.server
-import io
 import json
-import os
-import shutil
 import sys
 import threading
 from pathlib import Path
@@ -30,6 +27,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "book"))
+from browser import BROWSER_ARGS, chromium_or_skip, ink  # noqa: E402
 from build_site import build, toc_notebooks  # noqa: E402
 
 pytestmark = pytest.mark.notebook
@@ -64,7 +62,7 @@ def test_book_builds_with_every_chapter_and_its_figures(site):
     assert (html / "_static" / "3dmol" / "3Dmol-min.js").stat().st_size > 100_000
     for name in VIEWER_PAGES:
         text = (html / "notebooks" / f"{name}.html").read_text()
-        assert "../_static/3dmol/3Dmol-min.js" in text and "cdn.jsdelivr" not in text, name
+        assert "../_static/3dmol/3Dmol-min.js" in text and "npm/3dmol@" not in text, name
 
 
 @pytest.mark.parametrize("name", toc_notebooks())
@@ -87,13 +85,6 @@ def test_every_shown_figure_is_captioned(run_notebook, name):
             assert caption and alt, f"{where} shows a figure without caption and alt text"
         if "figure" in options:
             assert len(shown) == len(images) == 1, f"{where}: {len(shown)} outputs, not one image"
-
-
-def _chromium() -> str | None:
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        if path := shutil.which(name):
-            return path
-    return None
 
 
 @pytest.fixture(scope="module")
@@ -119,26 +110,15 @@ def _pages(html: Path) -> list[str]:
     )
 
 
-def _chromium_or_skip() -> str:
-    chromium = _chromium()
-    if chromium is None:
-        if os.environ.get("CRYOLAB_REQUIRE_BROWSER"):
-            pytest.fail("CRYOLAB_REQUIRE_BROWSER is set but no Chromium was found")
-        pytest.skip("no Chromium on this machine (apt-get install chromium)")
-    return chromium
-
-
 #: The ``src`` of every image on the page that failed to load.
 BROKEN_IMAGES = ("Array.from(document.images).filter(i => !i.complete || i.naturalWidth === 0)"
                  ".map(i => i.getAttribute('src'))")
-BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 
 def test_a_reader_opening_index_html_reaches_every_chapter_by_next(site):
     """From ``_build/html/index.html`` opened as a file, the "next" links lead through every
     chapter of the table of contents in order, with every image loaded."""
-    chromium = _chromium_or_skip()
+    chromium = chromium_or_skip()
     playwright = pytest.importorskip("playwright.sync_api")
     wanted = [f"{n}.html" for n in toc_notebooks()]
     visited: list[str] = []
@@ -162,7 +142,7 @@ def test_a_reader_opening_index_html_reaches_every_chapter_by_next(site):
 
 
 def test_every_page_in_a_real_browser(site, server):
-    chromium = _chromium_or_skip()
+    chromium = chromium_or_skip()
     playwright = pytest.importorskip("playwright.sync_api")
     html = site.parent
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
@@ -231,18 +211,10 @@ VIEWERS = ("Array.from(document.querySelectorAll('figure.cryolab-viewer')).map(f
            "id: f.querySelector('div[id^=\"3dmolviewer_\"]')?.id}))")
 
 
-def _ink(png: bytes) -> float:
-    """Fraction of the pixels of a screenshot that are not white."""
-    import matplotlib.image
-
-    rgb = matplotlib.image.imread(io.BytesIO(png), format="png")[..., :3]
-    return float((abs(rgb - 1.0).sum(axis=-1) > 0.05).mean())
-
-
 def test_interactive_viewers_draw_and_launch_buttons_show(site, server):
     """Each 3D viewer replaces its static fallback and draws in WebGL (no request leaves
     localhost, so 3Dmol.js must come from the site); each chapter links to Binder and Colab."""
-    chromium = _chromium_or_skip()
+    chromium = chromium_or_skip()
     playwright = pytest.importorskip("playwright.sync_api")
     problems: list[str] = []
     with playwright.sync_playwright() as p:
@@ -268,11 +240,11 @@ def test_interactive_viewers_draw_and_launch_buttons_show(site, server):
             if not viewers:
                 problems.append(f"{name}: no interactive viewer")
             for viewer in viewers:
-                canvas = page.locator(f"#{viewer['id']} canvas").first
+                canvas = page.locator(f'[id="{viewer["id"]}"] canvas').first
                 canvas.scroll_into_view_if_needed()
                 page.wait_for_timeout(500)  # let WebGL draw its first frame
-                ink = _ink(canvas.screenshot())
-                if ink < 0.01:
-                    problems.append(f"{name}: viewer {viewer['id']} is blank ({ink:.1%} ink)")
+                drawn = ink(canvas.screenshot())
+                if drawn < 0.01:
+                    problems.append(f"{name}: viewer {viewer['id']} is blank ({drawn:.1%} drawn)")
         browser.close()
     assert not problems, "\n".join(problems)
