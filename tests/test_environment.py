@@ -1,4 +1,5 @@
-"""environment.yml (conda) and pyproject.toml (pip) ask for the same packages and bounds."""
+"""How the book is installed and published: environment.yml (conda) and pyproject.toml (pip)
+ask for the same packages and bounds, and the Pages workflow builds the book with its data."""
 
 from __future__ import annotations
 
@@ -74,3 +75,18 @@ def test_parse_reads_names_extras_and_bounds():
     assert _parse("jupyter-book>=1.0,<2") == ("jupyter-book", ">=1.0,<2")
     assert _parse("dask[distributed] >= 2024.1") == ("dask", ">=2024.1")
     assert _parse("py3Dmol>=2.4") == ("py3dmol", ">=2.4")
+
+
+def test_pages_workflow_builds_the_book_with_its_data_and_deploys_it():
+    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "book.yml").read_text())
+    build = workflow["jobs"]["build"]["steps"]
+    commands = [step.get("run", "") for step in build]
+    order = [next(i for i, c in enumerate(commands) if what in c)
+             for what in ("make install", "cryolab data download --all", "make book")]
+    assert order == sorted(order), "install, then download the data, then make book"
+    upload = next(s for s in build if "upload-pages-artifact" in s.get("uses", ""))
+    assert upload["with"]["path"] == "_build/html"
+    deploy = workflow["jobs"]["deploy"]
+    assert deploy["needs"] == "build"
+    assert any("deploy-pages" in s.get("uses", "") for s in deploy["steps"])
+    assert workflow[True]["push"]["branches"] == ["main"]  # YAML reads the key `on` as True
