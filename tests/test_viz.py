@@ -22,7 +22,7 @@ pytest.importorskip("py3Dmol")
 def _maps(view) -> list[Volume]:
     """Every map a viewer sends to 3Dmol.js, read back with mrcfile."""
     volumes = []
-    for blob in re.findall(r'addVolumetricData\("([A-Za-z0-9+/=]+)","ccp4.gz"', view.startjs):
+    for blob in re.findall(r'addVolumetricData\("([A-Za-z0-9+/=]+)","ccp4.gz"', view.write_html()):
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "map.mrc"
             path.write_bytes(gzip.decompress(base64.b64decode(blob)))
@@ -56,7 +56,7 @@ def test_atoms_are_moved_into_the_frame_of_the_map():
     atoms = _atoms([origin_zyx[::-1], origin_zyx[::-1] + (2.0, 4.0, 6.0), (0.0, 0.0, 0.0)])
     atoms.element[2] = "H"
     view = viz.molecule_viewer(atoms, [viz.Contour(volume, 0.5)])
-    xyz = re.search(r'addModel\("(.*?)","xyz"', view.startjs).group(1).split("\\n")
+    xyz = re.search(r'addModel\("(.*?)","xyz"', view.write_html()).group(1).split("\\n")
     assert xyz[0] == "2"
     assert [line.split()[1:] for line in xyz[2:4]] == [["0.00", "0.00", "0.00"],
                                                        ["2.00", "4.00", "6.00"]]
