@@ -10,7 +10,6 @@ widget, for readers in JupyterLab).
 from __future__ import annotations
 
 import base64
-import gzip
 import html
 import tempfile
 from collections.abc import Sequence
@@ -23,7 +22,7 @@ import numpy as np
 
 from .density import resample
 from .errors import ConfigError
-from .io import Atoms, Volume
+from .io import Atoms, Volume, write_map
 from .results import results_dir
 
 __all__ = [
@@ -219,17 +218,11 @@ class Contour:
 
 
 def _ccp4_base64(volume: Volume) -> str:
-    """The map as a gzipped, base64-encoded MRC/CCP4 file (float32, origin 0), the form
-    3Dmol.js's ``addVolumetricData(..., "ccp4.gz")`` reads in a web page."""
-    import mrcfile
-
+    """The map as a gzipped, base64-encoded MRC file with origin 0, the form 3Dmol.js's
+    ``addVolumetricData(..., "ccp4.gz")`` reads in a web page."""
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "map.mrc"
-        with mrcfile.new(path) as mrc:
-            mrc.set_data(np.ascontiguousarray(volume.data, dtype=np.float32))
-            mrc.voxel_size = tuple(volume.voxel_size[::-1])  # (x, y, z)
-        raw = path.read_bytes()
-    return base64.b64encode(gzip.compress(raw, mtime=0)).decode("ascii")
+        path = write_map(Path(tmp) / "map.mrc.gz", Volume(volume.data, volume.voxel_size, 0.0))
+        return base64.b64encode(path.read_bytes()).decode("ascii")
 
 
 def _xyz_text(atoms: Atoms, shift: np.ndarray) -> str:
@@ -254,9 +247,10 @@ def molecule_viewer(
     3Dmol.js reads the maps as MRC files without their origin, so everything is shown in the
     frame of the first contour's grid: its voxel ``[0, 0, 0]`` at 0 and the atoms moved by the
     same amount; all contours must therefore share one origin. To keep pages small, a map
-    longer than ``max_side`` voxels on a side is resampled (trilinear) to fit, and its values
-    are rounded to ``levels`` steps between its minimum and maximum, which gzip compresses
-    well. Hydrogens are not drawn.
+    longer than ``max_side`` voxels on a side is subsampled to fit (nearest voxel, so that
+    its values, and the contour level, keep their meaning), and its values are rounded to
+    ``levels`` steps between its minimum and maximum, which gzip compresses well. Hydrogens
+    are not drawn.
 
     Args:
         atoms: the model, drawn in the 3Dmol ``style`` ("stick", "sphere", "line", ...).
