@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 TORCH_VERSION ?= 2.13.0
 EXECUTED := _build/executed
 
-.PHONY: book test lint unit smoke site bench clean
+.PHONY: book test lint unit smoke site student bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,11 @@ smoke: $(VENV)/.installed
 # Sphinx warnings (broken references, missing figures) fail the build.
 site: $(VENV)/.installed
 	$(BIN)/python book/build_site.py --executed $(EXECUTED)
+
+## make student: the notebooks for a course, exercise solutions removed, in _build/student
+## (instructors keep the full notebooks in notebooks/; see book/setup.md)
+student: $(VENV)/.installed
+	$(BIN)/python book/student.py --out _build/student
 
 bench: $(VENV)/.installed
 	for b in benchmarks/bench_*.py; do $(BIN)/python $$b || exit 1; done

@@ -6,19 +6,29 @@ Copies the book pages (``_config.yml``, ``_toc.yml``, ``book/``) and the execute
 ``_build/site`` and runs ``jupyter-book build`` there with Sphinx warnings as errors, so a broken
 reference or a missing figure fails the build. The site lands in ``_build/html``. Notebooks are
 never executed here: ``book/execute.py`` (or the test suite) runs them with papermill first.
+
+The interactive 3D viewers (py3Dmol) load 3Dmol.js from a CDN by default. The site serves its
+own copy instead, so that pages work offline: the script of the npm package ``3dmol`` of the
+version py3Dmol asks for is fetched once with ``npm pack`` (into ``_build/npm``), copied to
+``_build/html/_static/3dmol/``, and the viewers' script address is rewritten to that copy.
 """
 
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import re
 import shutil
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+#: Where the site serves 3Dmol.js, relative to the site root and to a page in notebooks/.
+THREEDMOL_STATIC = "_static/3dmol/3Dmol-min.js"
+THREEDMOL_FROM_PAGE = "../" + THREEDMOL_STATIC
 
 
 def toc_notebooks(toc: Path = ROOT / "_toc.yml") -> list[str]:
@@ -70,6 +80,63 @@ def _show_only_injected_parameters(notebook: dict) -> None:
                 cell.setdefault("metadata", {})["tags"] = [*cell_tags, "remove-cell"]
 
 
+def threedmol_cdn() -> tuple[str, str]:
+    """The 3Dmol.js address py3Dmol uses by default and the npm version in it."""
+    import py3Dmol
+
+    url = inspect.signature(py3Dmol.view).parameters["js"].default
+    match = re.search(r"3dmol@([0-9][^/]*)/", url)
+    if match is None:
+        raise RuntimeError(f"cannot read the 3Dmol.js version from py3Dmol's default {url!r}")
+    return url, match.group(1)
+
+
+def fetch_threedmol(version: str, cache: Path = ROOT / "_build" / "npm") -> Path:
+    """``build/3Dmol-min.js`` of the npm package ``3dmol@<version>``, fetched with ``npm pack``
+    (which checks the tarball against the registry's integrity hash) and kept in ``cache``."""
+    script = cache / f"3dmol-{version}" / "3Dmol-min.js"
+    if script.is_file():
+        return script
+    if shutil.which("npm") is None:
+        raise RuntimeError("npm not found: it is needed once to fetch 3Dmol.js for the site "
+                           "(install Node.js, e.g. apt-get install npm)")
+    cache.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.run(["npm", "pack", f"3dmol@{version}", "--pack-destination", str(cache)],
+                          capture_output=True, text=True)
+    tarball = cache / f"3dmol-{version}.tgz"
+    if proc.returncode != 0 or not tarball.is_file():
+        raise RuntimeError(f"npm pack 3dmol@{version} failed: {proc.stderr.strip()[-500:]}")
+    with tarfile.open(tarball) as tar:
+        member = tar.extractfile("package/build/3Dmol-min.js")
+        if member is None:
+            raise RuntimeError(f"{tarball}: no package/build/3Dmol-min.js")
+        script.parent.mkdir(parents=True, exist_ok=True)
+        tmp = script.with_suffix(".tmp")
+        tmp.write_bytes(member.read())
+        tmp.replace(script)
+    tarball.unlink()
+    return script
+
+
+def _serve_threedmol_locally(notebook: dict, cdn: str) -> bool:
+    """Point every py3Dmol viewer of an executed notebook at the site's copy of 3Dmol.js;
+    returns whether the notebook has one."""
+    found = False
+    for cell in notebook["cells"]:
+        for output in cell.get("outputs", []):
+            for mime, value in output.get("data", {}).items():
+                text = "".join(value) if isinstance(value, list) else value
+                if isinstance(text, str) and cdn in text:
+                    output["data"][mime] = text.replace(cdn, THREEDMOL_FROM_PAGE)
+                    found = True
+    return found
+
+
+def _title_index(notebook: dict) -> int:
+    """Index of the cell holding the page title (the first markdown cell)."""
+    return next(i for i, c in enumerate(notebook["cells"]) if c["cell_type"] == "markdown")
+
+
 def build(executed: Path = ROOT / "_build" / "executed") -> Path:
     """Stage the sources and build the site; returns the path of ``index.html``.
 
@@ -87,11 +154,16 @@ def build(executed: Path = ROOT / "_build" / "executed") -> Path:
         shutil.copy(ROOT / name, site / name)
     shutil.copytree(ROOT / "book", site / "book", ignore=shutil.ignore_patterns("__pycache__"))
     report = _report(executed)
+    cdn, version = threedmol_cdn()
+    viewers = False
     for name in toc_notebooks():
         notebook = json.loads((executed / f"{name}.ipynb").read_text())
-        notebook["cells"].insert(1, _run_box(name, report.get(name), report.get("profile")))
+        notebook["cells"].insert(_title_index(notebook) + 1,
+                                 _run_box(name, report.get(name), report.get("profile")))
         _show_only_injected_parameters(notebook)
+        viewers |= _serve_threedmol_locally(notebook, cdn)
         (site / "notebooks" / f"{name}.ipynb").write_text(json.dumps(notebook))
+    script = fetch_threedmol(version) if viewers else None
     proc = subprocess.run(
         [str(Path(sys.executable).parent / "jupyter-book"), "build", str(site),
          "--path-output", str(site), "-W", "--keep-going"],
@@ -102,6 +174,9 @@ def build(executed: Path = ROOT / "_build" / "executed") -> Path:
     if proc.returncode != 0 or warnings:
         raise RuntimeError("book build failed:\n" + "\n".join(warnings or [proc.stderr[-3000:]]))
     shutil.move(str(site / "_build" / "html"), str(html))
+    if script is not None:
+        (html / THREEDMOL_STATIC).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(script, html / THREEDMOL_STATIC)
     return html / "index.html"
 
 

@@ -1,7 +1,12 @@
 """The ``cryolab`` command line.
 
-Each module of :mod:`cryolab.commands` adds its sub-commands through ``register(subparsers)``;
-every ``cryolab`` error is printed as one line and exits with status 2.
+Each module of :mod:`cryolab.commands` adds its sub-commands through ``register(subparsers)``.
+Whatever goes wrong, the user sees one line on stderr and no traceback:
+
+- a usage error (unknown option, a value out of range) and every ``cryolab`` error exit 2;
+- a file-system fault while writing (disk full, permission) or running out of memory exit 1;
+- Ctrl-C prints ``interrupted`` and exits 130 (128 + SIGINT), and leaves no partial output,
+  since every output is written under a temporary name first (:mod:`cryolab.outputs`).
 """
 
 from __future__ import annotations
@@ -11,14 +16,22 @@ import importlib
 import pkgutil
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from . import __version__, commands
 from .errors import CryolabError
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line that names the option."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every sub-command registered."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="cryolab", description="Simulate maps, tomograms and AFM images; apply models."
     )
     parser.add_argument("--version", action="version", version=f"cryolab {__version__}")
@@ -31,11 +44,23 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; returns the exit status."""
     args = build_parser().parse_args(argv)
+    prefix = f"cryolab {args.command}"
     try:
         return int(args.func(args) or 0)
     except CryolabError as exc:
-        print(f"cryolab {args.command}: error: {exc}", file=sys.stderr)
+        print(f"{prefix}: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"{prefix}: interrupted", file=sys.stderr)
+        return 130
+    except OSError as exc:
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"{prefix}: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 1
+    except MemoryError:
+        print(f"{prefix}: error: out of memory; try a smaller input or larger voxels",
+              file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -51,6 +51,7 @@ from scipy import ndimage, sparse
 
 from .errors import ConfigError, FormatError
 from .io import Atoms, Volume, atoms_of, read_structure
+from .validation import grid_memory
 
 __all__ = [
     "METHODS",
@@ -102,15 +103,19 @@ def _check_resolution(resolution: float) -> float:
 def box_around(xyz: np.ndarray, voxel_size: float, padding: float) -> Volume:
     """An empty cubic-voxel grid covering atoms ``xyz`` (N, 3; x, y, z in Å) plus ``padding`` Å.
 
-    The origin (centre of voxel 0) is the atoms' minimum corner minus the padding.
+    The box is snapped to whole voxels: its origin (centre of voxel 0) is the atoms' minimum
+    corner minus the padding, rounded down to a multiple of ``voxel_size``, so a map written
+    from it has NSTART × voxel size = ORIGIN and every MRC reader places it alike. A box too
+    large for memory is refused before it is allocated.
     """
-    if voxel_size <= 0 or padding < 0:
+    if not voxel_size > 0 or not padding >= 0:
         raise ConfigError(f"need voxel_size > 0 and padding >= 0 (Å), got {voxel_size}, {padding}")
     xyz = np.asarray(xyz, dtype=np.float64)
-    low = xyz.min(axis=0)[::-1] - padding  # z, y, x
+    low = np.floor((xyz.min(axis=0)[::-1] - padding) / voxel_size) * voxel_size  # z, y, x
     high = xyz.max(axis=0)[::-1] + padding
-    shape = np.ceil((high - low) / voxel_size).astype(int) + 1
-    return Volume(np.zeros(tuple(shape), dtype=np.float32), voxel_size, low)
+    shape = np.ceil((high - low) / voxel_size) + 1
+    grid_memory(shape[::-1], f"a box of {voxel_size:g} Å voxels around the model")
+    return Volume(np.zeros(tuple(shape.astype(int)), dtype=np.float32), voxel_size, low)
 
 
 def _grid_for(

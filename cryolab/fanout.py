@@ -39,6 +39,8 @@ import numpy as np
 from tqdm import tqdm
 
 from .errors import ConfigError, ItemsFailed
+from .outputs import MARKER, check_folder
+from .validation import option
 
 __all__ = ["Item", "SetReport", "item_seed", "item_names", "make_set", "add_set_options",
            "structure_set", "PARTIAL"]
@@ -84,7 +86,7 @@ def item_names(sources: Sequence[str], suffix: str = "") -> list[str]:
 
 def add_set_options(p: argparse.ArgumentParser, what: str) -> None:
     """``--workers`` and ``--scheduler``: how the items of a set are fanned out (Dask)."""
-    p.add_argument("--workers", type=int, default=None,
+    p.add_argument("--workers", type=option(integer=True, ge=0), default=None,
                    help=f"make the {what} on a local Dask cluster of this many processes "
                         "(default: one per CPU core; 0: one after another, no Dask)")
     p.add_argument("--scheduler", metavar="ADDRESS", default=None,
@@ -117,6 +119,7 @@ def make_set(
     seed: int = 0,
     workers: int | None = None,
     scheduler: str | None = None,
+    overwrite: bool = False,
     progress: bool = True,
     desc: str = "items",
 ) -> SetReport:
@@ -125,12 +128,14 @@ def make_set(
     Args:
         make: ``make(item, folder) -> path`` writes one item (see the module docstring).
         names: file or folder name of each item in ``out``, in index order (unique).
-        out: the set's folder (created when missing).
+        out: the set's folder: new, empty, or a set cryolab made earlier (resumed; a folder
+            holding other files is refused).
         seed: the set's seed; item ``i`` gets :func:`item_seed` ``(seed, i)``.
         workers: processes of the local Dask cluster (default: one per CPU core); 0 makes
             the items one after another in this process, without Dask.
         scheduler: address of a running Dask scheduler (``tcp://host:8786``) to use instead
             of a local cluster.
+        overwrite: remake the whole set instead of resuming it.
         progress: show a progress bar counting items (on stderr).
         desc: the progress bar's label.
 
@@ -141,10 +146,13 @@ def make_set(
         raise ConfigError("the items of a set need distinct names")
     if workers is not None and workers < 0:
         raise ConfigError(f"--workers must be ≥ 0, not {workers}")
-    out = Path(out)
+    out = check_folder(out, overwrite=True)  # new, empty, or a set cryolab made
+    if overwrite and out.exists():
+        shutil.rmtree(out)  # check_folder found the marker: cryolab wrote it
     out.mkdir(parents=True, exist_ok=True)
     if not os.access(out, os.W_OK | os.X_OK):
-        raise ConfigError(f"{out}: the set's folder is not writable")
+        raise ConfigError(f"--out {out}: the set's folder is not writable")
+    (out / MARKER).write_text("written by cryolab (a set of items)\n")
     for partial in out.glob(f"{PARTIAL}*"):  # left by an interrupted run of ours
         shutil.rmtree(partial, ignore_errors=True)
     items = [Item(i, name, item_seed(seed, i)) for i, name in enumerate(names)]
@@ -221,6 +229,6 @@ def structure_set(make: Callable[[dict, Item, Path], Path], args: argparse.Names
     settings = {k: v for k, v in vars(args).items() if k != "func"}
     report = make_set(partial(make, settings), item_names(args.structure, suffix), args.out,
                       seed=seed, workers=args.workers, scheduler=args.scheduler,
-                      progress=not args.quiet, desc=what)
+                      overwrite=args.overwrite, progress=not args.quiet, desc=what)
     print(f"{args.out}: {len(report.made)} {what} made, {len(report.skipped)} already there")
     return 0

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import gzip
 import os
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -129,12 +128,11 @@ def read_map(path: PathLike, allow_nan: bool = False) -> Volume:
             with mrc:
                 header = mrc.header
                 file_data = np.array(mrc.data, dtype=np.float32)
-    except (ValueError, OSError, EOFError, gzip.BadGzipFile) as exc:
+    except (ValueError, OSError, EOFError, OverflowError, gzip.BadGzipFile) as exc:
         raise FormatError(f"{path}: not a readable MRC/CCP4 map ({exc})") from None
-    if file_data.ndim == 2:
-        file_data = file_data[np.newaxis]
     if file_data.ndim != 3:
-        raise FormatError(f"{path}: expected a 3D map, found {file_data.ndim} dimensions")
+        size = "×".join(map(str, file_data.shape[::-1]))
+        raise FormatError(f"{path}: holds a {size} image, not a 3D map")
 
     # File axes are (sections, rows, columns); MAPC/MAPR/MAPS say which of x/y/z each one is.
     axes = (int(header.mapc), int(header.mapr), int(header.maps))  # 1=x, 2=y, 3=z
@@ -175,13 +173,18 @@ def read_map(path: PathLike, allow_nan: bool = False) -> Volume:
     return Volume(data, voxel_xyz[::-1], origin_xyz[::-1])
 
 
-def write_map(path: PathLike, volume: Volume, label: str | None = None) -> Path:
+def write_map(path: PathLike, volume: Volume, label: str = "cryolab") -> Path:
     """Write a :class:`Volume` as a float32 MRC2014 map (gzipped when the name ends in .gz).
 
     The voxel size goes into the cell; the origin goes into ORIGIN and, when it is a whole
-    number of voxels, into NSTART too. The file appears atomically: it is written to a
-    temporary file in the same folder and renamed, so an error never leaves a partial map.
+    number of voxels (as every box cryolab makes is), into NSTART too, so that readers that use
+    either field place the map alike. The header holds the one ``label`` given (no time stamp)
+    and a gzipped file stores no name or time, so the same volume always gives the same bytes.
+    The file appears atomically with the umask's mode (:func:`cryolab.outputs.atomic_file`):
+    an error never leaves a partial map.
     """
+    from .outputs import atomic_file
+
     path = Path(path)
     data = np.asarray(volume.data, dtype=np.float32)
     if not np.all(np.isfinite(data)):
@@ -189,13 +192,8 @@ def write_map(path: PathLike, volume: Volume, label: str | None = None) -> Path:
     name = path.name.lower().removesuffix(".gz")
     if not name.endswith(_MAP_SUFFIXES):
         raise FormatError(f"{path}: map files must end in one of {_MAP_SUFFIXES} (+ .gz)")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        compression = "gzip" if path.name.lower().endswith(".gz") else None
-        with mrcfile.new(tmp, overwrite=True, compression=compression) as mrc:
+    with atomic_file(path) as tmp:
+        with mrcfile.new(tmp, overwrite=True) as mrc:
             mrc.set_data(data)
             vz, vy, vx = (float(v) for v in volume.voxel_size)
             mrc.voxel_size = (vx, vy, vz)
@@ -205,14 +203,21 @@ def write_map(path: PathLike, volume: Volume, label: str | None = None) -> Path:
             if np.allclose(nstart, np.round(nstart), atol=1e-3):
                 nz, ny, nx = (int(round(n)) for n in nstart)
                 mrc.header.nxstart, mrc.header.nystart, mrc.header.nzstart = nx, ny, nz
-            if label:
-                mrc.add_label(label[:80])
+            mrc.header.label[:] = b""
+            mrc.header.nlabl = 0
+            mrc.add_label(label[:80])
             mrc.update_header_stats()
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+        if path.name.lower().endswith(".gz"):
+            _gzip_in_place(tmp)
     return path
+
+
+def _gzip_in_place(path: Path) -> None:
+    """Compress ``path`` with gzip, storing no file name and a zero time (stable bytes)."""
+    raw = path.read_bytes()
+    with open(path, "wb") as fh, gzip.GzipFile(filename="", mode="wb", fileobj=fh,
+                                               mtime=0) as gz:
+        gz.write(raw)
 
 
 # --------------------------------------------------------------------------------- structures
@@ -229,8 +234,10 @@ def read_structure(path: PathLike, remove_hydrogens: bool = False) -> gemmi.Stru
         raise FormatError(f"{path}: no such structure file")
     try:
         st = gemmi.read_structure(str(path), merge_chain_parts=True)
-    except (RuntimeError, ValueError, OSError) as exc:
+    except (RuntimeError, ValueError, OSError, IndexError) as exc:
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if isinstance(exc, IndexError):  # gemmi on an empty or header-only mmCIF
+            message = "no data block"
         if path.name.lower().removesuffix(".gz").endswith((".pdb", ".ent")):
             st = _read_pdb_leniently(path, message)
         else:
@@ -240,6 +247,10 @@ def read_structure(path: PathLike, remove_hydrogens: bool = False) -> gemmi.Stru
         st.remove_hydrogens()
     if len(st) == 0 or st[0].count_atom_sites() == 0:
         raise FormatError(f"{path}: structure holds no atoms")
+    bad = [cra for cra in st[0].all() if not np.all(np.isfinite(cra.atom.pos.tolist()))]
+    if bad:
+        raise FormatError(f"{path}: {len(bad)} atom(s) have non-finite coordinates, first "
+                          f"{bad[0]}")
     return st
 
 

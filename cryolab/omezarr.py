@@ -20,8 +20,6 @@ level before); levels of labels keep every second voxel (labels must not be aver
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -29,6 +27,7 @@ import numpy as np
 
 from .errors import ConfigError, FormatError
 from .io import Volume
+from .outputs import atomic_folder, check_folder
 
 __all__ = ["write_omezarr", "read_omezarr", "read_omezarr_labels", "convert", "NGFF_VERSION"]
 
@@ -88,16 +87,15 @@ def write_omezarr(
             of the volume's shape; booleans are stored as uint8 0/1.
         levels: resolution levels wanted (fewer when the volume is small).
         chunk: chunk edge in voxels.
-        overwrite: replace an existing ``path`` (otherwise refused).
+        overwrite: replace an earlier cryolab output at ``path`` (otherwise refused).
 
     Raises:
-        ConfigError: ``path`` exists and ``overwrite`` is off, or a label does not fit.
+        ConfigError: ``path`` exists and ``overwrite`` is off (or it holds files cryolab did
+            not write), or a label does not fit.
     """
     import zarr
 
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise ConfigError(f"{path} already exists; choose another name or pass --overwrite")
+    path = check_folder(path, overwrite=overwrite)
     if levels < 1 or chunk < 1:
         raise ConfigError(f"levels and chunk must be ≥ 1, not {levels} and {chunk}")
     labels = dict(labels or {})
@@ -109,9 +107,7 @@ def write_omezarr(
                 or np.asarray(array).dtype == bool):
             raise ConfigError(f"label {key!r} must hold integers, not {np.asarray(array).dtype}")
     n = _levels(volume.shape, levels)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
-    try:
+    with atomic_folder(path, "cryolab.omezarr") as tmp:
         root = zarr.open_group(str(tmp), mode="w", zarr_format=2)
         _write_pyramid(root, volume.data, volume.voxel_size, volume.origin, n, chunk,
                        labels=False, name=name)
@@ -126,20 +122,7 @@ def write_omezarr(
                                name=key)
                 sub.attrs["image-label"] = {"version": NGFF_VERSION,
                                             "source": {"image": "../../"}}
-        os.chmod(tmp, 0o777 & ~_umask())  # as a plain mkdir would have made it
-        if path.exists():
-            shutil.rmtree(path)
-        os.replace(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return path
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def _multiscale(group, path: Path, level: int):  # noqa: ANN001, ANN202 - zarr group, array

@@ -12,7 +12,6 @@ import json
 import math
 import os
 import platform
-import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from .errors import ConfigError
+from .outputs import atomic_file
 
 __all__ = ["PROFILES", "pick_profile", "results_dir", "save_metrics", "load_metrics", "Stopwatch"]
 
@@ -71,7 +71,8 @@ def _plain(value: Any) -> Any:
 
 
 def save_metrics(notebook: str, profile: str, metrics: Mapping[str, Any]) -> Path:
-    """Write ``metrics.json`` atomically, with the run's profile, machine and time added."""
+    """Write ``metrics.json`` atomically (:func:`cryolab.outputs.atomic_file`), with the run's
+    profile, machine and time added."""
     folder = results_dir(notebook, profile)
     record = {
         "notebook": notebook,
@@ -80,11 +81,9 @@ def save_metrics(notebook: str, profile: str, metrics: Mapping[str, Any]) -> Pat
         "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         **_plain(dict(metrics)),
     }
-    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(record, fh, indent=2, sort_keys=False)
     path = folder / "metrics.json"
-    os.replace(tmp, path)
+    with atomic_file(path) as tmp:
+        tmp.write_text(json.dumps(record, indent=2, sort_keys=False))
     return path
 
 

@@ -28,8 +28,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pickle
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -44,6 +44,7 @@ from tqdm import tqdm
 
 from . import __version__
 from .errors import CheckpointError
+from .outputs import atomic_file
 
 __all__ = [
     "pick_device",
@@ -52,6 +53,7 @@ __all__ = [
     "supervised_step",
     "gan_step",
     "load_model",
+    "read_checkpoint",
     "set_seed",
     "iterate_minibatches",
     "init_distributed",
@@ -401,30 +403,28 @@ class Trainer:
 
     # ----------------------------------------------------------------------- checkpoints
     def state(self) -> dict[str, Any]:
-        """Everything needed to resume: weights, optimisers, schedulers, epoch, history."""
+        """Everything needed to resume: weights, optimisers, schedulers, epoch, history.
+
+        Settings, architecture and history are stored as plain Python values (numpy scalars
+        and arrays converted), so the file loads with ``torch.load(weights_only=True)``.
+        """
         return {
             "cryolab_version": __version__,
             "epoch": self.epoch,
-            "config": self.config,
-            "architecture": {n: _describe(m) for n, m in self.models.items()},
+            "config": _plain(self.config),
+            "architecture": {n: _plain(_describe(m)) for n, m in self.models.items()},
             "models": {n: m.state_dict() for n, m in self.models.items()},
             "optimizers": {n: o.state_dict() for n, o in self.optimizers.items()},
             "schedulers": {n: s.state_dict() for n, s in self.schedulers.items()},
-            "history": self.history.records,
+            "history": _plain(self.history.records),
         }
 
     def save(self, path: str | os.PathLike) -> Path:
-        """Write the checkpoint atomically (temporary file, then rename)."""
+        """Write the checkpoint atomically, with the umask's mode
+        (:func:`cryolab.outputs.atomic_file`)."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        os.close(fd)
-        try:
+        with atomic_file(path) as tmp:
             torch.save(self.state(), tmp)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
         return path
 
     def resume(self) -> bool:
@@ -436,8 +436,8 @@ class Trainer:
         """
         if self.checkpoint is None or not self.checkpoint.is_file() or self.epoch > 0:
             return False
-        state = _load(self.checkpoint)
-        if state.get("config") != self.config:
+        state = read_checkpoint(self.checkpoint)
+        if state.get("config") != _plain(self.config):
             return False
         _check_architecture(self.checkpoint, state, self.models)
         for name, model in self.models.items():
@@ -455,11 +455,37 @@ def _describe(model: nn.Module) -> dict[str, Any]:
     return {"class": type(model).__name__, "hparams": dict(getattr(model, "hparams", {}))}
 
 
-def _load(path: Path) -> dict[str, Any]:
+def _plain(value: Any) -> Any:
+    """``value`` with numpy scalars and arrays turned into Python numbers and lists (dicts,
+    lists and tuples are walked), so that a checkpoint holds only what ``weights_only``
+    loading accepts."""
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_plain(v) for v in value)
+    if isinstance(value, (np.generic, np.ndarray)):
+        return value.tolist()
+    return value
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a checkpoint with ``weights_only=True``: tensors and plain Python values only, so
+    a crafted file cannot run code while it is read."""
     try:
-        return torch.load(path, map_location="cpu", weights_only=False)
+        state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - torch raises many types for a bad file
-        raise CheckpointError(f"{path}: not a readable checkpoint ({exc})") from None
+        if isinstance(exc, pickle.UnpicklingError) and "Unsupported global" in str(exc):
+            raise CheckpointError(
+                f"{path}: refused: it holds objects other than tensors and plain values "
+                "(loading it could run code); only checkpoints written by cryolab are read"
+            ) from None
+        why = ("not a PyTorch file" if isinstance(exc, pickle.UnpicklingError)
+               else (str(exc).splitlines() or [type(exc).__name__])[0])
+        raise CheckpointError(f"{path}: not a readable checkpoint ({why})") from None
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path}: not a cryolab checkpoint (holds a "
+                              f"{type(state).__name__}, not a dict)")
+    return state
 
 
 def _check_architecture(path: Path, state: Mapping[str, Any], models: Mapping[str, nn.Module]):
@@ -498,7 +524,7 @@ def load_model(
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint")
-    state = _load(path)
+    state = read_checkpoint(path)
     stored = state.get("architecture", {})
     if name not in stored:
         raise CheckpointError(f"{path}: holds no model named {name!r} (has {sorted(stored)})")

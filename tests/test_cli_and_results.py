@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+from test_bad_inputs import write_alanine
 
 from cryolab.cli import main
 from cryolab.errors import ConfigError
@@ -58,3 +59,141 @@ def test_profiles_are_checked(tmp_path, monkeypatch):
         results_dir("nb", "quick")
     with pytest.raises(ConfigError, match="no metrics yet"):
         load_metrics("nb", "book")
+
+
+# ------------------------------------------------------------------ the write policy
+
+
+def _structure(path):
+    write_alanine(path)
+    return path
+
+
+TOMO_CONFIG = ("specimen: {size: [200, 200, 100], pixel_size: 10}\n"
+               "microscope: {min_angle: -30, max_angle: 30, step: 30}\n")
+
+
+def _files(folder):
+    return {p.relative_to(folder).as_posix(): p.read_bytes()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_afm_rerun_into_an_earlier_run_leaves_no_stale_views(tmp_path, capsys):
+    pdb = _structure(tmp_path / "ala.pdb")
+    out = tmp_path / "views"
+    base = ["afm", str(pdb), "--image-size", "8", "--out", str(out)]
+    assert main([*base, "--views", "3"]) == 0
+    assert (out / "view_002.png").is_file()
+    assert main([*base, "--views", "2"]) == 2  # exists: refused without --overwrite
+    assert (out / "view_002.png").is_file()
+    assert main([*base, "--views", "2", "--overwrite"]) == 0
+    names = sorted(_files(out))
+    assert names == [".cryolab-output", "orientations.csv", "view_000.png", "view_001.png",
+                     "views.npy"]
+    assert np.load(out / "views.npy").shape == (2, 8, 8)
+
+
+def test_overwrite_never_deletes_a_folder_cryolab_did_not_write(tmp_path, monkeypatch, capsys):
+    pdb = _structure(tmp_path / "ala.pdb")
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("years of work")
+    monkeypatch.chdir(mine)
+    for out in (".", "..", str(mine)):
+        assert main(["afm", str(pdb), "--views", "1", "--out", out, "--overwrite"]) == 2
+    cfg = tmp_path / "cfg.yml"
+    cfg.write_text(TOMO_CONFIG)
+    assert main(["simulate-tomo", str(cfg), "--out", ".", "--overwrite", "--quiet"]) == 2
+    assert main(["simulate-tomo", str(cfg), "--out", str(mine), "--overwrite", "--quiet"]) == 2
+    assert (mine / "thesis.tex").read_text() == "years of work"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ala.pdb", "cfg.yml", "mine"]
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 5 and all("--out" in line for line in err)
+
+
+def test_overwrite_replaces_an_earlier_file_and_never_an_input(tmp_path, capsys):
+    pdb = _structure(tmp_path / "ala.pdb")
+    out = tmp_path / "m.mrc"
+    out.write_bytes(b"an older map")
+    args = ["simulate-map", str(pdb), "--resolution", "4", "--out", str(out)]
+    assert main(args) == 2 and out.read_bytes() == b"an older map"
+    assert main([*args, "--overwrite"]) == 0 and out.read_bytes() != b"an older map"
+    grid = out.read_bytes()
+    assert main(["sharpen", str(out), "--method", "bfactor", "--resolution", "5",
+                 "--out", str(out), "--overwrite"]) == 2
+    assert out.read_bytes() == grid
+    assert "input" in capsys.readouterr().err
+
+
+def test_outputs_follow_the_umask(tmp_path, capsys):
+    import os
+    import stat
+
+    pdb = _structure(tmp_path / "ala.pdb")
+    old = os.umask(0o027)
+    try:
+        assert main(["afm", str(pdb), "--views", "1", "--image-size", "8",
+                     "--out", str(tmp_path / "new" / "views")]) == 0
+        assert main(["simulate-map", str(pdb), "--resolution", "4",
+                     "--out", str(tmp_path / "m.mrc")]) == 0
+    finally:
+        os.umask(old)
+    for folder in (tmp_path / "new", tmp_path / "new" / "views"):
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o750
+    for path in [*(tmp_path / "new" / "views").iterdir(), tmp_path / "m.mrc"]:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o640, path
+
+
+def test_ctrl_c_is_one_line_status_130_and_leaves_nothing(tmp_path, monkeypatch, capsys):
+    import cryolab.density
+
+    pdb = _structure(tmp_path / "ala.pdb")
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cryolab.density, "simulate", interrupted)
+    assert main(["simulate-map", str(pdb), "--resolution", "4",
+                 "--out", str(tmp_path / "out" / "m.mrc")]) == 130
+    assert capsys.readouterr().err == "cryolab simulate-map: interrupted\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ala.pdb"]
+
+
+# ------------------------------------------------------------------- reproducible bytes
+
+
+def test_two_runs_give_identical_bytes(tmp_path, capsys):
+    pdb = _structure(tmp_path / "ala.pdb")
+    cfg = tmp_path / "cfg.yml"
+    cfg.write_text(TOMO_CONFIG)
+    runs = []
+    for run in ("a", "b"):
+        d = tmp_path / run
+        assert main(["simulate-map", str(pdb), "--resolution", "4",
+                     "--out", str(d / "m.mrc")]) == 0
+        assert main(["simulate-map", str(pdb), "--resolution", "4", "--method", "formfactor",
+                     "--out", str(d / "m.mrc.gz")]) == 0
+        assert main(["afm", str(pdb), "--views", "2", "--image-size", "8", "--noise", "0.5",
+                     "--out", str(d / "views")]) == 0
+        assert main(["simulate-tomo", str(cfg), "--quiet", "--out", str(d / "tomo")]) == 0
+        runs.append(_files(d))
+    a, b = runs
+    assert "tomo/parameters.json" in a and "views/view_001.png" in a and "m.mrc.gz" in a
+    assert a.keys() == b.keys()
+    assert [name for name in a if a[name] != b[name]] == []
+    assert "timings" not in json.loads(a["tomo/parameters.json"])
+
+
+def test_an_empty_folder_of_the_users_is_kept_and_filled(tmp_path, capsys):
+    import stat
+
+    pdb = _structure(tmp_path / "ala.pdb")
+    out = tmp_path / "views"
+    out.mkdir(mode=0o700)
+    inode = out.stat().st_ino
+    assert main(["afm", str(pdb), "--views", "1", "--image-size", "8", "--out", str(out)]) == 2
+    assert main(["afm", str(pdb), "--views", "1", "--image-size", "8", "--out", str(out),
+                 "--overwrite"]) == 0
+    assert out.stat().st_ino == inode and stat.S_IMODE(out.stat().st_mode) == 0o700
+    assert (out / "view_000.png").is_file() and (out / ".cryolab-output").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ala.pdb", "views"]

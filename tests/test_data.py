@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import csv
+import gzip
+import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -18,8 +21,8 @@ from cryolab.errors import ConfigError, DataError
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL_FILE = "structures/gemmi/4hhh_frag.pdb.gz"  # 1.9 kB
-OFFICIAL_FILE = "maps/emd_3488.map.gz"
-MIRROR_ONLY_FILE = "maps/emd_44046_crop.map.gz"
+OFFICIAL_FILE = "maps/emd_3488.map.gz"  # from a PyPI source archive; also an EMDB entry
+GIT_FILE = "structures/bm5/1A2K_target.pdb.gz"  # from haddocking/BM5-clean at a commit
 
 
 def _find_mirror() -> Path | None:
@@ -48,20 +51,94 @@ def test_manifest_covers_every_mirror_file() -> None:
 
 
 def test_package_copies_equal_data_manifest() -> None:
-    for name in ("registry.txt", "catalogue.csv"):
+    for name in ("registry.tsv", "catalogue.csv"):
         source = (REPO / "data_manifest" / name).read_bytes()
         assert (REPO / "cryolab" / "_manifest" / name).read_bytes() == source, name
 
 
-def test_registry_is_a_valid_pooch_registry() -> None:
-    loader = pooch.Pooch(path=Path(), base_url="")
-    loader.load_registry(REPO / "data_manifest" / "registry.txt")
-    assert set(loader.registry) == set(data.registry())
-    assert all(c.startswith("sha256:") and len(c) == 71 for c in loader.registry.values())
-    assert all(u == data.MIRROR_ONLY or u.startswith("https://") for u in loader.urls.values())
-    assert loader.urls[OFFICIAL_FILE].startswith("https://ftp.ebi.ac.uk/pub/databases/emdb/")
-    assert loader.urls[MIRROR_ONLY_FILE] == data.MIRROR_ONLY
-    assert loader.urls["structures/bm5/1A2K_target.pdb.gz"] == data.MIRROR_ONLY
+def test_every_entry_has_a_public_source() -> None:
+    sha = re.compile(r"[0-9a-f]{64}")
+    for name, e in data.registry().items():
+        assert sha.fullmatch(e.sha256) and sha.fullmatch(e.upstream_sha256), name
+        assert e.stored in {"as-is", "gzip", "derived"}, name
+        assert re.match(
+            r"https://raw\.githubusercontent\.com/[^/]+/[^/]+/[0-9a-f]{40}/|pypi:[^=]+==[^!]+!|package:",
+            e.upstream,
+        ), name
+        assert e.upstream.startswith("pypi:") == bool(sha.fullmatch(e.sdist_sha256)), name
+        assert (e.stored == "derived") == bool(e.recipe and sha.fullmatch(e.content_sha256)), name
+        assert e.derived_from in {"", *data.registry()}, name
+        assert e.archive_url == "" or e.archive_url.startswith(
+            ("https://files.rcsb.org/download/", "https://ftp.ebi.ac.uk/pub/databases/emdb/")
+        ), name
+        if e.stored == "as-is":  # the upstream bytes are the registered file
+            assert e.upstream_sha256 == e.sha256, name
+    assert data.registry()[OFFICIAL_FILE].archive_url.startswith("https://ftp.ebi.ac.uk/")
+    assert data.registry()[GIT_FILE].archive_url == ""  # renumbered: not the PDB entry
+
+
+def test_package_files_ship_with_the_package() -> None:
+    for name, e in data.registry().items():
+        if e.upstream.startswith(data.PACKAGE_SCHEME):
+            shipped = REPO / "cryolab" / "_manifest" / e.upstream.removeprefix(data.PACKAGE_SCHEME)
+            assert data.sha256_file(shipped) == e.sha256 == e.upstream_sha256, name
+
+
+@needs_mirror
+def test_registry_sources_equal_upstream_tsv() -> None:
+    with (MIRROR / "UPSTREAM.tsv").open(newline="", encoding="utf-8") as fh:
+        upstream = list(csv.DictReader(fh, delimiter="\t"))
+    with (MIRROR / "SOURCES.tsv").open(newline="", encoding="utf-8") as fh:
+        sources = {row["path"]: row for row in csv.DictReader(fh, delimiter="\t")}
+    assert {row["path"] for row in upstream} == set(sources)
+    registry = data.registry()
+    for row in upstream:
+        e = registry[row["path"]]
+        assert e.sha256 == sources[row["path"]]["sha256"]
+        assert (e.upstream, e.upstream_sha256) == (row["upstream_url"], row["upstream_sha256"])
+        if row["matches_mirror"] == "derived":
+            assert e.stored == "derived"
+        else:
+            assert e.stored == {"gzip": "as-is", "none": "gzip"}[row["upstream_compression"]]
+        if e.sdist_sha256:
+            assert f"sha256={e.sdist_sha256}" in row["note"]
+    assert sum(e.upstream.startswith(data.PACKAGE_SCHEME) for e in registry.values()) == 2
+
+
+@needs_mirror
+def test_package_lists_are_the_mirror_lists() -> None:
+    for path in (MIRROR / "lists").glob("*.csv"):
+        shipped = REPO / "cryolab" / "_manifest" / "lists" / path.name
+        assert shipped.read_bytes() == path.read_bytes()
+
+
+@needs_mirror
+def test_derived_files_are_remade_byte_for_byte(tmp_path: Path) -> None:
+    """A crop (from the mirror's full map) and a TIFF rewritten as MRC come out as the mirror's
+    files; the registered sha256 is checked, not only the content."""
+    for name in ("maps/emd_0093_masked_crop.map.gz", "tomograms/cylindra_14pf_MT.mrc.gz"):
+        entry = data.registry()[name]
+        target = tmp_path / "derived.gz"
+        data._derive(entry, target, progress=False)
+        assert data.sha256_file(target) == entry.sha256, name
+
+
+@needs_mirror
+def test_cache_gzip_reproduces_the_mirror_or_its_content() -> None:
+    """What the cache stores for a gzipped upstream file: Python's gzip at level 9 without a
+    time stamp gives the mirror's bytes for files the mirror gzipped with zlib; the files gzipped
+    by GNU gzip (e.g. 7cec.cif.gz) differ in bytes and pass by their content."""
+    for name, identical in (
+        ("structures/gemmi/4hhh_frag.pdb.gz", True),
+        ("structures/bm5/1A2K_target.pdb.gz", True),
+        ("structures/mapq/7cec.cif.gz", False),
+    ):
+        entry = data.registry()[name]
+        assert entry.stored == "gzip"
+        content = gzip.decompress((MIRROR / name).read_bytes())
+        ours = gzip.compress(content, 9, mtime=0)
+        assert (hashlib.sha256(ours).hexdigest() == entry.sha256) is identical, name
+        assert hashlib.sha256(content).hexdigest() == entry.content
 
 
 def test_imports_without_torch() -> None:
@@ -91,7 +168,7 @@ def test_fetch_rejects_a_corrupt_file(monkeypatch: pytest.MonkeyPatch, tmp_path:
     with pytest.raises(DataError, match=r"4hhh_frag\.pdb\.gz") as err:
         data.fetch(SMALL_FILE)
     assert data.registry()[SMALL_FILE].sha256 in str(err.value)
-    assert "delete it" in str(err.value)
+    assert "repair the mirror" in str(err.value)
 
 
 def _refuse_network(*args: object, **kwargs: object) -> None:
@@ -102,23 +179,16 @@ def test_fetch_offline_says_how_to_use_a_mirror(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setenv(data.ENV_VAR, str(tmp_path))
-    monkeypatch.setattr(pooch, "retrieve", _refuse_network)
-    with pytest.raises(DataError, match=r"emd_3488\.map\.gz") as err:
-        data.fetch(OFFICIAL_FILE)
-    assert data.ENV_VAR in str(err.value)
-    assert data.registry()[OFFICIAL_FILE].url in str(err.value)
-
-
-def test_fetch_rejects_a_download_with_the_wrong_hash(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    def wrong_hash(*args: object, **kwargs: object) -> None:
-        raise ValueError("SHA256 hash of downloaded file does not match the known hash (test)")
-
-    monkeypatch.setenv(data.ENV_VAR, str(tmp_path))
-    monkeypatch.setattr(pooch, "retrieve", wrong_hash)
-    with pytest.raises(DataError, match=r"emd_3488\.map\.gz.*does not match"):
-        data.fetch(OFFICIAL_FILE)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv(data.URL_VAR, raising=False)
+    monkeypatch.setattr(requests, "get", _refuse_network)
+    monkeypatch.setattr(data, "RETRY_WAIT", 0.0)
+    with pytest.raises(DataError, match=r"cannot get structures/gemmi/4hhh_frag\.pdb\.gz") as err:
+        data.fetch(SMALL_FILE)
+    assert data.registry()[SMALL_FILE].upstream in str(err.value)
+    assert "ConnectionError" in str(err.value)
+    assert data.URL_VAR in str(err.value) and data.ENV_VAR in str(err.value)
+    assert sorted(tmp_path.iterdir()) == []  # no cache folder left behind
 
 
 def test_fetch_unknown_name_suggests_close_matches() -> None:
@@ -128,17 +198,13 @@ def test_fetch_unknown_name_suggests_close_matches() -> None:
         data.fetch("emd_3488.map.gz")
 
 
-def test_fetch_missing_mirror_only_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv(data.ENV_VAR, str(tmp_path))
-    monkeypatch.setattr(pooch, "retrieve", _refuse_network)
-    with pytest.raises(DataError, match=r"emd_44046_crop\.map\.gz.*mirror") as err:
-        data.fetch(MIRROR_ONLY_FILE)
-    assert data.ENV_VAR in str(err.value)
+def test_cache_dir_is_the_user_cache() -> None:
+    assert data.cache_dir() == Path(pooch.os_cache("cryolab"))
 
 
-def test_data_dir_defaults_to_the_user_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_mirror_dir_is_optional(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(data.ENV_VAR, raising=False)
-    assert data.data_dir() == Path(pooch.os_cache("cryolab"))
+    assert data.mirror_dir() is None
 
 
 def test_find_xray_at_2_angstrom_or_better() -> None:
@@ -165,3 +231,17 @@ def test_pairs() -> None:
     groel = everything[everything["map"] == "maps/emd_1997.map.gz"]
     assert groel["model"].tolist() == ["structures/powerfit/1oel.pdb.gz"]
     assert not groel["fitted"].any()
+
+
+def test_id_lists_come_from_the_package(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    name = "lists/struc2mapgan_val_pairs.csv"
+    (tmp_path / "empty").mkdir()
+    monkeypatch.setenv(data.ENV_VAR, str(tmp_path / "empty"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv(data.URL_VAR, raising=False)
+    got = data.retrieve(name)
+    assert got.source == f"{data.PACKAGE_SCHEME}{name}"
+    assert got.path == tmp_path / "cache" / "cryolab" / name
+    with got.path.open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 15 and set(rows[0]) == {"EMID", "PDBID", "Resolution"}

@@ -139,8 +139,11 @@ def test_automatic_box_defaults():
     atoms = cloud(50)
     vol = density.molmap(atoms, 3.0)
     np.testing.assert_allclose(vol.voxel_size, 1.0)  # R/3
-    low = atoms.xyz.min(axis=0)[::-1]
-    np.testing.assert_allclose(vol.origin, low - 9.0)  # padding 3R
+    low = atoms.xyz.min(axis=0)[::-1] - 9.0  # padding 3R, snapped down to whole voxels
+    assert np.all(vol.origin <= low) and np.all(vol.origin > low - vol.voxel_size)
+    np.testing.assert_allclose(vol.origin / vol.voxel_size, np.round(vol.origin / vol.voxel_size))
+    high = atoms.xyz.max(axis=0)[::-1] + 9.0
+    assert np.all(vol.origin + (np.array(vol.shape) - 1) * vol.voxel_size >= high)
 
 
 def test_resample_keeps_positions():
@@ -192,10 +195,12 @@ def test_cli_simulate_map(tmp_path, capsys):
 
     bad = tmp_path / "bad.pdb"
     bad.write_text("garbage\n")
-    assert main(["simulate-map", str(bad), "--resolution", "3", "--out", str(out)]) == 2
+    assert main(["simulate-map", str(bad), "--resolution", "3", "--out",
+                 str(tmp_path / "z.mrc")]) == 2
     assert "bad.pdb" in capsys.readouterr().err
-    assert main(["simulate-map", str(pdb), "--resolution", "3", "--method", "magic",
-                 "--out", str(tmp_path / "x.mrc")]) == 2
+    with pytest.raises(SystemExit, match="2"):
+        main(["simulate-map", str(pdb), "--resolution", "3", "--method", "magic",
+              "--out", str(tmp_path / "x.mrc")])
     assert "magic" in capsys.readouterr().err
     assert not (tmp_path / "x.mrc").exists()
     assert main(["simulate-map", str(pdb), "--out", str(tmp_path / "y.mrc")]) == 2

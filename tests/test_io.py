@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import gzip
+import os
 import shutil
+import stat
+import time
 
 import gemmi
 import mrcfile
 import numpy as np
 import pytest
+from test_bad_inputs import write_alanine
 
 from cryolab import data
 from cryolab.errors import CryolabError, FormatError
@@ -215,3 +219,93 @@ def test_copy_of_mirror_map_reads_identically(mirror, tmp_path):
     np.testing.assert_array_equal(a.data, b.data)
     assert a.shape == (100, 100, 100)
     np.testing.assert_allclose(a.voxel_size, 1.05, rtol=1e-5)
+
+
+# ---------------------------------------------------- placement agreed by every reader
+
+
+def test_simulated_map_lands_on_its_model_in_every_reader(tmp_path):
+    """``simulate-map`` output (an automatic box whose corner is not on the voxel lattice of
+    the origin) is placed on the model by gemmi (NSTART), mrcfile (ORIGIN) and cryolab."""
+    from cryolab.cli import main
+
+    xyz = write_alanine(tmp_path / "ala.pdb", shift=(43.3, -27.9, 111.7))
+    out = tmp_path / "ala.mrc"
+    assert main(["simulate-map", str(tmp_path / "ala.pdb"), "--resolution", "4",
+                 "--voxel-size", "1.3", "--out", str(out)]) == 0
+    ours = read_map(out)
+    peak = float(ours.data.max())
+    # cryolab: the density sits on the atoms, not 15 Å away
+    assert ours.interpolate(xyz).mean() > 5 * ours.interpolate(xyz + [15.0, 0, 0]).mean()
+    # gemmi: places the grid by NSTART
+    ccp4 = gemmi.read_ccp4_map(str(out))
+    ccp4.setup(float("nan"))
+    at_atoms = [ccp4.grid.interpolate_value(gemmi.Position(*p)) for p in xyz]
+    np.testing.assert_allclose(at_atoms, ours.interpolate(xyz), rtol=1e-5, atol=1e-5 * peak)
+    # mrcfile: NSTART × voxel size equals ORIGIN
+    with mrcfile.open(out) as mrc:
+        nstart = np.array([mrc.header.nxstart, mrc.header.nystart, mrc.header.nzstart])
+        origin = np.array(mrc.header.origin.tolist())
+        voxel = np.array(mrc.voxel_size.tolist())
+    assert np.any(nstart != 0)
+    np.testing.assert_allclose(nstart * voxel, origin, atol=1e-3)
+    np.testing.assert_allclose(origin, ours.origin[::-1], atol=1e-3)
+
+
+# ---------------------------------------------------------- modes and stable bytes
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o002, 0o077])
+def test_written_files_follow_the_umask(tmp_path, umask):
+    old = os.umask(umask)
+    try:
+        path = write_map(tmp_path / "new" / "m.mrc", _random_volume())
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o777 & ~umask
+
+
+@pytest.mark.parametrize("name", ["m.mrc", "m.mrc.gz"])
+def test_same_volume_gives_the_same_bytes(tmp_path, name, monkeypatch):
+    a = write_map(tmp_path / "a" / name, _random_volume())
+    monkeypatch.setattr(time, "time", lambda: 2e9)  # a later clock changes nothing
+    b = write_map(tmp_path / "b" / name, _random_volume())
+    assert a.read_bytes() == b.read_bytes()
+    with mrcfile.open(a) as mrc:
+        assert int(mrc.header.nlabl) == 1
+        assert mrc.header.label[0].decode().strip() == "cryolab"
+
+
+# ---------------------------------------------------------------- bad structure and maps
+
+
+def test_empty_mmcif_names_the_file(tmp_path):
+    path = tmp_path / "empty.cif"
+    path.write_text("")
+    with pytest.raises(FormatError, match="empty.cif"):
+        read_structure(path)
+
+
+def test_nan_coordinate_is_refused(tmp_path):
+    path = tmp_path / "nan.pdb"
+    path.write_text("ATOM      1  CA  GLY A   1         nan  11.000  12.000  1.00 10.00"
+                    "           C\nEND\n")
+    with pytest.raises(FormatError, match="non-finite"):
+        read_structure(path)
+
+
+def test_a_2d_image_is_not_a_volume(tmp_path):
+    with mrcfile.new(tmp_path / "flat.mrc") as mrc:
+        mrc.set_data(np.zeros((8, 8), np.float32))
+    with pytest.raises(FormatError, match="not a 3D map"):
+        read_map(tmp_path / "flat.mrc")
+
+
+@pytest.mark.parametrize("field", ["nx", "ny", "nz"])
+def test_negative_dimension_in_the_header(tmp_path, field):
+    path = write_map(tmp_path / "m.mrc", _random_volume())
+    with mrcfile.open(path, "r+", permissive=True) as mrc:
+        setattr(mrc.header, field, -4)
+    with pytest.raises(FormatError, match="m.mrc"):
+        read_map(path)

@@ -5,8 +5,10 @@ The same rules, checked on the executed notebooks and in the browser, are in ``t
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -28,6 +30,11 @@ FIGURE_NAME = re.compile(r"fig-(\d\d)-[a-z0-9-]+")
 def _cells(name: str) -> list[dict]:
     nb = json.loads((ROOT / "notebooks" / f"{name}.ipynb").read_text())
     return [{**c, "text": "".join(c["source"])} for c in nb["cells"]]
+
+
+def _install_cell(name: str) -> dict | None:
+    """The cell that installs cryolab on a fresh runtime (Colab, Binder), if any."""
+    return next((c for c in _cells(name) if 'find_spec("cryolab")' in c["text"]), None)
 
 
 def _markdown(name: str) -> str:
@@ -108,7 +115,34 @@ def test_figure_names_are_unique_across_the_book():
 
 @pytest.mark.parametrize("name", CHAPTERS)
 def test_figures_use_the_book_style(name):
-    setup = next(c["text"] for c in _cells(name) if "import" in c["text"])
+    install = _install_cell(name)
+    setup = next(c["text"] for c in _cells(name)
+                 if "import" in c["text"] and c["text"] != (install or {}).get("text"))
     assert re.search(r"^(viz\.)?use_style\(\)", setup, flags=re.M), f"{name}: no use_style()"
     for cell in _cells(name):
         assert "plt.style.use" not in cell["text"] and "rcParams" not in cell["text"], name
+
+
+def _repository_url() -> str:
+    match = re.search(r"^repository:\s*\n\s+url:\s*(\S+)", (ROOT / "_config.yml").read_text(),
+                      flags=re.M)
+    assert match, "_config.yml: no repository url (the launch buttons need it)"
+    return match.group(1).rstrip("/")
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_first_cell_installs_cryolab_where_it_is_missing(name, monkeypatch):
+    """The first cell installs the package from the book's repository on a fresh runtime (the
+    Colab launch button), does nothing where cryolab is importable, and is not on the page."""
+    first = _cells(name)[0]
+    assert first["cell_type"] == "code"
+    assert first["text"] == (_install_cell(name) or {}).get("text"), f"{name}: not first"
+    assert "remove-cell" in first["metadata"].get("tags", [])
+    calls: list[list[str]] = []
+    monkeypatch.setattr(subprocess, "run", lambda args, **kw: calls.append(args))
+    exec(compile(first["text"], name, "exec"), {})
+    assert calls == [], f"{name}: installs although cryolab is importable"
+    monkeypatch.setattr(importlib.util, "find_spec", lambda module, *a: None)
+    exec(compile(first["text"], name, "exec"), {})
+    assert len(calls) == 1 and calls[0][:4] == [sys.executable, "-m", "pip", "install"]
+    assert calls[0][-1].endswith(f"@ git+{_repository_url()}"), calls[0]

@@ -6,7 +6,9 @@ page that does not exist, a JavaScript error, a chapter without its results tabl
 without alt text or caption, or a chapter that links fewer than three glossary terms; it saves a
 screenshot of each chapter's first screen to ``_build/screenshots/``. A second browser test opens
 ``_build/html/index.html`` from disk, as a reader would, and follows the "next" links from the
-introduction through every chapter.
+introduction through every chapter. A third checks that every interactive 3D viewer (py3Dmol)
+draws: 3Dmol.js is served by the site itself, and each viewer's canvas must show non-white
+pixels. Every chapter page must carry its Binder and Colab launch buttons.
 
 Without Chromium the browser test is skipped, unless ``CRYOLAB_REQUIRE_BROWSER=1`` (as in CI).
 """
@@ -16,8 +18,6 @@ from __future__ import annotations
 import functools
 import http.server
 import json
-import os
-import shutil
 import sys
 import threading
 from pathlib import Path
@@ -27,10 +27,15 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "book"))
+from browser import BROWSER_ARGS, chromium_or_skip, ink  # noqa: E402
 from build_site import build, toc_notebooks  # noqa: E402
 
 pytestmark = pytest.mark.notebook
 SCREENSHOTS = ROOT / "_build" / "screenshots"
+#: Chapters with interactive 3D viewers (issue 21): the primer's map and model, a GAN map, a
+#: simulated specimen's particles, an AFM structure with its reconstructed occupancy.
+VIEWER_PAGES = ["00_maps_and_models", "01_struc2map_gan", "04_tomogram_simulation",
+                "06_afm_pix2vox"]
 
 
 @pytest.fixture(scope="module")
@@ -53,6 +58,11 @@ def test_book_builds_with_every_chapter_and_its_figures(site):
         assert text.count("tag_injected-parameters") == 1 and "tag_parameters" not in text, name
     images = list((html / "_images").glob("*.png"))
     assert images and all(p.stat().st_size > 1000 for p in images)
+    # 3Dmol.js is served by the site (pages work offline), never from a CDN
+    assert (html / "_static" / "3dmol" / "3Dmol-min.js").stat().st_size > 100_000
+    for name in VIEWER_PAGES:
+        text = (html / "notebooks" / f"{name}.html").read_text()
+        assert "../_static/3dmol/3Dmol-min.js" in text and "npm/3dmol@" not in text, name
 
 
 @pytest.mark.parametrize("name", toc_notebooks())
@@ -75,13 +85,6 @@ def test_every_shown_figure_is_captioned(run_notebook, name):
             assert caption and alt, f"{where} shows a figure without caption and alt text"
         if "figure" in options:
             assert len(shown) == len(images) == 1, f"{where}: {len(shown)} outputs, not one image"
-
-
-def _chromium() -> str | None:
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        if path := shutil.which(name):
-            return path
-    return None
 
 
 @pytest.fixture(scope="module")
@@ -107,26 +110,15 @@ def _pages(html: Path) -> list[str]:
     )
 
 
-def _chromium_or_skip() -> str:
-    chromium = _chromium()
-    if chromium is None:
-        if os.environ.get("CRYOLAB_REQUIRE_BROWSER"):
-            pytest.fail("CRYOLAB_REQUIRE_BROWSER is set but no Chromium was found")
-        pytest.skip("no Chromium on this machine (apt-get install chromium)")
-    return chromium
-
-
 #: The ``src`` of every image on the page that failed to load.
 BROKEN_IMAGES = ("Array.from(document.images).filter(i => !i.complete || i.naturalWidth === 0)"
                  ".map(i => i.getAttribute('src'))")
-BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 
 def test_a_reader_opening_index_html_reaches_every_chapter_by_next(site):
     """From ``_build/html/index.html`` opened as a file, the "next" links lead through every
     chapter of the table of contents in order, with every image loaded."""
-    chromium = _chromium_or_skip()
+    chromium = chromium_or_skip()
     playwright = pytest.importorskip("playwright.sync_api")
     wanted = [f"{n}.html" for n in toc_notebooks()]
     visited: list[str] = []
@@ -150,7 +142,7 @@ def test_a_reader_opening_index_html_reaches_every_chapter_by_next(site):
 
 
 def test_every_page_in_a_real_browser(site, server):
-    chromium = _chromium_or_skip()
+    chromium = chromium_or_skip()
     playwright = pytest.importorskip("playwright.sync_api")
     html = site.parent
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
@@ -209,5 +201,50 @@ def test_every_page_in_a_real_browser(site, server):
                 if terms < 3 and not rel.endswith("99_results_overview.html"):
                     problems.append(f"{rel}: links only {terms} glossary terms")
                 page.screenshot(path=str(SCREENSHOTS / f"{Path(rel).stem}.png"))
+        browser.close()
+    assert not problems, "\n".join(problems)
+
+
+#: Per viewer on the page: whether its static fallback is gone, and its 3Dmol container's id.
+VIEWERS = ("Array.from(document.querySelectorAll('figure.cryolab-viewer')).map(f => ({"
+           "fallback: !!f.querySelector('.cryolab-viewer-fallback'),"
+           "id: f.querySelector('div[id^=\"3dmolviewer_\"]')?.id}))")
+
+
+def test_interactive_viewers_draw_and_launch_buttons_show(site, server):
+    """Each 3D viewer replaces its static fallback and draws in WebGL (no request leaves
+    localhost, so 3Dmol.js must come from the site); each chapter links to Binder and Colab."""
+    chromium = chromium_or_skip()
+    playwright = pytest.importorskip("playwright.sync_api")
+    problems: list[str] = []
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=BROWSER_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.route("**/*", lambda route: route.continue_()
+                   if route.request.url.startswith(server) else route.abort())
+        for name in toc_notebooks():
+            page.goto(f"{server}/notebooks/{name}.html", wait_until="load")
+            binder = page.locator('a[href^="https://mybinder.org/v2/gh/"]')
+            colab = page.locator(f'a[href^="https://colab.research.google.com/github/"]'
+                                 f'[href$="/notebooks/{name}.ipynb"]')
+            if binder.count() == 0 or colab.count() == 0:
+                problems.append(f"{name}: no Binder or Colab launch button")
+            if name not in VIEWER_PAGES:
+                continue
+            try:  # 3Dmol.js loaded and the viewers built: the fallbacks are gone
+                page.wait_for_function(f"{VIEWERS}.every(v => !v.fallback)", timeout=20_000)
+            except playwright.TimeoutError:
+                problems.append(f"{name}: a viewer kept its static fallback (3Dmol.js not run)")
+                continue
+            viewers = page.evaluate(VIEWERS)
+            if not viewers:
+                problems.append(f"{name}: no interactive viewer")
+            for viewer in viewers:
+                canvas = page.locator(f'[id="{viewer["id"]}"] canvas').first
+                canvas.scroll_into_view_if_needed()
+                page.wait_for_timeout(500)  # let WebGL draw its first frame
+                drawn = ink(canvas.screenshot())
+                if drawn < 0.01:
+                    problems.append(f"{name}: viewer {viewer['id']} is blank ({drawn:.1%} drawn)")
         browser.close()
     assert not problems, "\n".join(problems)

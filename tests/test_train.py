@@ -146,3 +146,63 @@ def test_gan_step_updates_both_models():
     assert all(not torch.equal(a, b) for a, b in zip(before, after, strict=True))
     assert history["reconstruction"][-1] < history["reconstruction"][0]
     assert {"adversarial", "discriminator"} <= set(history.records[0])
+
+
+# --------------------------------------------------------------------------- safe loading
+
+
+class _CreatesAFile:
+    """Unpickling this object opens (creates) ``target``: code run by reading a file."""
+
+    def __init__(self, target) -> None:
+        self.target = str(target)
+
+    def __reduce__(self):
+        return (open, (self.target, "w"))
+
+
+@pytest.mark.parametrize("where", ["architecture", "config", "models"])
+def test_a_crafted_checkpoint_is_refused_without_running_code(tmp_path, where):
+    x, y = _data()
+    ckpt = tmp_path / "run.pt"
+    _trainer(ckpt).fit(_batches(x, y), epochs=1, progress=False)
+    state = torch.load(ckpt, weights_only=True)
+    state[where] = {"model": _CreatesAFile(tmp_path / "PWNED")}
+    torch.save(state, tmp_path / "evil.pt")
+    assert not (tmp_path / "PWNED").exists()
+    with pytest.raises(CheckpointError, match=r"evil.pt: refused") as info:
+        load_model(tmp_path / "evil.pt", TinyNet)
+    assert "\n" not in str(info.value)
+    assert not (tmp_path / "PWNED").exists()
+    trainer = _trainer(tmp_path / "evil.pt")
+    with pytest.raises(CheckpointError, match="refused"):
+        trainer.fit(_batches(x, y), epochs=2, progress=False)
+    assert not (tmp_path / "PWNED").exists()
+
+
+def test_checkpoints_hold_only_plain_values_and_resume(tmp_path):
+    """numpy settings are stored as plain numbers: the file loads with ``weights_only=True``
+    and a trainer with the same (numpy) settings resumes from it."""
+    x, y = _data()
+    ckpt = tmp_path / "run.pt"
+    config = {"width": np.int64(8), "lr": np.float32(0.01), "shape": np.arange(3),
+              "sizes": (np.float64(1.5), 2)}
+    _trainer(ckpt, config=config).fit(_batches(x, y), epochs=1, progress=False)
+    state = torch.load(ckpt, weights_only=True)
+    assert state["config"] == {"width": 8, "lr": pytest.approx(0.01), "shape": [0, 1, 2],
+                               "sizes": (1.5, 2)}
+    assert type(state["config"]["width"]) is int
+    resumed = _trainer(ckpt, config=config)
+    assert resumed.resume() and resumed.epoch == 1
+
+
+def test_checkpoint_mode_follows_the_umask(tmp_path):
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        path = _trainer().save(tmp_path / "run.pt")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644

@@ -143,11 +143,13 @@ def test_cli_gan(trained, tmp_path, capsys):
     assert main(["simulate-map", str(pdb), "--method", "gan", "--checkpoint", str(ckpt),
                  "--device", "cpu", "--voxel-size", "1.5", "--out", str(coarse)]) == 0
     np.testing.assert_allclose(read_map(coarse).voxel_size, 1.5)
-    assert main(["simulate-map", str(pdb), "--method", "gan", "--out", str(out)]) == 2
+    fresh = tmp_path / "not_written.mrc"
+    assert main(["simulate-map", str(pdb), "--method", "gan", "--out", str(fresh)]) == 2
     assert "--checkpoint" in capsys.readouterr().err
     assert main(["simulate-map", str(pdb), "--method", "gan", "--checkpoint",
-                 str(tmp_path / "missing.pt"), "--out", str(out)]) == 2
+                 str(tmp_path / "missing.pt"), "--out", str(fresh)]) == 2
     assert "missing.pt" in capsys.readouterr().err
+    assert not fresh.exists()
 
 
 def test_evaluate_map_scores_identity_perfectly():

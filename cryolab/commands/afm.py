@@ -5,9 +5,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +12,8 @@ import numpy as np
 from .. import afm
 from ..errors import ConfigError
 from ..fanout import add_set_options
+from ..outputs import add_overwrite_option, atomic_folder, check_folder
+from ..validation import grid_memory, option
 
 __all__ = ["register"]
 
@@ -31,17 +30,24 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="PDB/mmCIF file, or a catalogue name such as "
                    "structures/bm5/1AK4_target.pdb.gz; several make a set DIR/NNNN_NAME/, one "
                    "folder per structure, each with its own seed derived from (--seed, index)")
-    p.add_argument("--views", type=int, default=25, help="number of views (default 25)")
+    p.add_argument("--views", type=option("views", integer=True, ge=1), default=25,
+                   help="number of views (default 25)")
     p.add_argument("--out", type=Path, required=True, help="output folder")
-    p.add_argument("--image-size", type=int, default=64, help="pixels per side (default 64)")
-    p.add_argument("--pixel-size", type=float, default=None,
+    p.add_argument("--image-size", type=option("pixels", integer=True, ge=4, le=4096),
+                   default=64, help="pixels per side (default 64)")
+    p.add_argument("--pixel-size", type=option("Å", gt=0, le=1000), default=None,
                    help="Å per pixel (default: the structure fills the image)")
-    p.add_argument("--tip-radius", type=float, default=10.0, help="apex radius in Å (10)")
-    p.add_argument("--tip-angle", type=float, default=10.0, help="cone half-angle in ° (10)")
-    p.add_argument("--noise", type=float, default=0.0, help="height noise sd in Å (0)")
+    p.add_argument("--tip-radius", type=option("Å", ge=0, le=10000), default=10.0,
+                   help="apex radius in Å (10)")
+    p.add_argument("--tip-angle", type=option("°", ge=0, lt=90), default=10.0,
+                   help="cone half-angle in ° (10)")
+    p.add_argument("--noise", type=option("Å", ge=0), default=0.0,
+                   help="height noise sd in Å (0)")
     p.add_argument("--mode", choices=("height", "rendered"), default="height",
                    help="height images (AFM) or shaded surfaces (the paper's renderer)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (0)")
+    p.add_argument("--seed", type=option(integer=True, ge=0), default=0,
+                   help="random seed (0)")
+    add_overwrite_option(p)
     add_set_options(p, "view sets")
     p.add_argument("--quiet", action="store_true", help="no progress bar (sets)")
     p.set_defaults(func=_dispatch)
@@ -63,7 +69,7 @@ def _views_item(settings: dict, item, folder: Path) -> Path:  # noqa: ANN001 - f
     quiet = io.StringIO()
     with contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet):  # the set reports
         _run(argparse.Namespace(**{**settings, "structure": structure, "out": out,
-                                   "seed": item.seed}))
+                                   "seed": item.seed, "overwrite": False}))
     return out
 
 
@@ -85,18 +91,18 @@ def _run(args: argparse.Namespace) -> int:
 
     from ..io import atoms_of, read_structure
 
-    if args.views < 1 or args.image_size < 4:
-        raise ConfigError("--views must be ≥ 1 and --image-size ≥ 4")
-    atoms = atoms_of(read_structure(_structure_path(args.structure)), hydrogens=False)
+    path = _structure_path(args.structure)
+    check_folder(args.out, inputs=(path,), overwrite=args.overwrite)
+    grid_memory((args.views, args.image_size, args.image_size), "--views × --image-size²",
+                bytes_per_voxel=8, advice="ask for fewer views or smaller images")
+    atoms = atoms_of(read_structure(path), hydrogens=False)
     xyz, radii = afm.principal_frame(atoms.xyz), afm.vdw_radii(atoms.element)
     views = afm.afm_views(
         xyz, radii, args.views, np.random.default_rng(args.seed), image_size=args.image_size,
         pixel_size=args.pixel_size, tip=afm.Tip(args.tip_radius, args.tip_angle),
         noise=args.noise, mode=args.mode,
     )
-    args.out.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=args.out, prefix=".afm-"))
-    try:
+    with atomic_folder(args.out, "cryolab afm") as tmp:
         np.save(tmp / "views.npy", views.images)
         lo, hi = float(views.images.min()), float(views.images.max())
         for k, image in enumerate(tqdm(views.images, desc="writing PNGs", leave=False)):
@@ -110,9 +116,5 @@ def _run(args: argparse.Namespace) -> int:
                 zip(views.quaternions, euler, views.floors, strict=True))
         ]
         (tmp / "orientations.csv").write_text("\n".join(rows) + "\n")
-        for item in sorted(tmp.iterdir()):
-            os.replace(item, args.out / item.name)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     print(f"{args.views} views ({args.image_size}² px at {views.pixel_size:.2f} Å) -> {args.out}")
     return 0

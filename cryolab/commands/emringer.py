@@ -3,30 +3,23 @@
 from __future__ import annotations
 
 import argparse
-import os
-import tempfile
 from pathlib import Path
 
 from ..emringer import emringer
 from ..io import read_map, read_structure
+from ..outputs import add_overwrite_option, atomic_file, check_file
 
 __all__ = ["register"]
 
 
 def _run(args: argparse.Namespace) -> int:
+    out = args.csv or Path(Path(args.model).name.split(".")[0] + "_emringer.csv")
+    check_file(out, option="--csv", inputs=(args.model, args.map), overwrite=args.overwrite)
     structure = read_structure(args.model)
     volume = read_map(args.map)
     result = emringer(volume, structure)
-    out = args.csv or Path(Path(args.model).name.split(".")[0] + "_emringer.csv")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_file(out) as tmp:
         result.table.to_csv(tmp, index=False, float_format="%.4f")
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     print(f"EMRinger score:    {result.score:.3f}")
     print(f"optimal threshold: {result.optimal_threshold:.4g}")
     print(f"rotamer ratio:     {result.rotamer_ratio:.3f}")
@@ -46,4 +39,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("map", type=Path, help="MRC/CCP4 map in the model's frame")
     p.add_argument("--csv", type=Path, default=None,
                    help="per-residue table (default: <model>_emringer.csv)")
+    add_overwrite_option(p)
     p.set_defaults(func=_run)

@@ -7,10 +7,14 @@ import contextlib
 import io
 from pathlib import Path
 
+import numpy as np
+
 from .. import density
 from ..errors import ConfigError
 from ..fanout import add_set_options
-from ..io import read_map, read_structure, write_map
+from ..io import Volume, read_map, read_structure, write_map
+from ..outputs import add_overwrite_option, check_file
+from ..validation import device, option
 
 __all__ = ["register"]
 
@@ -28,18 +32,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("structure", nargs="+",
                    help="PDB or mmCIF file (may be gzipped); several make a set: --out is "
                         "then a folder of NNNN_NAME.mrc maps, made on Dask workers")
-    p.add_argument("--resolution", type=float, default=None,
+    p.add_argument("--resolution", type=option("Å", ge=0.5, le=500), default=None,
                    help="resolution in Å (required except for --method gan, whose input is "
                         "molmap at 2 Å; a resolution-conditioned gan checkpoint needs it)")
-    p.add_argument("--method", default="molmap",
+    p.add_argument("--method", choices=METHODS, default="molmap",
                    help=f"one of {', '.join(METHODS)} (default molmap)")
     p.add_argument("--on-grid", metavar="MAP", help="sample on this map's grid")
-    p.add_argument("--voxel-size", type=float, help="voxel size in Å of the automatic box "
-                   "(default R/3; 1 Å for gan)")
+    p.add_argument("--voxel-size", type=option("Å", gt=0, le=100),
+                   help="voxel size in Å of the automatic box (default R/3; 1 Å for gan)")
     p.add_argument("--checkpoint", metavar="CKPT", help="trained struc2mapGAN (method gan)")
-    p.add_argument("--device", help="torch device for gan (default: cuda if present)")
+    p.add_argument("--device", type=device,
+                   help="torch device for gan (default: cuda if present)")
     p.add_argument("--out", required=True, help="output map (.mrc, .map, optionally .gz); "
                    "for several structures, the set's folder")
+    add_overwrite_option(p)
     add_set_options(p, "maps")
     p.add_argument("--quiet", action="store_true", help="no progress bar (sets)")
     p.set_defaults(func=_dispatch)
@@ -59,23 +65,36 @@ def _map_item(settings: dict, item, folder: Path) -> Path:  # noqa: ANN001 - fan
     out = folder / item.name
     with contextlib.redirect_stdout(io.StringIO()):  # the set reports, not each item
         _run(argparse.Namespace(**{**settings, "structure": settings["structure"][item.index],
-                                   "out": str(out)}))
+                                   "out": str(out), "overwrite": False}))
     return out
 
 
+def _check_overlap(structure, grid: Volume, name: str) -> None:  # noqa: ANN001
+    """:class:`ConfigError` unless some atom of ``structure`` lies inside ``grid``'s box."""
+    index = grid.index_of(density.atoms_from(structure).xyz)
+    inside = np.all((index >= -0.5) & (index <= np.array(grid.shape) - 0.5), axis=1)
+    if not inside.any():
+        low, high = grid.position_of([[0, 0, 0], np.array(grid.shape) - 1])
+        raise ConfigError(f"--on-grid {name}: no atom of the structure lies in the map's box "
+                          f"(x, y, z from {low.round(1).tolist()} to {high.round(1).tolist()} "
+                          "Å); fit the model into the map first")
+
+
 def _run(args: argparse.Namespace) -> int:
-    if args.method not in METHODS:
-        raise ConfigError(f"--method {args.method!r} is unknown; choose one of {METHODS}")
     out = Path(args.out)
     if not out.name.lower().removesuffix(".gz").endswith((".mrc", ".map", ".ccp4")):
         raise ConfigError(f"--out {out}: use a .mrc, .map or .ccp4 name (optionally .gz)")
+    check_file(out, inputs=(args.structure, args.on_grid, args.checkpoint),
+               overwrite=args.overwrite)
+    if args.method != "gan" and args.resolution is None:
+        raise ConfigError(f"--resolution is required for --method {args.method}")
     structure = read_structure(args.structure)
     grid = read_map(args.on_grid) if args.on_grid else None
+    if grid is not None:
+        _check_overlap(structure, grid, args.on_grid)
     if args.method == "gan":
         volume = _gan(args, structure, grid)
     else:
-        if args.resolution is None:
-            raise ConfigError(f"--resolution is required for --method {args.method}")
         options = {"on_grid": grid}
         if grid is None and args.voxel_size:
             options["voxel_size"] = args.voxel_size

@@ -7,6 +7,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..outputs import add_overwrite_option
+from ..validation import option
+
 __all__ = ["register"]
 
 
@@ -21,9 +24,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("source", help="an .mrc map or a simulate-tomo output folder")
     p.add_argument("--out", type=Path, required=True, help="the .zarr folder to write")
-    p.add_argument("--levels", type=int, default=3, help="resolution levels (default 3)")
-    p.add_argument("--chunk", type=int, default=64, help="chunk edge in voxels (default 64)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    p.add_argument("--levels", type=option(integer=True, ge=1, le=16), default=3,
+                   help="resolution levels (default 3)")
+    p.add_argument("--chunk", type=option(integer=True, ge=8, le=1024), default=64,
+                   help="chunk edge in voxels (default 64)")
+    add_overwrite_option(p)
     p.set_defaults(func=_run)
 
 

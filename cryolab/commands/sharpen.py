@@ -15,6 +15,8 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..io import Volume, read_map, write_map
+from ..outputs import add_overwrite_option, check_file
+from ..validation import device, grid_memory, option
 
 __all__ = ["METHODS", "register", "sharpen_unet3d"]
 
@@ -60,6 +62,9 @@ def _vae_chapter(name: str) -> SharpenMethod:
     return run
 
 
+#: Methods that run a network on the map resampled to 1 Å voxels.
+NETWORK_METHODS = ("unet3d", "vae")
+
 #: Sharpening methods by name: ``fn(volume, args) -> volume`` on the same grid.
 METHODS: dict[str, SharpenMethod] = {
     "unet3d": sharpen_unet3d,
@@ -68,10 +73,30 @@ METHODS: dict[str, SharpenMethod] = {
 }
 
 
+def _check_resolution(args: argparse.Namespace, volume: Volume) -> None:
+    """:class:`ConfigError` for a ``--resolution`` beyond the map's Nyquist limit (2 voxels)
+    or at or above ``--fit-low``."""
+    if args.resolution is None:
+        return
+    nyquist = 2 * float(volume.voxel_size.max())
+    if args.resolution < nyquist:
+        raise ConfigError(f"--resolution {args.resolution:g} Å is beyond Nyquist for "
+                          f"{args.map} ({nyquist:g} Å = 2 × its voxel size)")
+    if args.fit_low <= args.resolution:
+        raise ConfigError(f"--fit-low {args.fit_low:g} Å must be above --resolution "
+                          f"{args.resolution:g} Å")
+
+
 def _run(args: argparse.Namespace) -> int:
     if args.method not in METHODS:
         raise ConfigError(f"unknown --method {args.method!r}; choose one of {sorted(METHODS)}")
+    check_file(args.out, inputs=(args.map, args.checkpoint), overwrite=args.overwrite)
     volume = read_map(args.map)
+    _check_resolution(args, volume)
+    if args.method in NETWORK_METHODS:  # these work on the map resampled to 1 Å voxels
+        grid_memory(np.ceil(np.array(volume.shape) * volume.voxel_size), f"{args.map} on "
+                    f"the 1 Å grid of --method {args.method}", bytes_per_voxel=4 * 4,
+                    advice="crop the map first")
     result = METHODS[args.method](volume, args)
     write_map(args.out, result, label=f"cryolab sharpen --method {args.method}")
     print(f"wrote {args.out} ({args.method}; grid {volume.shape}, "
@@ -89,10 +114,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--method", default="unet3d", help=f"one of {sorted(METHODS)}")
     p.add_argument("--out", type=Path, required=True, help="output map (.mrc, .map[.gz])")
     p.add_argument("--checkpoint", type=Path, help="trained network (unet3d, vae)")
-    p.add_argument("--patch", type=int, default=32, help="tile edge in voxels (unet3d, vae)")
-    p.add_argument("--resolution", type=float, help="map resolution in Å (bfactor)")
-    p.add_argument("--fit-low", type=float, default=10.0,
+    p.add_argument("--patch", type=option("voxels", integer=True, ge=8, le=512), default=32,
+                   help="tile edge in voxels (unet3d, vae)")
+    p.add_argument("--resolution", type=option("Å", gt=0, le=500),
+                   help="map resolution in Å (bfactor)")
+    p.add_argument("--fit-low", type=option("Å", gt=0, le=1000), default=10.0,
                    help="low-resolution end of the Guinier fit in Å (bfactor; default 10)")
-    p.add_argument("--stride", type=int, default=None, help="tile step (default patch/2)")
-    p.add_argument("--device", default=None, help="torch device (default: cuda if present)")
+    p.add_argument("--stride", type=option("voxels", integer=True, ge=1), default=None,
+                   help="tile step in voxels (default patch/2)")
+    p.add_argument("--device", type=device, default=None,
+                   help="torch device (default: cuda if present)")
+    add_overwrite_option(p)
     p.set_defaults(func=_run)

@@ -6,8 +6,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..errors import ConfigError
 from ..fanout import add_set_options
+from ..outputs import add_overwrite_option
+from ..validation import option
 
 __all__ = ["register"]
 
@@ -48,13 +49,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("config", help="YAML configuration (seed, specimen, microscope, "
                    "reconstruction)")
-    p.add_argument("--out", required=True, help="output folder (must not exist)")
-    p.add_argument("--n", type=int, default=None,
+    p.add_argument("--out", required=True,
+                   help="output folder (new, or an earlier run's with --overwrite)")
+    p.add_argument("--seed", type=option(integer=True, ge=0), default=None,
+                   help="override the configuration's seed")
+    add_overwrite_option(p)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--n", type=option(integer=True, ge=1), default=None,
                    help="make a set of N tomograms DIR/tomo_0000 ... with seeds derived from "
                         "(seed, index); a re-run makes only the missing ones")
-    p.add_argument("--seed", type=int, default=None, help="override the configuration's seed")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--ome-zarr", action="store_true",
                    help="also write tomogram.zarr: the tomogram as multiscale OME-Zarr with the "
                         "atlas and per-class masks as labels (see `cryolab to-ome-zarr`)")
@@ -75,13 +78,11 @@ def _dispatch(args: argparse.Namespace) -> int:
     from ..fanout import make_set
     from ..tomo.simulate import load_config
 
-    if args.n < 1:
-        raise ConfigError(f"--n must be ≥ 1, not {args.n}")
     cfg = load_config(args.config)
     seed = cfg.seed if args.seed is None else args.seed
     names = [f"tomo_{i:0{max(4, len(str(args.n - 1)))}d}" for i in range(args.n)]
     report = make_set(partial(_simulate_item, cfg, args.ome_zarr), names, args.out, seed=seed,
-                      workers=args.workers, scheduler=args.scheduler,
+                      workers=args.workers, scheduler=args.scheduler, overwrite=args.overwrite,
                       progress=not args.quiet, desc="tomograms")
     print(f"{args.out}: {len(report.made)} tomograms made, {len(report.skipped)} already there")
     return 0

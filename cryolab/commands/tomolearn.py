@@ -22,6 +22,8 @@ import numpy as np
 
 from ..errors import CheckpointError
 from ..io import read_map, write_map
+from ..outputs import add_overwrite_option, check_file
+from ..validation import device, option
 
 __all__ = ["register"]
 
@@ -45,8 +47,9 @@ def _run(args: argparse.Namespace, segmentation: bool) -> int:
     from ..nn.unet import denoise_volume, segment_volume
     from ..pipelines.tomolearn import normalise_input
 
-    model = _load(args, segmentation)
+    check_file(args.out, inputs=(args.tomogram, args.checkpoint), overwrite=args.overwrite)
     volume = read_map(args.tomogram)
+    model = _load(args, segmentation)
     data = normalise_input(volume.data)
     apply = segment_volume if segmentation else denoise_volume
     result = apply(model, data, patch=args.patch, stride=args.stride, batch_size=args.batch,
@@ -65,11 +68,15 @@ def _common(p: argparse.ArgumentParser, what: str) -> None:
     p.add_argument("--checkpoint", type=Path, required=True,
                    help=f"trained {what} UNet checkpoint (from the tomogram-learning chapter)")
     p.add_argument("--out", type=Path, required=True, help="output map (.mrc, .map[.gz])")
-    p.add_argument("--patch", type=int, default=64, help="tile edge in voxels (default 64)")
-    p.add_argument("--stride", type=int, default=None,
+    p.add_argument("--patch", type=option("voxels", integer=True, ge=8, le=512), default=64,
+                   help="tile edge in voxels (default 64)")
+    p.add_argument("--stride", type=option("voxels", integer=True, ge=1), default=None,
                    help="tile step in voxels (default patch/2, fitted to the network)")
-    p.add_argument("--batch", type=int, default=2, help="tiles per network call")
-    p.add_argument("--device", default=None, help="torch device (default: cuda if present)")
+    p.add_argument("--batch", type=option("tiles", integer=True, ge=1), default=2,
+                   help="tiles per network call")
+    p.add_argument("--device", type=device, default=None,
+                   help="torch device (default: cuda if present)")
+    add_overwrite_option(p)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -21,6 +21,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..errors import ConfigError
+from ..results import PROFILES
+from ..validation import device, option
 
 __all__ = ["register", "CHAPTERS"]
 
@@ -46,12 +48,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("chapter", help="chapter number (01, 02, 03, 05, 06) or notebook name")
-    p.add_argument("--profile", default="book", help="smoke, book or paper (default book)")
+    p.add_argument("--profile", default="book", choices=PROFILES,
+                   help="smoke, book or paper (default book)")
     p.add_argument("--out", type=Path, default=None,
                    help="checkpoint folder (default results/<notebook>/<profile>/)")
-    p.add_argument("--epochs", type=int, default=None,
+    p.add_argument("--epochs", type=option(integer=True, ge=1), default=None,
                    help="train this many epochs instead of the profile's")
-    p.add_argument("--device", default=None,
+    p.add_argument("--device", type=device, default=None,
                    help="torch device for chapters 01-03 (default, and always for 05 and 06: "
                         "this process's GPU when present, else the CPU)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -74,11 +77,8 @@ def _run(args: argparse.Namespace) -> int:
     from ..train import init_distributed, is_main_process
 
     key = chapter_key(args.chapter)
-    if args.epochs is not None and args.epochs < 1:
-        raise ConfigError(f"--epochs must be ≥ 1, not {args.epochs}")
     notebook = CHAPTERS[key][0]
     out = args.out if args.out is not None else results_dir(notebook, args.profile)
-    Path(out).mkdir(parents=True, exist_ok=True)
     init_distributed()
     try:
         trained = RECIPES[key](args.profile, Path(out), args)
@@ -210,6 +210,7 @@ def _afm(profile: str, out: Path, args: argparse.Namespace) -> dict:
 
     cfg = _profile(av.PROFILES, profile)
     _threads(cfg.torch_threads)
+    out.mkdir(parents=True, exist_ok=True)
     with _main_process_first():  # rank 0 renders and caches; the others read its cache
         ds = av.build_dataset(cfg, out / "afm_dataset.npz", progress=not args.quiet)
     _, history = av.train_pix2vox(ds, cfg, out / "pix2vox.pt", epochs=args.epochs,

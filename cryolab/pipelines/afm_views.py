@@ -477,3 +477,8 @@ def plot_iou_vs_views(curves: dict[str, pd.Series], paper: dict[str, dict[int, f
     ax.set_ylim(0, 1)
     ax.legend(frameon=False, fontsize=8)
     return fig
+
+
+def data_files() -> list[str]:
+    """The registered files this chapter reads, in any profile (``cryolab data download``)."""
+    return sorted({n for cfg in PROFILES.values() for n in structure_table(cfg)["name"]})

@@ -48,3 +48,8 @@ def atom_inclusion(
     inside = (at_atoms[None, :] > levels[:, None]).mean(axis=1)
     enclosed = (volume.data.ravel()[None, :] > levels[:, None]).mean(axis=1)
     return inside, enclosed
+
+
+def data_files() -> list[str]:
+    """The registered files this chapter reads, in any profile (``cryolab data download``)."""
+    return sorted({n for p in PROFILES.values() for n in (p.map_name, p.model_name)})

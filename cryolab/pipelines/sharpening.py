@@ -274,12 +274,12 @@ def unet_for(
     theirs = repo_root() / "results" / SUPERRES_NB / profile_name / "unet3d.pt"
     source = "trained here with the super-resolution chapter's functions"
     if theirs.is_file():
-        state = torch.load(theirs, map_location="cpu", weights_only=False)
+        state = torch.load(theirs, map_location="cpu", weights_only=True)
         if state.get("config") == cfg.config():
             if state.get("epoch") == cfg.epochs:
                 model = load_model(theirs, UNet3D, device=device)
                 return model, f"loaded {theirs.name} from {SUPERRES_NB}"
-            mine = (torch.load(checkpoint, map_location="cpu", weights_only=False)
+            mine = (torch.load(checkpoint, map_location="cpu", weights_only=True)
                     if checkpoint.is_file() else {})
             if mine.get("config") != cfg.config() or mine.get("epoch", 0) < state["epoch"]:
                 checkpoint.parent.mkdir(parents=True, exist_ok=True)
@@ -393,3 +393,8 @@ def sharpen_vae(volume: Volume, args: argparse.Namespace) -> Volume:
                           stride=args.stride or patch // 2, weight="gaussian", batch_size=4,
                           progress=True)
     return sr.onto_grid(on_grid.with_data(pred * std + mean), volume)
+
+
+def data_files() -> list[str]:
+    """The registered files this chapter reads: chapter 2's X-ray structures."""
+    return sorted(sr.entry_files())

@@ -158,6 +158,10 @@ def load_pair(map_name: str, model_name: str, **curate_options) -> CuratedPair:
     return curate_pair(experimental, structure, name=Path(map_name).name, **curate_options)
 
 
+#: The paper's EMDB/PDB id lists (registered files), by split.
+PAPER_LISTS = {split: f"lists/struc2mapgan_{split}_pairs.csv" for split in ("train", "val")}
+
+
 EMDB_URL = "https://ftp.ebi.ac.uk/pub/databases/emdb/structures/EMD-{0}/map/emd_{0}.map.gz"
 PDB_URL = "https://files.rcsb.org/download/{0}.cif.gz"
 
@@ -180,7 +184,9 @@ def paper_pairs(split: str = "train") -> list[tuple[Path, Path, float]]:
     """
     import pooch
 
-    listing = fetch(f"lists/struc2mapgan_{split}_pairs.csv")
+    if split not in PAPER_LISTS:
+        raise ConfigError(f"unknown split {split!r}; use one of {sorted(PAPER_LISTS)}")
+    listing = fetch(PAPER_LISTS[split])
     with open(listing, newline="") as fh:
         rows = list(csv.DictReader(fh))
     folder = paper_cache()
@@ -524,3 +530,10 @@ def evaluate_map(candidate: np.ndarray, experimental: np.ndarray, voxel_size: fl
         "cc_about_mean": chimerax_correlation(candidate, experimental, about_mean=True),
         "fsc_05": fsc_resolution(candidate, experimental, voxel_size, threshold=0.5),
     }
+
+
+def data_files() -> list[str]:
+    """The registered files this chapter reads, in any profile (``cryolab data download``)."""
+    names = {n for p in PROFILES.values() for pair in p.train for n in pair}
+    names |= {n for p in PROFILES.values() for n in p.test[:2]}
+    return sorted(names | set(PAPER_LISTS.values()))

@@ -215,7 +215,11 @@ def _gamma_residues(structure: gemmi.Structure) -> int:
     return sum(r.name in GAMMA_ATOMS for ch in structure[0] for r in ch)
 
 
-def load_entries(max_resolution: float = 2.0) -> list[Entry]:
+#: Best resolution (Å) of the X-ray structures chapters 2 and 3 learn from.
+ENTRY_RESOLUTION = 2.0
+
+
+def load_entries(max_resolution: float = ENTRY_RESOLUTION) -> list[Entry]:
     """The mirror's X-ray structures at ``max_resolution`` Å or better that have side chains
     (at least :data:`MIN_GAMMA_RESIDUES` residues with a γ atom), one per PDB id."""
     table = find(kind="structure", method="X-ray", max_resolution=max_resolution)
@@ -434,3 +438,20 @@ def plot_threshold_scan(results: dict, title: str = "EMRinger threshold scan"):
     ax.set_title(title)
     ax.legend(frameon=False)
     return fig
+
+
+#: The real maps the chapter scores with EMRinger: (label, map, model) registered names.
+REAL_CASES = (
+    ("EMD-3488", "maps/emd_3488.map.gz", "structures/ccpem/5me2.pdb.gz"),
+    ("EMD-0093", "maps/emd_0093_masked.map.gz", "structures/mainmastseg/6gyn.pdb.gz"),
+)
+
+
+def entry_files() -> list[str]:
+    """The registered structures :func:`load_entries` may read (before its side-chain test)."""
+    return list(find(kind="structure", method="X-ray", max_resolution=ENTRY_RESOLUTION)["name"])
+
+
+def data_files() -> list[str]:
+    """The registered files this chapter reads, in any profile (``cryolab data download``)."""
+    return sorted({*entry_files(), *(n for _, m, s in REAL_CASES for n in (m, s))})

@@ -569,3 +569,10 @@ def real_tomogram(name: str, pixel_size: float, invert: bool = True):
     data = normalise_input(-data if invert else data)
     voxel = original.voxel_size * np.array(original.shape) / np.array(data.shape)
     return Volume(data, voxel, original.origin), original
+
+
+def data_files() -> list[str]:
+    """The registered files this chapter reads: chapter 4's templates and real tomograms."""
+    from . import tomosim
+
+    return tomosim.data_files()

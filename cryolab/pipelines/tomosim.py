@@ -240,3 +240,12 @@ def correlation(a: np.ndarray, b: np.ndarray, sigma: float = 0.0) -> float:
         a = ndimage.gaussian_filter(np.asarray(a, np.float32), sigma)
         b = ndimage.gaussian_filter(np.asarray(b, np.float32), sigma)
     return float(pcc(a, b))
+
+
+def data_files() -> list[str]:
+    """The registered files this chapter reads, in any profile (``cryolab data download``):
+    every particle template of :data:`cryolab.tomo.specimen.TEMPLATES` and the real tomograms."""
+    from ..tomo.specimen import TEMPLATES
+
+    templates = {path for choices in TEMPLATES.values() for path in choices.values()}
+    return sorted(templates | set(REAL_TOMOGRAMS))

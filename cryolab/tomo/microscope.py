@@ -40,6 +40,7 @@ import numpy as np
 from scipy import fft, sparse
 
 from ..errors import ConfigError
+from ..validation import number
 
 __all__ = [
     "MicroscopeConfig",
@@ -403,14 +404,43 @@ class MicroscopeConfig:
         return tilt_angles(self.scheme, self.min_angle, self.max_angle, self.step, self.start,
                            self.group)
 
+    def __post_init__(self) -> None:
+        self.validate()
+
     def validate(self) -> None:
-        self.angles()
+        """:class:`ConfigError` for a value of the wrong type, not finite, or out of range
+        (checked when the configuration is made)."""
+        if not isinstance(self.scheme, str):
+            if not isinstance(self.scheme, (list, tuple)):
+                raise ConfigError(f"scheme must be a name or a list of angles, got "
+                                  f"{self.scheme!r}")
+            for i, angle in enumerate(self.scheme):
+                number(angle, f"scheme[{i}]", "°", gt=-90, lt=90)
+        for name in ("min_angle", "max_angle", "start"):  # ranges: see tilt_angles
+            number(getattr(self, name), name, "°")
+        number(self.step, "step", "°", gt=0, lt=180)
+        number(self.group, "group", "tilts", integer=True, ge=1)
+        number(self.angle_error, "angle_error", "°", ge=0, lt=90)
+        number(self.voltage, "voltage", "kV", gt=0, le=3000)
+        number(self.cs, "cs", "mm", ge=0, le=100)
+        number(self.defocus, "defocus", "µm", ge=-100, le=100)
+        number(self.amplitude_contrast, "amplitude_contrast", ge=0, le=1)
+        if self.envelope is not None:
+            number(self.envelope, "envelope", "× Nyquist", gt=0)
+        if self.strip_defocus_step is not None:
+            number(self.strip_defocus_step, "strip_defocus_step", "µm", ge=0, le=100)
+        number(self.dose, "dose", "e⁻/Å²", gt=0, le=1e5)
+        number(self.dqe, "dqe", gt=0, le=1)
+        number(self.imfp, "imfp", "Å", gt=0)
+        number(self.damage_rate, "damage_rate", ge=0)
+        number(self.damage_noise, "damage_noise", "rad per e⁻/Å²", ge=0)
+        for name in ("apply_ctf", "noise"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}")
         if self.ctf_convention not in ("paper", "standard"):
-            raise ConfigError(f"microscope.ctf_convention must be 'paper' or 'standard', got "
+            raise ConfigError(f"ctf_convention must be 'paper' or 'standard', got "
                               f"{self.ctf_convention!r}")
-        if self.voltage <= 0 or self.dose <= 0 or not 0 < self.dqe <= 1 or self.imfp <= 0:
-            raise ConfigError("microscope: voltage, dose and imfp must be positive and dqe in "
-                              "(0, 1]")
+        self.angles()
 
 
 @dataclass

@@ -23,6 +23,7 @@ import numpy as np
 from scipy import fft
 
 from ..errors import ConfigError
+from ..validation import number
 from .microscope import _sparse_matmul, _torch_device, project, projection_matrix
 
 __all__ = [
@@ -57,16 +58,21 @@ class ReconstructionConfig:
     prior_max_angle: float = 89.0
     prior_step: float = 1.0
 
+    def __post_init__(self) -> None:
+        self.validate()
+
     def validate(self) -> None:
+        """:class:`ConfigError` for a value of the wrong type, not finite, or out of range
+        (checked when the configuration is made)."""
         if self.filter not in ("ramp", "sirt"):
-            raise ConfigError(f"reconstruction.filter must be 'ramp' or 'sirt', got "
-                              f"{self.filter!r}")
-        if not 0 < self.cutoff <= 0.5 or self.falloff < 0:
-            raise ConfigError("reconstruction.cutoff must be in (0, 0.5] cycles/pixel and "
-                              "falloff ≥ 0")
-        if not 0 < self.prior_max_angle < 90 or self.prior_step <= 0:
-            raise ConfigError("reconstruction.prior_max_angle must be in (0, 90) and "
-                              "prior_step positive")
+            raise ConfigError(f"filter must be 'ramp' or 'sirt', got {self.filter!r}")
+        number(self.cutoff, "cutoff", "cycles/pixel", gt=0, le=0.5)
+        number(self.falloff, "falloff", "cycles/pixel", ge=0)
+        number(self.sirt_iterations, "sirt_iterations", integer=True, ge=1)
+        if self.thickness is not None:
+            number(self.thickness, "thickness", "voxels", integer=True, ge=1)
+        number(self.prior_max_angle, "prior_max_angle", "°", gt=0, lt=90)
+        number(self.prior_step, "prior_step", "°", gt=0, lt=90)
 
 
 def radial_filter(n: int, cutoff: float | None = 0.35, falloff: float = 0.035) -> np.ndarray:

@@ -11,7 +11,7 @@ memory); :func:`simulate_to_directory` writes a run to a folder, atomically::
       specimen.mrc      the specimen potential (atomic-number sums per voxel)
       atlas.mrc         class label per voxel (0 = background / ice)
       masks/<class>.mrc one 0/1 mask per class
-      parameters.json   the configuration, seed, class table, shapes, counts and timings
+      parameters.json   the configuration, seed, class table, shapes and counts (no timings)
 
 A configuration is a :class:`SimulationConfig` or a YAML file with the same nesting
 (``seed``, ``specimen``, ``microscope``, ``reconstruction``).
@@ -22,8 +22,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError, CryolabError
+from ..validation import number
 from .microscope import MicroscopeConfig, TiltSeries, acquire
 from .reconstruct import ReconstructionConfig, ideal_reconstruction, weighted_backprojection
 from .specimen import Layer, Specimen, SpecimenConfig, VesicleConfig, build_specimen, load_particle
@@ -64,8 +63,16 @@ class SimulationConfig:
     prior: bool = True
     use_gpu: bool | None = None
 
+    def __post_init__(self) -> None:
+        self.seed = number(self.seed, "seed", integer=True, ge=0)
+        for name in ("prior", "use_gpu"):
+            value = getattr(self, name)
+            if not isinstance(value, bool) and not (name == "use_gpu" and value is None):
+                raise ConfigError(f"{name} must be true or false, got {value!r}")
+
     def validate(self) -> None:
-        """Raise :class:`ConfigError` for anything impossible, before any heavy work."""
+        """Raise :class:`ConfigError` for anything impossible, before any heavy work (each
+        section checks its own values when it is made)."""
         self.specimen.validate()
         self.microscope.validate()
         self.reconstruction.validate()
@@ -151,11 +158,11 @@ def _build(cls, data: Any, where: str):
         elif cls is SpecimenConfig and key == "vesicles":
             value = _build(VesicleConfig, value, f"{where}.vesicles")
         elif isinstance(value, list) and key in ("size", "radius"):
-            value = tuple(float(v) for v in value)
+            value = tuple(value)
         kwargs[key] = value
     try:
         return cls(**kwargs)
-    except TypeError as exc:
+    except (TypeError, ConfigError) as exc:
         raise ConfigError(f"{where}: {exc}") from None
 
 
@@ -172,8 +179,8 @@ def config_from_dict(data: dict[str, Any]) -> SimulationConfig:
         microscope=_build(MicroscopeConfig, data.get("microscope"), "microscope"),
         reconstruction=_build(ReconstructionConfig, data.get("reconstruction"),
                               "reconstruction"),
-        seed=int(data.get("seed", 0)),
-        prior=bool(data.get("prior", True)),
+        seed=data.get("seed", 0),
+        prior=data.get("prior", True),
         use_gpu=data.get("use_gpu"),
     )
 
@@ -199,9 +206,12 @@ def load_config(path: str | os.PathLike) -> SimulationConfig:
     if not path.is_file():
         raise ConfigError(f"{path}: no such configuration file")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
+        data = yaml.safe_load(path.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    if data is None:
+        raise ConfigError(f"{path}: the configuration is empty (see `cryolab simulate-tomo "
+                          "--help` for an example)")
     try:
         cfg = config_from_dict(data)
         cfg.validate()
@@ -282,21 +292,20 @@ def simulate(config: SimulationConfig, seed: int | None = None, progress: bool =
 
 
 def write_simulation(sim: Simulation, out: str | os.PathLike, overwrite: bool = False) -> Path:
-    """Write a simulation to the folder ``out`` (see the module docstring) atomically: into a
-    hidden temporary folder beside it, renamed into place only when complete."""
+    """Write a simulation to the folder ``out`` (see the module docstring) under the write
+    policy of :mod:`cryolab.outputs`: into a temporary folder beside it, put in place only when
+    complete; an existing ``out`` is replaced only with ``overwrite`` and only if cryolab wrote
+    it. ``parameters.json`` holds no timings, so the same run gives the same bytes."""
     from ..io import Volume, write_map
+    from ..outputs import atomic_folder, check_folder
 
-    out = Path(out)
-    if out.exists() and not overwrite:
-        raise ConfigError(f"{out} already exists; choose another --out or pass --overwrite")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
+    out = check_folder(out, overwrite=overwrite)
     px = sim.pixel_size
-    try:
-        def vol(data):
-            return Volume(np.asarray(data, np.float32), px, 0.0)
 
-        t = time.perf_counter()
+    def vol(data):
+        return Volume(np.asarray(data, np.float32), px, 0.0)
+
+    with atomic_folder(out, "cryolab simulate-tomo") as tmp:
         write_map(tmp / "tilt_series.mrc", vol(sim.tilt_series.images), "cryolab tilt series")
         (tmp / "tilt_series.tlt").write_text(
             "".join(f"{a:.2f}\n" for a in sim.tilt_series.angles))
@@ -307,35 +316,30 @@ def write_simulation(sim: Simulation, out: str | os.PathLike, overwrite: bool = 
         write_map(tmp / "atlas.mrc", vol(sim.atlas), "cryolab atlas")
         for name, mask in sim.masks().items():
             write_map(tmp / "masks" / f"{name}.mrc", vol(mask), f"cryolab mask {name}")
-        timings = dict(sim.timings, write=time.perf_counter() - t)
+        summary = sim.summary()
         record = {
             "config": config_to_dict(sim.config),
             "seed": sim.config.seed,
-            **{k: v for k, v in sim.summary().items() if k != "timings"},
+            **{k: v for k, v in summary.items() if k != "timings"},
             "acquisition_order": sim.tilt_series.order.tolist(),
             "true_angles": sim.tilt_series.true_angles.tolist(),
             "placements": [dataclasses.asdict(p) for p in sim.specimen.placements],
-            "placement_counts": sim.summary()["placements"],
-            "timings": timings,
+            "placement_counts": summary["placements"],
         }
         (tmp / "parameters.json").write_text(json.dumps(record, indent=2, default=float))
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
 
 
 def simulate_to_directory(config: SimulationConfig | str | os.PathLike,
                           out: str | os.PathLike, seed: int | None = None,
                           progress: bool = False, overwrite: bool = False) -> Path:
-    """:func:`simulate` then :func:`write_simulation`; ``config`` may be a YAML path."""
-    cfg = config if isinstance(config, SimulationConfig) else load_config(config)
+    """:func:`simulate` then :func:`write_simulation`; ``config`` may be a YAML path. The
+    output folder is checked (:func:`cryolab.outputs.check_folder`) before simulating."""
+    from ..outputs import check_folder
+
+    source = None if isinstance(config, SimulationConfig) else config
+    check_folder(out, inputs=(source,), overwrite=overwrite)
+    cfg = config if source is None else load_config(source)
     if seed is not None:
-        cfg = dataclasses.replace(cfg, seed=seed)
-    out = Path(out)
-    if out.exists() and not overwrite:
-        raise ConfigError(f"{out} already exists; choose another --out or pass --overwrite")
+        cfg = dataclasses.replace(cfg, seed=number(seed, "seed", integer=True, ge=0))
     return write_simulation(simulate(cfg, progress=progress), out, overwrite=overwrite)

@@ -32,6 +32,7 @@ from scipy import ndimage, signal
 from scipy.spatial.transform import Rotation
 
 from ..errors import ConfigError
+from ..validation import grid_memory, number
 
 __all__ = [
     "ICE_DENSITY",
@@ -275,6 +276,18 @@ class Layer:
     density: float = 0.2
     iterations: int = 500
 
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """:class:`ConfigError` for a value of the wrong type, not finite, or out of range."""
+        if not isinstance(self.particles, (list, tuple)) or not self.particles or not all(
+                isinstance(p, str) for p in self.particles):
+            raise ConfigError(f"particles must be a non-empty list of names, got "
+                              f"{self.particles!r}")
+        number(self.density, "density", "(fraction of the ice volume)", gt=0, le=1)
+        number(self.iterations, "iterations", integer=True, ge=0)
+
 
 @dataclass
 class VesicleConfig:
@@ -293,6 +306,22 @@ class VesicleConfig:
     irregularity: float = 0.2
     proteins: list[str] = field(default_factory=list)
     protein_density: float = 0.2
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """:class:`ConfigError` for a value of the wrong type, not finite, or out of range."""
+        number(self.count, "count", "vesicles", integer=True, ge=0)
+        if not isinstance(self.radius, (list, tuple)) or len(self.radius) != 2:
+            raise ConfigError(f"radius must be (min, max) in Å, got {self.radius!r}")
+        lo = number(self.radius[0], "radius[0]", "Å", gt=0)
+        number(self.radius[1], "radius[1]", "Å", ge=lo)
+        number(self.irregularity, "irregularity", ge=0, le=1)
+        if not isinstance(self.proteins, (list, tuple)) or not all(
+                isinstance(p, str) for p in self.proteins):
+            raise ConfigError(f"proteins must be a list of names, got {self.proteins!r}")
+        number(self.protein_density, "protein_density", "per 10⁴ Å²", ge=0)
 
 
 @dataclass
@@ -333,39 +362,41 @@ class SpecimenConfig:
         x, y, z = (int(round(s / self.pixel_size)) for s in self.size)
         return (z, y, x)
 
+    def __post_init__(self) -> None:
+        self.validate()
+
     def validate(self) -> None:
-        """Raise :class:`ConfigError` for an impossible specimen."""
-        if self.pixel_size <= 0:
-            raise ConfigError(f"specimen.pixel_size must be positive, got {self.pixel_size} Å")
-        if len(self.size) != 3 or min(self.size) <= 0:
-            raise ConfigError(f"specimen.size must be three positive lengths (x, y, z) in Å, "
-                              f"got {self.size}")
+        """:class:`ConfigError` for a value of the wrong type, not finite, or out of range, or
+        a box too large for memory (checked when the configuration is made)."""
+        pixel = number(self.pixel_size, "pixel_size", "Å", gt=0, le=1000)
+        if not isinstance(self.size, (list, tuple)) or len(self.size) != 3:
+            raise ConfigError(f"size must be three lengths (x, y, z) in Å, got {self.size!r}")
+        for axis, length in zip("xyz", self.size, strict=True):
+            number(length, f"size {axis}", "Å", gt=0)
         shape = self.shape
         if min(shape) < 8:
-            raise ConfigError(f"specimen: box {shape[::-1]} voxels is too small (min 8); "
-                              f"use a smaller pixel_size or a larger size")
-        n_classes = 6 + sum(len(layer.particles) for layer in self.layers)
-        need = float(np.prod(shape)) * 4 * (n_classes + 8) / 1e9
-        if need > self.memory_limit_gb:
-            largest = self.pixel_size * (need / self.memory_limit_gb) ** (1 / 3)
-            raise ConfigError(
-                f"specimen.pixel_size {self.pixel_size} Å is too small for a "
-                f"{self.size[0]:.0f}×{self.size[1]:.0f}×{self.size[2]:.0f} Å box: "
-                f"{shape[::-1]} voxels need ~{need:.1f} GB (limit {self.memory_limit_gb} GB); "
-                f"use pixel_size ≥ {largest:.1f} Å or a smaller size"
-            )
+            raise ConfigError(f"box {shape[::-1]} voxels is too small (min 8); use a smaller "
+                              "pixel_size or a larger size")
         for i, layer in enumerate(self.layers):
-            if not layer.particles:
-                raise ConfigError(f"specimen.layers[{i}] lists no particles")
-            if not 0 < layer.density <= 1:
-                raise ConfigError(f"specimen.layers[{i}].density must be in (0, 1]")
-        lo, hi = self.vesicles.radius
-        if self.vesicles.count and not 0 < lo <= hi:
-            raise ConfigError(f"specimen.vesicles.radius must be (min, max) with 0 < min ≤ max, "
-                              f"got {self.vesicles.radius}")
+            if not isinstance(layer, Layer):
+                raise ConfigError(f"layers[{i}] must be a layer, got {layer!r}")
+        if not isinstance(self.vesicles, VesicleConfig):
+            raise ConfigError(f"vesicles must be vesicle settings, got {self.vesicles!r}")
+        for name in ("microtubules", "gold", "orientations"):
+            number(getattr(self, name), name, integer=True, ge=1 if name == "orientations" else 0)
+        number(self.gold_radius, "gold_radius", "Å", gt=0)
+        if self.carbon_hole_radius is not None:
+            number(self.carbon_hole_radius, "carbon_hole_radius", "Å", gt=0)
+        if not isinstance(self.carbon, bool):
+            raise ConfigError(f"carbon must be true or false, got {self.carbon!r}")
+        number(self.ice_texture, "ice_texture", ge=0)
+        limit = number(self.memory_limit_gb, "memory_limit_gb", "GB", gt=0)
+        n_classes = 6 + sum(len(layer.particles) for layer in self.layers)
+        grid_memory(shape[::-1], f"pixel_size {pixel:g} Å", bytes_per_voxel=4 * (n_classes + 8),
+                    limit_gb=limit, advice="use a larger pixel_size or a smaller size")
         if self.microtubules and self.size[2] < 280:
-            raise ConfigError(f"specimen: microtubules (250 Å wide) need ice ≥ 280 Å thick, "
-                              f"got {self.size[2]} Å")
+            raise ConfigError(f"microtubules (250 Å wide) need ice ≥ 280 Å thick, got "
+                              f"{self.size[2]} Å")
 
 
 # ------------------------------------------------------------------------------- specimen
