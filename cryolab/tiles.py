@@ -2,8 +2,9 @@
 
 Networks see small cubes; maps are larger. :func:`random_patches` cuts aligned random cubes
 out of paired volumes (input and target) and :func:`augment` flips and rotates them the same
-way. :func:`sliding_window` runs a function over overlapping cubes and blends the results back
-into one volume of the input's shape:
+way; :func:`random_slabs` does the same for 2.5D networks (a stack of z-slices in, the centre
+slice out). :func:`sliding_window` runs a function over overlapping cubes and blends the
+results back into one volume of the input's shape:
 
 - ``weight="core"`` keeps only each tile's central ``stride``-sized core (struc2mapGAN: 32³
   tiles, 20³ cores at stride 20, zero padding), so every voxel comes from exactly one tile;
@@ -21,7 +22,7 @@ import numpy as np
 
 from .errors import ConfigError
 
-__all__ = ["random_patches", "augment", "sliding_window", "predict_volume"]
+__all__ = ["random_patches", "random_slabs", "augment", "sliding_window", "predict_volume"]
 
 
 def random_patches(
@@ -65,6 +66,59 @@ def random_patches(
         for o, c in zip(out, cubes, strict=True):
             o[i] = c
     return out
+
+
+def random_slabs(inputs: Sequence[np.ndarray], targets: Sequence[np.ndarray], size: int,
+                 slices: int, count: int, rng: np.random.Generator, flips: bool = True,
+                 rotate: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Random training pairs for a 2.5D network: ``slices`` z-slices in, the centre slice out.
+
+    Args:
+        inputs, targets: aligned volumes (z, y, x), one pair per tomogram; targets may be
+            float (regression) or integer labels (segmentation).
+        size: slab edge in y and x (volumes smaller than that are zero-padded).
+        slices: odd number of input slices.
+        count: number of pairs.
+        rng: all randomness comes from it.
+        flips: random flips along z, y and x.
+        rotate: also rotate by random multiples of 90° in the (y, x) plane. Off by default:
+            rotating an *image* turns the tilt axis (y) into x without moving the missing
+            wedge's artefacts with it, so the network sees objects at orientations the
+            microscope never produced them at (used on purpose in the missing-wedge
+            experiment).
+    Returns:
+        ``x`` (count, slices, size, size) float32 and ``y`` (count, 1, size, size) float32, or
+        (count, size, size) int64 for integer targets.
+    """
+    if slices < 1 or slices % 2 == 0:
+        raise ConfigError(f"slices must be odd, got {slices}")
+    c = slices // 2
+    labels = np.issubdtype(np.asarray(targets[0]).dtype, np.integer)
+    xs = np.zeros((count, slices, size, size), np.float32)
+    ys = np.zeros((count, size, size), np.int64 if labels else np.float32)
+    for i in range(count):
+        k = int(rng.integers(len(inputs)))
+        vol, tgt = inputs[k], targets[k]
+        nz, ny, nx = vol.shape
+        z = int(rng.integers(0, nz))
+        y0 = int(rng.integers(0, max(ny - size, 0) + 1))
+        x0 = int(rng.integers(0, max(nx - size, 0) + 1))
+        zs = np.clip(np.arange(z - c, z + c + 1), 0, nz - 1)
+        a = vol[zs, y0 : y0 + size, x0 : x0 + size]
+        b = tgt[z, y0 : y0 + size, x0 : x0 + size]
+        if flips:
+            if rng.random() < 0.5:
+                a = a[::-1]
+            if rng.random() < 0.5:
+                a, b = a[:, ::-1], b[::-1]
+            if rng.random() < 0.5:
+                a, b = a[:, :, ::-1], b[:, ::-1]
+        if rotate and a.shape[1] == a.shape[2]:
+            k = int(rng.integers(4))
+            a, b = np.rot90(a, k, axes=(1, 2)), np.rot90(b, k)
+        xs[i, :, : a.shape[1], : a.shape[2]] = a
+        ys[i, : b.shape[0], : b.shape[1]] = b
+    return xs, (ys if labels else ys[:, None])
 
 
 def _pad_to(a: np.ndarray, size: int) -> np.ndarray:

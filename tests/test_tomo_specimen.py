@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from cryolab.errors import ConfigError
+from cryolab.tomo.particles import load_particle, particle_from_structure
 from cryolab.tomo.specimen import (
     ICE_DENSITY,
     PROTEIN_DENSITY,
@@ -13,8 +14,6 @@ from cryolab.tomo.specimen import (
     SpecimenConfig,
     VesicleConfig,
     build_specimen,
-    load_particle,
-    particle_from_structure,
     vesicle,
     voxelize_atoms,
 )

@@ -23,6 +23,7 @@ import numpy as np
 from scipy import fft
 
 from ..errors import ConfigError
+from ..fourier import angular_energy, frequency_grid
 from .microscope import _sparse_matmul, _torch_device, project, projection_matrix
 
 __all__ = [
@@ -32,7 +33,9 @@ __all__ = [
     "filter_projections",
     "backproject",
     "weighted_backprojection",
+    "reconstruct_tilt_series",
     "ideal_reconstruction",
+    "measured_tilt_range",
 ]
 
 
@@ -74,7 +77,7 @@ def radial_filter(n: int, cutoff: float | None = 0.35, falloff: float = 0.035) -
     ``cutoff`` (cycles/pixel), Gaussian fall-off of width ``falloff`` beyond (None: plain
     ramp). The zero frequency gets a quarter of the first bin's weight, as a discrete ramp
     filter's DC term should."""
-    k = fft.rfftfreq(n)
+    k = frequency_grid((n,))
     w = k.copy()
     w[0] = 0.25 / n
     if cutoff is not None:
@@ -86,7 +89,7 @@ def radial_filter(n: int, cutoff: float | None = 0.35, falloff: float = 0.035) -
 def sirt_like_filter(n: int, iterations: int = 10, cutoff: float | None = 0.35,
                      falloff: float = 0.035) -> np.ndarray:
     """The SIRT-like filter ``|k|·(1 − (1 − k₀/|k|)ⁿ)`` (k₀ = 1/n), times the radial fall-off."""
-    k = fft.rfftfreq(n)
+    k = frequency_grid((n,))
     k0 = 1.0 / n
     w = radial_filter(n, cutoff, falloff)
     safe = np.maximum(k, k0)
@@ -169,6 +172,19 @@ def weighted_backprojection(
                        use_gpu=use_gpu)
 
 
+def reconstruct_tilt_series(images: np.ndarray, angles: Sequence[float], thickness: int,
+                            config: ReconstructionConfig | None = None,
+                            use_gpu: bool | None = None) -> np.ndarray:
+    """The tomogram of a detected tilt series (n, y, x): each image is normalised to its mean
+    (``I / mean(I) − 1``, the contrast) and the series is reconstructed by
+    :func:`weighted_backprojection` with the settings of ``config`` into (thickness, y, x)."""
+    rc = ReconstructionConfig() if config is None else config
+    images = np.asarray(images)
+    contrast = images / images.mean(axis=(1, 2), keepdims=True) - 1
+    return weighted_backprojection(contrast, angles, thickness, rc.filter, rc.cutoff,
+                                   rc.falloff, rc.sirt_iterations, use_gpu=use_gpu)
+
+
 def ideal_reconstruction(potential: np.ndarray, max_angle: float = 89.0, step: float = 1.0,
                          thickness: int | None = None, use_gpu: bool | None = None
                          ) -> np.ndarray:
@@ -182,3 +198,14 @@ def ideal_reconstruction(potential: np.ndarray, max_angle: float = 89.0, step: f
     np.negative(sums, out=sums)
     thickness = potential.shape[0] if thickness is None else thickness
     return weighted_backprojection(sums, angles, thickness, cutoff=None, use_gpu=use_gpu)
+
+
+def measured_tilt_range(volume: np.ndarray, threshold: float = 0.1) -> float:
+    """The tilt range (degrees) seen in a (z, y, x) tomogram: the angle of the first frequency
+    direction (scanning up from the k_x axis in 2° bins of
+    :func:`cryolab.fourier.angular_energy`) whose Fourier energy falls below ``threshold`` ×
+    the median energy of the well-sampled directions (< 20°); 90 if none does."""
+    angle, energy = angular_energy(volume, bins=45)
+    ref = np.median(energy[angle < 20])
+    low = np.nonzero((energy < threshold * ref) & (angle >= 20))[0]
+    return float(angle[low[0]] - 1.0) if len(low) else 90.0

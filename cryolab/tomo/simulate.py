@@ -33,8 +33,9 @@ import numpy as np
 
 from ..errors import ConfigError, CryolabError
 from .microscope import MicroscopeConfig, TiltSeries, acquire
-from .reconstruct import ReconstructionConfig, ideal_reconstruction, weighted_backprojection
-from .specimen import Layer, Specimen, SpecimenConfig, VesicleConfig, build_specimen, load_particle
+from .particles import load_particle
+from .reconstruct import ReconstructionConfig, ideal_reconstruction, reconstruct_tilt_series
+from .specimen import Layer, Specimen, SpecimenConfig, VesicleConfig, build_specimen
 
 __all__ = [
     "SimulationConfig",
@@ -213,15 +214,26 @@ def load_config(path: str | os.PathLike) -> SimulationConfig:
 # ---------------------------------------------------------------------------- simulation
 
 
-def simulate(config: SimulationConfig, seed: int | None = None, progress: bool = False
+def simulate(config: SimulationConfig, seed: int | None = None, progress: bool = False,
+             specimen: Specimen | None = None, rng: np.random.Generator | None = None
              ) -> Simulation:
     """Run the whole simulator in memory: specimen → tilt series → tomogram (+ prior) → atlas.
 
-    Deterministic for a given ``seed`` (default ``config.seed``).
+    Args:
+        config: what to simulate.
+        seed: seeds the random stream (default ``config.seed``); ignored when ``rng`` is given.
+        progress: show a progress bar.
+        specimen: a specimen built (or changed) beforehand, e.g. by
+            :func:`~cryolab.tomo.specimen.build_specimen` plus
+            :func:`~cryolab.tomo.specimen.add_filaments`; ``config.specimen`` is then not
+            built, and only the microscope and reconstruction settings are used.
+        rng: the random stream of the acquisition (and of the specimen when it is built).
+
+    Deterministic for a given ``seed`` or generator state.
     """
     config.validate()
     seed = config.seed if seed is None else seed
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(seed) if rng is None else rng
     timings: dict[str, float] = {}
     n_tilts = len(config.microscope.angles())
     bar = None
@@ -239,7 +251,8 @@ def simulate(config: SimulationConfig, seed: int | None = None, progress: bool =
         timings[name] = time.perf_counter() - start
 
     t = begin("specimen")
-    specimen = build_specimen(config.specimen, rng)
+    if specimen is None:
+        specimen = build_specimen(config.specimen, rng, particles=load_particle)
     potential = specimen.potential
     stage("specimen", t)
     if bar is not None:
@@ -252,12 +265,9 @@ def simulate(config: SimulationConfig, seed: int | None = None, progress: bool =
 
     t = begin("tomogram")
     rc = config.reconstruction
-    normalised = series.images / series.images.mean(axis=(1, 2), keepdims=True) - 1
     thickness = rc.thickness or specimen.shape[0]
-    tomogram = weighted_backprojection(
-        normalised, series.angles, thickness, rc.filter, rc.cutoff, rc.falloff,
-        rc.sirt_iterations, use_gpu=config.use_gpu,
-    )
+    tomogram = reconstruct_tilt_series(series.images, series.angles, thickness, rc,
+                                       use_gpu=config.use_gpu)
     stage("tomogram", t)
     if bar is not None:
         bar.update(1)
