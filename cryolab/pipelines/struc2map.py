@@ -16,7 +16,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -55,6 +55,10 @@ __all__ = [
     "train_gan",
     "evaluate_map",
     "simulator_maps",
+    "IMAGE_METRICS",
+    "Verdict",
+    "count_at_least",
+    "Struc2MapRun",
 ]
 
 #: Mean scores on the paper's test maps (struc2mapGAN, Table 1): GAN and the range over the
@@ -431,3 +435,100 @@ def evaluate_map(candidate: np.ndarray, experimental: np.ndarray, voxel_size: fl
         "cc_about_mean": chimerax_correlation(candidate, experimental, about_mean=True),
         "fsc_05": fsc_resolution(candidate, experimental, voxel_size, threshold=0.5),
     }
+
+
+# --------------------------------------------------------------------------------- results
+
+
+#: How many of the four image metrics: used by the notebook's text.
+_COUNT = ("none", "one", "two", "three", "all")
+#: The four map-similarity scores of the paper's Table 1.
+IMAGE_METRICS = ("pcc", "ssim", "cc_chimerax", "cc_about_mean")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The chapter's headline claim on the held-out map, read from the scores: struc2mapGAN's
+    map correlates better with the experimental map than molmap at the map's resolution.
+
+    Attributes:
+        beats_pcc: the GAN's PCC is above molmap's.
+        beats_cc: the GAN's ChimeraX correlation is above molmap's.
+    """
+
+    beats_pcc: bool
+    beats_cc: bool
+
+    @classmethod
+    def of(cls, scores: dict[str, dict[str, float]], gan: str = "GAN") -> Verdict:
+        """The verdict of ``scores[gan]`` against ``scores["molmap"]``."""
+        return cls(bool(scores[gan]["pcc"] > scores["molmap"]["pcc"]),
+                   bool(scores[gan]["cc_chimerax"] > scores["molmap"]["cc_chimerax"]))
+
+    @property
+    def claim(self) -> str:
+        """In words: ``"reproduced"``, ``"only partly reproduced"`` or ``"not reproduced"``."""
+        if self.beats_pcc and self.beats_cc:
+            return "reproduced"
+        return "only partly reproduced" if self.beats_pcc or self.beats_cc else "not reproduced"
+
+
+def count_at_least(a: dict[str, float], b: dict[str, float], strict: bool = True) -> str:
+    """In words, on how many of :data:`IMAGE_METRICS` ``a`` scores above ``b`` (``strict``)
+    or at least as high: ``"none"``, ``"one"``, …, ``"all"``."""
+    return _COUNT[sum((a[k] > b[k]) if strict else (a[k] >= b[k]) for k in IMAGE_METRICS)]
+
+
+@dataclass
+class Struc2MapRun:
+    """The numbers one run of the chapter produces; :meth:`as_metrics` is the schema of its
+    ``metrics.json`` (read by the tests and the results overview).
+
+    Attributes:
+        history: the GAN's training history (``loss``, ``reconstruction`` per epoch).
+        scores: ``{map name: evaluate_map scores}`` on the held-out map (``"GAN"``,
+            ``"molmap"``, the other simulators, the ablations, the GAN's input, …).
+        molmap_fourier_at_1_over_R: molmap's transform at k = 1/R relative to k = 0 (1/e).
+        molmap_blob_integral: the integral of a one-atom molmap (its weight).
+        generation_seconds: time to generate the test map, by generator.
+        training_seconds: training time by model (from the histories).
+        timings: the notebook's stopwatch, seconds by step.
+        test_map: registered name of the held-out map; train_maps: names of training maps.
+        conditioned: results of the resolution-conditioned generator (beyond the paper).
+    """
+
+    history: Mapping[str, Sequence[float]]
+    scores: dict[str, dict[str, float]]
+    molmap_fourier_at_1_over_R: float
+    molmap_blob_integral: float
+    generation_seconds: dict[str, float]
+    training_seconds: dict[str, float]
+    timings: dict[str, float]
+    test_map: str
+    train_maps: list[str]
+    conditioned: dict
+
+    @property
+    def verdict(self) -> Verdict:
+        """The headline claim on these scores."""
+        return Verdict.of(self.scores)
+
+    def as_metrics(self) -> dict:
+        """The ``metrics.json`` record of the run."""
+        h, verdict = self.history, self.verdict
+        return {
+            "train_loss_first": h["loss"][0], "train_loss_last": h["loss"][-1],
+            "reconstruction_first": h["reconstruction"][0],
+            "reconstruction_last": h["reconstruction"][-1],
+            "scores": self.scores,
+            "gan_beats_molmap_pcc": verdict.beats_pcc,
+            "gan_beats_molmap_cc_chimerax": verdict.beats_cc,
+            "paper": PAPER_MEANS,
+            "molmap_fourier_at_1_over_R": self.molmap_fourier_at_1_over_R,
+            "molmap_blob_integral": float(self.molmap_blob_integral),
+            "generation_seconds": self.generation_seconds,
+            "training_seconds": self.training_seconds,
+            "timings": self.timings,
+            "test_map": self.test_map, "train_maps": self.train_maps,
+            "conditioned": self.conditioned,
+        }
