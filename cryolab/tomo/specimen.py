@@ -342,10 +342,10 @@ class _Builder:
     """Places objects into a box, tracking occupancy."""
 
     def __init__(self, cfg: SpecimenConfig, rng: np.random.Generator,
-                 particles: ParticleSource):
+                 particles: ParticleSource | None):
         self.cfg = cfg
         self.rng = rng
-        self.particle = particles
+        self.particle = particles or _no_particles
         self.px = float(cfg.pixel_size)
         self.shape = cfg.shape
         self.classes: dict[str, np.ndarray] = {}
@@ -561,6 +561,11 @@ class _Builder:
         self.instances[mask] = len(self.placements)
 
 
+def _no_particles(name: str, pixel_size: float) -> Particle:
+    raise ConfigError(f"the specimen needs particle {name!r}: pass particles= to build_specimen "
+                      "(e.g. cryolab.tomo.particles.load_particle)")
+
+
 def vesicle(radius: float, pixel_size: float, irregularity: float = 0.0,
             rng: np.random.Generator | int | None = None):
     """A lipid vesicle in a centred cube: the bilayer's bimodal radial profile (two head-group
@@ -684,17 +689,16 @@ def build_specimen(cfg: SpecimenConfig, seed: int | np.random.Generator = 0,
     """Build a specimen: microtubules, carbon (cut around them), vesicles (with membrane
     proteins), particle layers in turn, gold, then the vitreous ice that fills what is left.
 
-    ``particles(name, pixel_size)`` gives the :class:`Particle` of a name (default:
-    :func:`cryolab.tomo.particles.load_particle`, templates and structures of the data
-    mirror); this module itself reads no files.
+    ``particles(name, pixel_size)`` gives the :class:`Particle` of a name, e.g.
+    :func:`cryolab.tomo.particles.load_particle` (templates and structures of the data mirror;
+    :func:`cryolab.tomo.simulate.simulate` passes it). This module reads no files: a specimen
+    that names particles needs ``particles``.
 
     Each particle placement picks a particle, a random orientation and a location not known
     to be occupied, and is rejected if its voxels overlap anything already placed. Particles
     may cross the x/y borders (they are clipped) but stay inside the ice in z.
     """
     cfg.validate()
-    if particles is None:
-        from .particles import load_particle as particles
     rng = np.random.default_rng(seed)
     b = _Builder(cfg, rng, particles)
     if cfg.microtubules:
