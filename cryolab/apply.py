@@ -167,7 +167,8 @@ def generate_map(
     ``voxel_size`` Å voxels (the training sampling) — ``on_grid`` itself when its voxels are that
     size, else a grid covering it, with the result interpolated back onto ``on_grid`` — and
     scaled to [0, 1] like the training inputs (``"unit_percentile"``). The generator then runs
-    over ``patch``³ tiles whose ``core``³ centres are stitched back together; negative outputs
+    over cubic tiles of ``patch`` voxels whose central cubes of ``core`` voxels are
+    stitched back together; negative outputs
     are set to 0 (the curated targets are non-negative). A resolution-conditioned generator
     (two input channels) needs the wanted ``resolution`` in Å. With ``mask_radius`` (Å; needs
     a structure) voxels farther than that from every atom are set to 0 — the definition of the

@@ -80,6 +80,16 @@ def degrade(volume: Volume, params: NoiseParams, rng: np.random.Generator) -> Vo
         rng: source of the noise.
     Returns:
         A new :class:`Volume` on the same grid.
+
+    Examples:
+        >>> import numpy as np
+        >>> from cryolab.degrade import NoiseParams, degrade
+        >>> from cryolab.io import Volume
+        >>> sharp = Volume(np.pad(np.ones((2, 2, 2)), 7), 1.0, 0.0)
+        >>> noisy = degrade(sharp, NoiseParams(ball_radius=1, sigma=1.0, noise=0.1),
+        ...                 np.random.default_rng(0))
+        >>> noisy.shape == sharp.shape, bool(noisy.data.max() < sharp.data.max())
+        (True, True)
     """
     data = grey_dilate(volume.data, params.ball_radius)
     if params.sigma > 0:
@@ -97,6 +107,17 @@ def lowpass(volume: Volume, resolution: float, edge: float = 0.0) -> Volume:
         resolution: cut-off in Å (must exceed twice the voxel size to change anything).
         edge: width in 1/Å of a raised-cosine roll-off centred on the cut-off (0 = a hard
             sphere, which rings a little).
+
+    Examples:
+        >>> import numpy as np
+        >>> from cryolab.degrade import lowpass
+        >>> from cryolab.fourier import frequency_grid
+        >>> from cryolab.io import Volume
+        >>> noise = Volume(np.random.default_rng(0).normal(size=(16, 16, 16)), 1.0, 0.0)
+        >>> smooth = lowpass(noise, resolution=4.0)
+        >>> k = frequency_grid(smooth.shape, 1.0)
+        >>> bool(np.abs(np.fft.rfftn(smooth.data))[k > 0.25].max() < 1e-3)   # nothing beyond 1/4 Å
+        True
     """
     if resolution <= 0 or edge < 0:
         raise ConfigError(f"lowpass needs resolution > 0 Å and edge ≥ 0, got {resolution}, {edge}")
@@ -105,7 +126,17 @@ def lowpass(volume: Volume, resolution: float, edge: float = 0.0) -> Volume:
 
 
 def bfactor_blur(volume: Volume, bfactor: float) -> Volume:
-    """Blur with a temperature factor: multiply the transform by ``exp(−B s²/4)`` (B in Å²)."""
+    """Blur with a temperature factor: multiply the transform by ``exp(−B s²/4)`` (B in Å²).
+
+    Examples:
+        >>> import numpy as np
+        >>> from cryolab.degrade import bfactor_blur
+        >>> from cryolab.io import Volume
+        >>> point = Volume(np.pad(np.ones((1, 1, 1)), 8), 1.0, 0.0)
+        >>> blurred = bfactor_blur(point, 50.0)
+        >>> round(float(blurred.data.sum()), 4), bool(blurred.data.max() < 1)   # mass kept, spread
+        (1.0, True)
+    """
     if bfactor < 0:
         raise ConfigError(
             f"bfactor_blur needs B ≥ 0 Å², got {bfactor}; a negative B is sharpening"

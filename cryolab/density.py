@@ -293,6 +293,15 @@ def molmap(
         sigma_factor: σ / R (default 1/(π√2) ≈ 0.225).
         cutoff: in σ (default 5).
         method: ``"direct"`` or ``"fft"`` (see :func:`gaussian_density`).
+
+    Examples:
+        >>> import numpy as np
+        >>> from cryolab.density import molmap
+        >>> from cryolab.io import Atoms
+        >>> carbon = Atoms(np.zeros((1, 3)), np.array([6]), np.array([12.0]), np.array(["C"]))
+        >>> m = molmap(carbon, resolution=4.0, voxel_size=0.5)
+        >>> round(float(m.data.sum() * 0.5**3), 3)    # the blob integrates to Z = 6
+        6.0
     """
     r = _check_resolution(resolution)
     atoms = atoms_from(structure)
@@ -401,7 +410,18 @@ def formfactor(
 def simulate(
     structure: StructureLike, resolution: float, method: str = "molmap", **options
 ) -> Volume:
-    """Run the simulator named ``method`` (one of :data:`METHODS`) with its options."""
+    """Run the simulator named ``method`` (one of :data:`METHODS`) with its options.
+
+    Examples:
+        >>> import numpy as np
+        >>> from cryolab.density import METHODS, simulate
+        >>> from cryolab.io import Atoms
+        >>> pair = Atoms(np.array([[0.0, 0, 0], [3.0, 0, 0]]), np.array([6, 8]),
+        ...              np.array([12.0, 16.0]), np.array(["C", "O"]))
+        >>> maps = {m: simulate(pair, 4.0, m) for m in METHODS if m != "formfactor"}
+        >>> sorted(maps)
+        ['blur', 'molmap', 'pdb2mrc']
+    """
     simulators = {"molmap": molmap, "pdb2mrc": pdb2mrc, "blur": blur, "formfactor": formfactor}
     if method not in simulators:
         raise ConfigError(f"unknown simulation method {method!r}; choose one of {METHODS}")

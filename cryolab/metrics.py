@@ -134,6 +134,13 @@ def pcc(a: ArrayLike, b: ArrayLike, mask: ArrayLike | None = None) -> float:
         ConfigError: shapes differ, the mask is empty or not boolean, or either map is constant
             over the selected voxels (the correlation is undefined).
         FormatError: either map contains NaN or inf.
+
+    Examples:
+        >>> import numpy as np
+        >>> from cryolab.metrics import pcc
+        >>> a = np.arange(8.0).reshape(2, 2, 2)
+        >>> pcc(a, 3 * a + 1), pcc(a, -a)
+        (1.0, -1.0)
     """
     arr_a, arr_b = _finite_pair(a, b, ("a", "b"))
     if mask is not None:
@@ -262,6 +269,13 @@ def model_mask(
     Raises:
         ConfigError: bad shape, voxel size, origin, radius or coordinate array shape.
         FormatError: coordinates contain NaN or inf.
+
+    Examples:
+        >>> import numpy as np
+        >>> from cryolab.metrics import model_mask
+        >>> mask = model_mask((5, 5, 5), 1.0, (0.0, 0.0, 0.0), np.array([[2.0, 2.0, 2.0]]), 1.0)
+        >>> int(mask.sum())      # the atom's voxel and its six neighbours
+        7
     """
     grid_shape = tuple(int(n) for n in shape)
     if len(grid_shape) != 3 or min(grid_shape) < 1:
@@ -343,6 +357,15 @@ def ssim(
         ConfigError: shapes differ, the arrays are not 2D/3D, the window is even or larger than
             the image, the constants are negative or the data range is not positive.
         FormatError: either array contains NaN or inf.
+
+    Examples:
+        >>> import numpy as np
+        >>> from cryolab.metrics import ssim
+        >>> a = np.random.default_rng(0).random((16, 16))
+        >>> ssim(a, a)
+        1.0
+        >>> bool(ssim(a, a + 0.1 * np.random.default_rng(1).random((16, 16))) < 1)
+        True
     """
     im1, im2 = _finite_pair(a, b, ("a", "b"))
     if im1.ndim not in (2, 3):
@@ -400,6 +423,13 @@ def psnr(estimate: ArrayLike, reference: ArrayLike, data_range: float | None = N
     Raises:
         ConfigError: shapes differ or the data range is not positive.
         FormatError: either map contains NaN or inf.
+
+    Examples:
+        >>> import numpy as np
+        >>> from cryolab.metrics import psnr
+        >>> reference = np.array([0.0, 1.0, 0.0, 1.0])
+        >>> round(psnr(reference + 0.1, reference), 3)      # 10·log10(1 / 0.01)
+        20.0
     """
     est, ref = _finite_pair(estimate, reference, ("estimate", "reference"))
     value_range = float(ref.max() - ref.min()) if data_range is None else float(data_range)
@@ -491,6 +521,14 @@ def fsc(a: ArrayLike, b: ArrayLike, voxel_size: float | Sequence[float]) -> FSCC
     Raises:
         ConfigError: shapes differ, fewer than two dimensions or a bad voxel size.
         FormatError: either map contains NaN or inf.
+
+    Examples:
+        >>> import numpy as np
+        >>> from cryolab.metrics import fsc
+        >>> a = np.random.default_rng(0).normal(size=(16, 16, 16))
+        >>> curve = fsc(a, a, voxel_size=2.0)
+        >>> round(float(curve.correlation.min()), 6), curve.resolution(0.143)  # same maps: Nyquist
+        (1.0, 4.0)
     """
     map_a, map_b = _finite_pair(a, b, ("a", "b"))
     if map_a.ndim < 2:
@@ -555,6 +593,14 @@ def dice(
     Raises:
         ConfigError: shapes differ, boolean inputs were expected but other dtypes given, or
             label arrays are not integers.
+
+    Examples:
+        >>> import numpy as np
+        >>> from cryolab.metrics import dice
+        >>> dice(np.array([True, True, False]), np.array([True, False, False]))
+        0.6666666666666666
+        >>> dice(np.array([0, 1, 2]), np.array([0, 1, 1]), labels=[1, 2])
+        {1: 0.6666666666666666, 2: 0.0}
     """
     p, t = np.asarray(pred), np.asarray(target)
     if p.shape != t.shape:
@@ -584,6 +630,12 @@ def iou(pred: ArrayLike, target: ArrayLike, threshold: float | None = None) -> f
     Raises:
         ConfigError: shapes differ or an input is not boolean where it must be.
         FormatError: ``pred`` contains NaN or inf when a threshold is given.
+
+    Examples:
+        >>> import numpy as np
+        >>> from cryolab.metrics import iou
+        >>> iou(np.array([0.9, 0.6, 0.1]), np.array([True, False, False]), threshold=0.5)
+        0.5
     """
     if threshold is None:
         occupied = _bool_volume(pred, "pred")

@@ -9,7 +9,7 @@ of the solvent contrast, to the map's resolution) estimates ``B``; multiplying t
 ``exp(+B s²/4)`` undoes the fall-off (the spectrum becomes flat over the fitted range) and a
 low-pass at the map's resolution stops the boost from amplifying pure noise.
 
-- :func:`radial_amplitude`: radially averaged |F| in shells of one Fourier voxel;
+- :func:`radial_amplitude`: radially averaged ``|F|`` in shells of one Fourier voxel;
 - :func:`guinier_fit`: B from the slope of ``ln |F|`` vs ``s²`` over a resolution range;
 - :func:`apply_bfactor`: multiply by ``exp(B s²/4)`` and low-pass at a resolution;
 - :func:`bfactor_sharpen`: fit and apply in one call.
@@ -37,9 +37,9 @@ class GuinierFit:
 
     Attributes:
         bfactor: B in Å² (positive for a map whose amplitudes fall off).
-        intercept: ln |F| at s = 0 of the fitted line.
+        intercept: ``ln |F|`` at s = 0 of the fitted line.
         low, high: the fitted resolution range, Å (``low`` > ``high``).
-        s2: s² (1/Å²) of every shell of the curve; ``ln_amplitude``: ln of its mean |F|.
+        s2: s² (1/Å²) of every shell of the curve; ``ln_amplitude``: ln of its mean ``|F|``.
         fitted: which shells were used.
     """
 
@@ -57,7 +57,7 @@ class GuinierFit:
 
 
 def radial_amplitude(volume: Volume) -> tuple[np.ndarray, np.ndarray]:
-    """Shell centres ``s`` (1/Å) and mean Fourier amplitude |F| of each shell, to Nyquist.
+    """Shell centres ``s`` (1/Å) and mean Fourier amplitude ``|F|`` of each shell, to Nyquist.
 
     Shells are one Fourier voxel of the longest box edge wide, ``1/L`` with ``L`` in Å
     (:func:`cryolab.fourier.shell_sums`, the shells of :func:`cryolab.metrics.fsc`); the
@@ -127,6 +127,17 @@ def bfactor_sharpen(volume: Volume, resolution: float, low: float = 10.0,
 
     A fitted B below zero (amplitudes that rise with frequency: nothing to undo) is not
     applied; the map is then only low-passed.
+
+    Examples:
+        >>> import numpy as np
+        >>> from cryolab.degrade import bfactor_blur
+        >>> from cryolab.io import Volume
+        >>> from cryolab.sharpen import bfactor_sharpen
+        >>> noise = Volume(np.random.default_rng(0).normal(size=(32, 32, 32)), 1.0, 0.0)
+        >>> blurred = bfactor_blur(noise, 80.0)
+        >>> sharp, fit = bfactor_sharpen(blurred, resolution=3.0, low=8.0)
+        >>> 60 < fit.bfactor < 100         # the B that blurred it, found again (Å²)
+        True
     """
     fit = guinier_fit(volume, high=resolution, low=low)
     return apply_bfactor(volume, max(fit.bfactor, 0.0), resolution, edge), fit

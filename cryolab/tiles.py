@@ -47,6 +47,14 @@ def random_patches(
             solvent); after ``max_tries`` the last draw is kept.
     Returns:
         One array per input volume, each of shape (count, size, size, size), float32.
+
+    Examples:
+        >>> import numpy as np
+        >>> from cryolab.tiles import random_patches
+        >>> x = np.arange(16.0**3).reshape(16, 16, 16)
+        >>> a, b = random_patches([x, 2 * x], size=4, count=3, rng=np.random.default_rng(0))
+        >>> a.shape, bool(np.array_equal(b, 2 * a))      # aligned cubes from both volumes
+        ((3, 4, 4, 4), True)
     """
     shape = volumes[0].shape
     if any(v.shape != shape for v in volumes):
@@ -176,6 +184,14 @@ def sliding_window(
         progress: show a tqdm bar over batches.
     Returns:
         float32 array of the input's shape.
+
+    Examples:
+        >>> import numpy as np
+        >>> from cryolab.tiles import sliding_window
+        >>> volume = np.random.default_rng(0).random((20, 20, 20)).astype(np.float32)
+        >>> same = sliding_window(volume, lambda cubes: cubes, patch=8, stride=4, weight="gaussian")
+        >>> bool(np.allclose(same, volume))    # an identity function gives the input back
+        True
     """
     if not 0 < stride <= patch:
         raise ConfigError(f"stride must be in (0, patch]; got stride {stride}, patch {patch}")

@@ -342,7 +342,7 @@ def uncertainty_agreement(model: VAE3D, pair: sr.Pair, profile: SharpeningProfil
 
 
 def plot_guinier(fits: dict):
-    """Guinier plots (ln |F| vs s²) with the fitted lines, ``{label: GuinierFit}``."""
+    """Guinier plots (``ln |F|`` vs s²) with the fitted lines, ``{label: GuinierFit}``."""
     import matplotlib.pyplot as plt
 
     from ..viz import use_style

@@ -120,6 +120,13 @@ def tilt_angles(
         min_angle, max_angle, step: the range and increment in degrees.
         start: the first tilt of the bidirectional and dose-symmetric schemes.
         group: tilts taken on one side before switching (dose-symmetric).
+
+    Examples:
+        >>> from cryolab.tomo.microscope import tilt_angles
+        >>> tilt_angles("dose-symmetric", -6, 6, 3).tolist()
+        [0.0, 3.0, -3.0, 6.0, -6.0]
+        >>> tilt_angles("unidirectional", -6, 6, 3).tolist()
+        [-6.0, -3.0, 0.0, 3.0, 6.0]
     """
     if not isinstance(scheme, str):
         angles = np.asarray(scheme, dtype=np.float64).ravel()
@@ -270,6 +277,15 @@ def ctf(
         convention: ``"paper"``: ``(1 − Q) sin χ + Q cos χ`` as published; ``"standard"``:
             ``(1 − Q) sin χ − Q cos χ``, the usual weak-phase CTF (CTFFIND, RELION) in this
             χ, whose amplitude term has the same sign as the phase term's first lobe.
+
+    Examples:
+        >>> import numpy as np
+        >>> from cryolab.tomo.microscope import ctf, ctf_zeros
+        >>> round(float(ctf(np.array([0.0]), envelope=None)[0]), 2)   # +Q at k = 0 (paper's sign)
+        0.07
+        >>> first = ctf_zeros(defocus=2.0, k_max=0.2, n=1, k_min=0.015)[0]
+        >>> abs(float(ctf(np.array([first]), defocus=2.0, envelope=None)[0])) < 1e-3
+        True
     """
     if convention not in ("paper", "standard"):
         raise ConfigError(f"unknown CTF convention {convention!r}; use 'paper' or 'standard'")
@@ -340,7 +356,7 @@ def ctf_zeros(defocus: float, k_max: float, n: int = 3, k_min: float = 1e-4,
 def thon_rings(defocus: float, size: int, pixel_size: float, n_images: int = 4,
                seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """The power spectrum of CTF-filtered amorphous phase images (white noise, as from thin
-    carbon) at ``defocus`` µm, averaged over ``n_images`` of ``size``² pixels of
+    carbon) at ``defocus`` µm, averaged over ``n_images`` of ``size`` × ``size`` pixels of
     ``pixel_size`` Å: ``(2D log power, centred; the 2D CTF², centred)``."""
     rng = np.random.default_rng(seed)
     acc = np.zeros((size, size))

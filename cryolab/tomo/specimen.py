@@ -574,8 +574,8 @@ def vesicle(radius: float, pixel_size: float, irregularity: float = 0.0,
     ``radius·(1 + irregularity·f(u))`` with f a smooth random function of the direction u.
 
     Returns:
-        density (atomic-number sums per voxel), membrane mask (|d| ≤ 25 Å), lumen mask, and the
-        membrane's mid-surface (|d| ≤ half a voxel), all (z, y, x) cubes.
+        density (atomic-number sums per voxel), membrane mask (``|d| ≤ 25`` Å), lumen mask, and the
+        membrane's mid-surface (``|d|`` ≤ half a voxel), all (z, y, x) cubes.
     """
     rng = np.random.default_rng(rng)
     px = float(pixel_size)
