@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError, CryolabError
+from ..io import Volume
 from .microscope import MicroscopeConfig, TiltSeries, acquire
 from .particles import load_particle
 from .reconstruct import ReconstructionConfig, ideal_reconstruction, reconstruct_tilt_series
@@ -95,6 +96,17 @@ class Simulation:
     @property
     def pixel_size(self) -> float:
         return self.specimen.pixel_size
+
+    def volume(self, name: str) -> Volume:
+        """One grid of the simulation as a :class:`~cryolab.io.Volume` (voxel size
+        :attr:`pixel_size` Å, origin 0): ``"tilt_series"`` (n, y, x), ``"tomogram"``,
+        ``"prior"``, ``"specimen"`` (the potential) or ``"atlas"``."""
+        grids = {"tilt_series": self.tilt_series.images, "tomogram": self.tomogram,
+                 "prior": self.prior, "specimen": self.specimen.potential, "atlas": self.atlas}
+        if grids.get(name) is None:
+            raise ConfigError(f"no grid {name!r} in this simulation; choose one of "
+                              f"{sorted(k for k, v in grids.items() if v is not None)}")
+        return Volume(np.asarray(grids[name], np.float32), self.pixel_size, 0.0)
 
     def masks(self) -> dict[str, np.ndarray]:
         """One boolean mask per class (atlas == label)."""
@@ -294,7 +306,7 @@ def simulate(config: SimulationConfig, seed: int | None = None, progress: bool =
 def write_simulation(sim: Simulation, out: str | os.PathLike, overwrite: bool = False) -> Path:
     """Write a simulation to the folder ``out`` (see the module docstring) atomically: into a
     hidden temporary folder beside it, renamed into place only when complete."""
-    from ..io import Volume, write_map
+    from ..io import write_map
 
     out = Path(out)
     if out.exists() and not overwrite:
@@ -303,20 +315,18 @@ def write_simulation(sim: Simulation, out: str | os.PathLike, overwrite: bool = 
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
     px = sim.pixel_size
     try:
-        def vol(data):
-            return Volume(np.asarray(data, np.float32), px, 0.0)
-
         t = time.perf_counter()
-        write_map(tmp / "tilt_series.mrc", vol(sim.tilt_series.images), "cryolab tilt series")
+        write_map(tmp / "tilt_series.mrc", sim.volume("tilt_series"), "cryolab tilt series")
         (tmp / "tilt_series.tlt").write_text(
             "".join(f"{a:.2f}\n" for a in sim.tilt_series.angles))
-        write_map(tmp / "tomogram.mrc", vol(sim.tomogram), "cryolab WBP tomogram")
+        write_map(tmp / "tomogram.mrc", sim.volume("tomogram"), "cryolab WBP tomogram")
         if sim.prior is not None:
-            write_map(tmp / "prior.mrc", vol(sim.prior), "cryolab ideal reconstruction")
-        write_map(tmp / "specimen.mrc", vol(sim.specimen.potential), "cryolab specimen")
-        write_map(tmp / "atlas.mrc", vol(sim.atlas), "cryolab atlas")
+            write_map(tmp / "prior.mrc", sim.volume("prior"), "cryolab ideal reconstruction")
+        write_map(tmp / "specimen.mrc", sim.volume("specimen"), "cryolab specimen")
+        write_map(tmp / "atlas.mrc", sim.volume("atlas"), "cryolab atlas")
         for name, mask in sim.masks().items():
-            write_map(tmp / "masks" / f"{name}.mrc", vol(mask), f"cryolab mask {name}")
+            write_map(tmp / "masks" / f"{name}.mrc", Volume(mask.astype(np.float32), px, 0.0),
+                      f"cryolab mask {name}")
         timings = dict(sim.timings, write=time.perf_counter() - t)
         record = {
             "config": config_to_dict(sim.config),
