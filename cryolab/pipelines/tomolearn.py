@@ -166,14 +166,14 @@ def simulation_config(cfg: TomoLearnProfile, seed: int, particles: bool = True):
     layers = ([Layer(["ribosome", "proteasome_26s"], density=cfg.particle_density,
                      iterations=400)] if particles else [])
     specimen = SpecimenConfig(
-        size=cfg.size, pixel_size=cfg.pixel_size, layers=layers,
+        size=cfg.size, pixel_size_a=cfg.pixel_size, layers=layers,
         vesicles=VesicleConfig(count=cfg.vesicles if particles else 0,
                                radius=(100.0, max(100.0, 0.3 * min(cfg.size[:2])))),
         gold=cfg.gold if particles else 0, orientations=12,
     )
     microscope = MicroscopeConfig(
         min_angle=-cfg.max_tilt, max_angle=cfg.max_tilt, step=cfg.tilt_step,
-        defocus=cfg.defocus, dose=cfg.dose,
+        defocus_um=cfg.defocus, dose=cfg.dose,
     )
     return SimulationConfig(specimen=specimen, microscope=microscope, seed=seed)
 

@@ -95,7 +95,7 @@ def simulation_config(cfg: TomoSimProfile, seed: int = 0, **microscope: float
     """The chapter's crowded specimen (ribosomes, proteasomes, RuBisCO, vesicles with membrane
     proteins, a microtubule, gold, a carbon edge) imaged ±60° dose-symmetrically."""
     specimen = SpecimenConfig(
-        size=cfg.size, pixel_size=cfg.pixel_size,
+        size=cfg.size, pixel_size_a=cfg.pixel_size,
         layers=[Layer(["ribosome", "proteasome_20s"], cfg.layer_density, cfg.iterations),
                 Layer(["rubisco"], cfg.layer_density / 3, cfg.iterations)],
         vesicles=VesicleConfig(count=cfg.vesicles, radius=(120.0, 160.0), irregularity=0.2,
@@ -109,7 +109,7 @@ def simulation_config(cfg: TomoSimProfile, seed: int = 0, **microscope: float
 
 def microtubule_config(cfg: TomoSimProfile, seed: int = 0) -> SimulationConfig:
     """A microtubule in plain ice at the real crops' 10.52 Å voxels, for a like-for-like look."""
-    specimen = SpecimenConfig(size=cfg.mt_size, pixel_size=10.52, microtubules=1)
+    specimen = SpecimenConfig(size=cfg.mt_size, pixel_size_a=10.52, microtubules=1)
     return SimulationConfig(specimen=specimen, microscope=MicroscopeConfig(step=cfg.tilt_step),
                             seed=seed, prior=False)
 

@@ -70,6 +70,8 @@ __all__ = [
     "acquire",
     "damage_noise",
     "VOLTS_PER_DENSITY",
+    "ANGSTROM_PER_UM",
+    "ANGSTROM_PER_MM",
 ]
 
 _H = 6.62607015e-34  # J s
@@ -435,15 +437,18 @@ def detect(expected: np.ndarray, rng: np.random.Generator, dqe: float = 1.0) -> 
 
 @dataclass
 class MicroscopeConfig:
-    """Acquisition settings (units: degrees, kV, mm, µm, e⁻/Å², Å).
+    """Acquisition settings. Names carry their unit where it is not obvious (``_kv``, ``_mm``,
+    ``_um``); angles are in degrees, doses in e⁻/Å², lengths in Å.
 
     Attributes:
         scheme: tilt scheme name or an explicit list of angles (acquisition order).
         min_angle, max_angle, step, start, group: see :func:`tilt_angles`.
         angle_error: standard deviation (degrees) of the error on each tilt angle; images are
             taken at the true angles, the ``.tlt`` file records the nominal ones.
-        voltage, cs, amplitude_contrast, envelope, ctf_convention: CTF (see :func:`ctf`).
-        defocus: µm underfocus at the tilt axis.
+        voltage_kv: accelerating voltage in kV.
+        cs_mm: spherical aberration in mm.
+        amplitude_contrast, envelope, ctf_convention: CTF (see :func:`ctf`).
+        defocus_um: µm underfocus at the tilt axis.
         strip_defocus_step: µm between strips of the defocus gradient (None = no gradient).
         dose: total e⁻/Å² over the series, split evenly over the tilts.
         dqe: detective quantum efficiency.
@@ -460,9 +465,9 @@ class MicroscopeConfig:
     start: float = 0.0
     group: int = 1
     angle_error: float = 0.0
-    voltage: float = 300.0
-    cs: float = 2.7
-    defocus: float = 5.0
+    voltage_kv: float = 300.0
+    cs_mm: float = 2.7
+    defocus_um: float = 5.0
     amplitude_contrast: float = 0.07
     envelope: float = 0.9
     ctf_convention: str = "paper"
@@ -485,7 +490,7 @@ class MicroscopeConfig:
         if self.ctf_convention not in ("paper", "standard"):
             raise ConfigError(f"microscope.ctf_convention must be 'paper' or 'standard', got "
                               f"{self.ctf_convention!r}")
-        if self.voltage <= 0 or self.dose <= 0 or not 0 < self.dqe <= 1 or self.imfp <= 0:
+        if self.voltage_kv <= 0 or self.dose <= 0 or not 0 < self.dqe <= 1 or self.imfp <= 0:
             raise ConfigError("microscope: voltage, dose and imfp must be positive and dqe in "
                               "(0, 1]")
 
@@ -561,8 +566,8 @@ def ctf_transfer(ex: Exposure, cfg: MicroscopeConfig, rng: np.random.Generator) 
     phi = _damaged(ex, cfg, rng)
     fade = damage_fade(phi.shape, ex.pixel_size, ex.cumulative_dose, cfg.damage_rate)
     step = cfg.strip_defocus_step
-    contrast = apply_ctf(phi, ex.pixel_size, cfg.defocus, ex.angle if step else 0.0,
-                         step or 1.0, fade, voltage=cfg.voltage, cs=cfg.cs,
+    contrast = apply_ctf(phi, ex.pixel_size, cfg.defocus_um, ex.angle if step else 0.0,
+                         step or 1.0, fade, voltage=cfg.voltage_kv, cs=cfg.cs_mm,
                          amplitude_contrast=cfg.amplitude_contrast, envelope=cfg.envelope,
                          convention=cfg.ctf_convention)
     return replace(ex, image=contrast)
@@ -614,7 +619,7 @@ def acquire(potential: np.ndarray, pixel_size: float, cfg: MicroscopeConfig,
     cfg.validate()
     nominal = cfg.angles()
     true = nominal + (rng.normal(0, cfg.angle_error, nominal.shape) if cfg.angle_error else 0)
-    phase = phase_projections(potential, pixel_size, true, cfg.voltage, use_gpu)
+    phase = phase_projections(potential, pixel_size, true, cfg.voltage_kv, use_gpu)
     per_tilt = cfg.dose / len(nominal)
     cumulative = per_tilt * np.arange(len(nominal))
     thickness = potential.shape[0] * pixel_size

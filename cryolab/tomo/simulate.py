@@ -75,7 +75,7 @@ class SimulationConfig:
         names |= set(self.specimen.vesicles.proteins)
         for name in sorted(names):
             try:
-                load_particle(name, self.specimen.pixel_size)
+                load_particle(name, self.specimen.pixel_size_a)
             except CryolabError as exc:
                 raise ConfigError(f"specimen: particle {name!r}: {exc}") from None
 
@@ -143,14 +143,28 @@ def _fields(cls) -> dict[str, dataclasses.Field]:
     return {f.name: f for f in dataclasses.fields(cls)}
 
 
+#: Setting names of earlier versions, read as their unit-bearing successors, so older YAML
+#: configurations keep working.
+RENAMED: dict[type, dict[str, str]] = {
+    SpecimenConfig: {"pixel_size": "pixel_size_a"},
+    MicroscopeConfig: {"voltage": "voltage_kv", "cs": "cs_mm", "defocus": "defocus_um"},
+}
+
+
 def _build(cls, data: Any, where: str):
-    """Instantiate dataclass ``cls`` from a mapping, refusing unknown keys."""
+    """Instantiate dataclass ``cls`` from a mapping, refusing unknown keys (the earlier names
+    of :data:`RENAMED` are read as the new ones)."""
     if data is None:
         return cls()
     if isinstance(data, cls):
         return data
     if not isinstance(data, dict):
         raise ConfigError(f"{where} must be a mapping, got {type(data).__name__}")
+    for old, new in RENAMED.get(cls, {}).items():
+        if old in data:
+            if new in data:
+                raise ConfigError(f"{where}: give {new} only ({old} is its earlier name)")
+            data = {(new if k == old else k): v for k, v in data.items()}
     known = _fields(cls)
     unknown = sorted(set(data) - set(known))
     if unknown:

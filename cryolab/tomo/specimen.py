@@ -195,8 +195,9 @@ class SpecimenConfig:
     """What the specimen holds.
 
     Attributes:
-        size: (x, y, z) edge lengths in Å; z is the ice thickness.
-        pixel_size: voxel edge in Å.
+        size: edge lengths in Å in (x, y, z) order, as a microscopist gives a field of view
+            and an ice thickness (z); :attr:`shape` is the grid in the arrays' (z, y, x) order.
+        pixel_size_a: voxel edge in Å.
         layers: particle layers, filled in turn.
         vesicles: vesicle settings.
         microtubules: number of microtubules (built from the tubulin template).
@@ -210,7 +211,7 @@ class SpecimenConfig:
     """
 
     size: tuple[float, float, float] = (2000.0, 2000.0, 500.0)
-    pixel_size: float = 10.0
+    pixel_size_a: float = 10.0
     layers: list[Layer] = field(default_factory=list)
     vesicles: VesicleConfig = field(default_factory=VesicleConfig)
     microtubules: int = 0
@@ -225,29 +226,29 @@ class SpecimenConfig:
     @property
     def shape(self) -> tuple[int, int, int]:
         """Grid shape (z, y, x) in voxels."""
-        x, y, z = (int(round(s / self.pixel_size)) for s in self.size)
+        x, y, z = (int(round(s / self.pixel_size_a)) for s in self.size)
         return (z, y, x)
 
     def validate(self) -> None:
         """Raise :class:`ConfigError` for an impossible specimen."""
-        if self.pixel_size <= 0:
-            raise ConfigError(f"specimen.pixel_size must be positive, got {self.pixel_size} Å")
+        if self.pixel_size_a <= 0:
+            raise ConfigError(f"specimen.pixel_size_a must be positive, got {self.pixel_size_a} Å")
         if len(self.size) != 3 or min(self.size) <= 0:
             raise ConfigError(f"specimen.size must be three positive lengths (x, y, z) in Å, "
                               f"got {self.size}")
         shape = self.shape
         if min(shape) < 8:
             raise ConfigError(f"specimen: box {shape[::-1]} voxels is too small (min 8); "
-                              f"use a smaller pixel_size or a larger size")
+                              f"use a smaller pixel_size_a or a larger size")
         n_classes = 6 + sum(len(layer.particles) for layer in self.layers)
         need = float(np.prod(shape)) * 4 * (n_classes + 8) / 1e9
         if need > self.memory_limit_gb:
-            largest = self.pixel_size * (need / self.memory_limit_gb) ** (1 / 3)
+            largest = self.pixel_size_a * (need / self.memory_limit_gb) ** (1 / 3)
             raise ConfigError(
-                f"specimen.pixel_size {self.pixel_size} Å is too small for a "
+                f"specimen.pixel_size_a {self.pixel_size_a} Å is too small for a "
                 f"{self.size[0]:.0f}×{self.size[1]:.0f}×{self.size[2]:.0f} Å box: "
                 f"{shape[::-1]} voxels need ~{need:.1f} GB (limit {self.memory_limit_gb} GB); "
-                f"use pixel_size ≥ {largest:.1f} Å or a smaller size"
+                f"use pixel_size_a ≥ {largest:.1f} Å or a smaller size"
             )
         for i, layer in enumerate(self.layers):
             if not layer.particles:
@@ -346,7 +347,7 @@ class _Builder:
         self.cfg = cfg
         self.rng = rng
         self.particle = particles or _no_particles
-        self.px = float(cfg.pixel_size)
+        self.px = float(cfg.pixel_size_a)
         self.shape = cfg.shape
         self.classes: dict[str, np.ndarray] = {}
         self.occupied = np.zeros(self.shape, bool)
@@ -711,11 +712,11 @@ def build_specimen(cfg: SpecimenConfig, seed: int | np.random.Generator = 0,
         b.fill_layer(layer)
     if cfg.gold:
         b.gold(cfg.gold, cfg.gold_radius)
-    px3 = cfg.pixel_size**3
+    px3 = cfg.pixel_size_a**3
     displaced = np.zeros(b.shape, np.float32)
     for vol in b.classes.values():
         displaced += vol
     displaced = np.clip(displaced / (PROTEIN_DENSITY * px3), 0, 1)
     texture = 1 + cfg.ice_texture * _smooth_noise(b.shape, 1.0, rng)
     ice = (ICE_DENSITY * px3 * texture * (1 - displaced)).astype(np.float32)
-    return Specimen(b.classes, ice, b.instances, b.placements, float(cfg.pixel_size))
+    return Specimen(b.classes, ice, b.instances, b.placements, float(cfg.pixel_size_a))
