@@ -11,13 +11,12 @@ Mullick et al. turn a high-resolution map into a cryo-EM-looking one in three st
 offered as well: :func:`lowpass` (cut all spatial frequencies beyond ``1/resolution``) and
 :func:`bfactor_blur` (multiply the Fourier transform by ``exp(−B s²/4)``, ``s = |k|`` in 1/Å,
 the temperature-factor fall-off); :func:`blur_to_resolution` takes a molmap-like map from one
-resolution to a worse one. The Fourier engine is :func:`cryolab.fourier.fourier_filter`, which
+resolution to a worse one. The Fourier engine is :func:`cryolab.fourier.filter_volume`, which
 honours the voxel size of each axis.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -26,7 +25,7 @@ from skimage.morphology import ball
 
 from .density import MOLMAP_SIGMA_FACTOR
 from .errors import ConfigError
-from .fourier import fourier_filter, raised_cosine
+from .fourier import filter_volume, raised_cosine
 from .io import Volume
 
 __all__ = [
@@ -122,7 +121,7 @@ def lowpass(volume: Volume, resolution: float, edge: float = 0.0) -> Volume:
     if resolution <= 0 or edge < 0:
         raise ConfigError(f"lowpass needs resolution > 0 Å and edge ≥ 0, got {resolution}, {edge}")
     start = 1.0 / resolution if edge == 0 else 1.0 / resolution - edge / 2
-    return _filtered(volume, lambda s: raised_cosine(s, start, edge))
+    return filter_volume(volume, lambda s: raised_cosine(s, start, edge))
 
 
 def bfactor_blur(volume: Volume, bfactor: float) -> Volume:
@@ -141,7 +140,7 @@ def bfactor_blur(volume: Volume, bfactor: float) -> Volume:
         raise ConfigError(
             f"bfactor_blur needs B ≥ 0 Å², got {bfactor}; a negative B is sharpening"
         )
-    return _filtered(volume, lambda s: np.exp(-bfactor * s**2 / 4.0))
+    return filter_volume(volume, lambda s: np.exp(-bfactor * s**2 / 4.0))
 
 
 def blur_to_resolution(data: np.ndarray, native: float, target: float, voxel_size: float = 1.0
@@ -156,9 +155,3 @@ def blur_to_resolution(data: np.ndarray, native: float, target: float, voxel_siz
         return np.asarray(data, dtype=np.float32)
     sigma = MOLMAP_SIGMA_FACTOR * np.sqrt(target**2 - native**2) / voxel_size
     return ndimage.gaussian_filter(np.asarray(data, dtype=np.float32), sigma)
-
-
-def _filtered(volume: Volume, transfer: Callable[[np.ndarray], np.ndarray]) -> Volume:
-    """:func:`cryolab.fourier.fourier_filter` on a Volume's grid (float32 out)."""
-    return volume.with_data(fourier_filter(volume.data, transfer, volume.voxel_size)
-                            .astype(np.float32))

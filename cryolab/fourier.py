@@ -11,7 +11,8 @@ changes a spectrum uses it:
   Fourier voxel of the longest edge, up to Nyquist; :func:`cryolab.metrics.fsc`,
   :func:`cryolab.sharpen.radial_amplitude`), :func:`radial_power_spectrum` (a windowed 2D
   image, linear bins up to Nyquist) and :func:`radial_average` (one bin per Fourier pixel);
-* filters: :func:`fourier_filter` (multiply a map's transform by any radial ``H(|k|)``) and
+* filters: :func:`fourier_filter` (multiply a map's transform by any radial ``H(|k|)``;
+  :func:`filter_volume` on a :class:`~cryolab.io.Volume`) and
   :func:`raised_cosine` (the smooth low-pass edge both :func:`cryolab.degrade.lowpass` and
   :func:`cryolab.sharpen.apply_bfactor` use);
 * spectra of tomograms: :func:`central_section` and :func:`angular_energy` (Fourier energy
@@ -36,6 +37,7 @@ from numpy.typing import NDArray
 from scipy import fft
 
 from .errors import ConfigError
+from .io import Volume
 
 __all__ = [
     "frequency_grid",
@@ -43,6 +45,7 @@ __all__ = [
     "shell_index",
     "shell_sums",
     "fourier_filter",
+    "filter_volume",
     "raised_cosine",
     "radial_power_spectrum",
     "radial_average",
@@ -145,6 +148,12 @@ def fourier_filter(data: np.ndarray, transfer: Callable[[np.ndarray], np.ndarray
     k = frequency_grid(data.shape, voxel_size)
     spectrum = np.fft.rfftn(data.astype(np.float64))
     return np.fft.irfftn(spectrum * transfer(k), s=data.shape, axes=tuple(range(data.ndim)))
+
+
+def filter_volume(volume: Volume, transfer: Callable[[np.ndarray], np.ndarray]) -> Volume:
+    """:func:`fourier_filter` of a map on its own grid (its voxel sizes; float32 out)."""
+    out = fourier_filter(volume.data, transfer, volume.voxel_size)
+    return volume.with_data(out.astype(np.float32))
 
 
 def raised_cosine(k: np.ndarray, start: float, width: float) -> FloatArray:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import ConfigError
-from .fourier import fourier_filter, raised_cosine, shell_sums
+from .fourier import filter_volume, raised_cosine, shell_sums
 from .io import Volume
 
 __all__ = ["GuinierFit", "radial_amplitude", "guinier_fit", "apply_bfactor", "bfactor_sharpen"]
@@ -116,8 +116,7 @@ def apply_bfactor(volume: Volume, bfactor: float, resolution: float | None = Non
         gain = np.exp(bfactor * s**2 / 4.0)
         return gain if resolution is None else gain * raised_cosine(s, 1.0 / resolution, edge)
 
-    out = fourier_filter(volume.data, transfer, volume.voxel_size)
-    return volume.with_data(out.astype(np.float32))
+    return filter_volume(volume, transfer)
 
 
 def bfactor_sharpen(volume: Volume, resolution: float, low: float = 10.0,

@@ -22,7 +22,8 @@ import numpy as np
 
 from .errors import ConfigError
 
-__all__ = ["random_patches", "random_slabs", "augment", "sliding_window", "predict_volume"]
+__all__ = ["pad_to", "random_patches", "random_slabs", "augment", "sliding_window",
+           "predict_volume"]
 
 
 def random_patches(
@@ -59,7 +60,7 @@ def random_patches(
     shape = volumes[0].shape
     if any(v.shape != shape for v in volumes):
         raise ConfigError(f"volumes must share one shape, got {[v.shape for v in volumes]}")
-    padded = [_pad_to(np.asarray(v, dtype=np.float32), size) for v in volumes]
+    padded = [pad_to(np.asarray(v, dtype=np.float32), size) for v in volumes]
     pshape = padded[0].shape
     out = [np.empty((count, size, size, size), dtype=np.float32) for _ in volumes]
     for i in range(count):
@@ -129,7 +130,8 @@ def random_slabs(inputs: Sequence[np.ndarray], targets: Sequence[np.ndarray], si
     return xs, (ys if labels else ys[:, None])
 
 
-def _pad_to(a: np.ndarray, size: int) -> np.ndarray:
+def pad_to(a: np.ndarray, size: int) -> np.ndarray:
+    """``a`` zero-padded at the end of every axis shorter than ``size`` (unchanged if none)."""
     pad = [(0, max(0, size - n)) for n in a.shape]
     return np.pad(a, pad) if any(p[1] for p in pad) else a
 

@@ -37,7 +37,7 @@ from ..metrics import (
     ssim,
     struc2map_preprocess,
 )
-from ..tiles import augment
+from ..tiles import augment, pad_to
 
 __all__ = [
     "Struc2MapProfile",
@@ -286,8 +286,8 @@ class PatchPool:
         self.targets = np.empty_like(self.inputs)
         for i, k in enumerate(which):
             pair = pairs[k]
-            x, y = _pad(pair.input.data, size), _pad(pair.target.data, size)
-            mask = _pad(pair.mask.astype(np.float32), size)
+            x, y = pad_to(pair.input.data, size), pad_to(pair.target.data, size)
+            mask = pad_to(pair.mask.astype(np.float32), size)
             for _ in range(50):  # prefer cubes where the model has atoms
                 c = [int(rng.integers(0, n - size + 1)) for n in x.shape]
                 region = tuple(slice(a, a + size) for a in c)
@@ -338,11 +338,6 @@ class PatchPool:
                 yield (x, y)
 
         return source
-
-
-def _pad(a: np.ndarray, size: int) -> np.ndarray:
-    pad = [(0, max(0, size - n)) for n in a.shape]
-    return np.pad(a, pad) if any(p[1] for p in pad) else a
 
 
 # -------------------------------------------------------------------------------- training
