@@ -65,6 +65,7 @@ __all__ = [
     "pdb2mrc",
     "blur",
     "formfactor",
+    "electron_counts",
     "simulate",
     "ground_truth_map",
     "resample",

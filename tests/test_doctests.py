@@ -1,11 +1,13 @@
-"""The ``Examples`` in the package's docstrings run, and say what they show.
+"""The package's documentation: docstring ``Examples`` run, and the API reference is complete.
 
 Every module of :mod:`cryolab` is searched for doctests (run with ``ELLIPSIS`` and
-``NORMALIZE_WHITESPACE``); the entry points a reader meets first must have one.
+``NORMALIZE_WHITESPACE``); the entry points a reader meets first must have one. The book's API
+page documents each module's ``__all__``, so every public function and class must be listed.
 """
 
 import doctest
 import importlib
+import inspect
 import pkgutil
 
 import pytest
@@ -50,3 +52,14 @@ def test_docstring_examples_run(name):
 def test_entry_points_have_examples(name):
     tests = doctest.DocTestFinder(recurse=False).find(_object(name), name)
     assert any(t.examples for t in tests), f"{name} has no Examples section"
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_every_public_function_and_class_is_in_all(name):
+    module = importlib.import_module(name)
+    if not hasattr(module, "__all__"):
+        return  # autodoc then documents every public member itself
+    public = {n for n, o in vars(module).items()
+              if not n.startswith("_") and (inspect.isfunction(o) or inspect.isclass(o))
+              and o.__module__ == name}
+    assert public <= set(module.__all__), f"{name}: not in __all__: {public - set(module.__all__)}"

@@ -49,6 +49,7 @@ __all__ = [
     "training_pairs",
     "training_resolutions",
     "paper_pairs",
+    "paper_cache",
     "PatchPool",
     "augment_input",
     "build_gan",
