@@ -42,3 +42,17 @@ def test_struc2map_metrics_schema_is_what_the_overview_reads():
     claims = [c for c in CLAIMS if c.notebook == "01_struc2map_gan"]
     assert [c.holds(m) for c in claims] == [True, False]
     assert claims[0].ours(m) == 0.6
+
+
+def test_superres_test_means_from_a_results_table():
+    from cryolab.pipelines.superres import SCORES, TestMeans, results_table
+
+    rows = [{"entry": e, **{s: float(i + 1) for s in SCORES}} for i, e in enumerate("AB")]
+    rows[0]["emringer_prediction"] = 4.5  # A: 1 → 4.5; B: 2 → 2; means 1.5 → 3.25
+    means = TestMeans.of(results_table(rows))
+    assert means.means["emringer_input"] == 1.5 and means.emringer_gain == 3.25 / 1.5
+    m = means.as_metrics()
+    assert set(m) == {f"{s}_mean" for s in SCORES} | {"emringer_gain"}
+    claims = {c.claim: c for c in CLAIMS if c.notebook == "02_superres_unet3d"}
+    assert all(c.holds(m) is not None for c in claims.values())
+    assert not means.rscc_rose  # equal means: the RSCC did not rise

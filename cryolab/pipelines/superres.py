@@ -29,6 +29,8 @@ __all__ = [
     "RealMapCase",
     "real_map_case",
     "plot_threshold_scan",
+    "SCORES",
+    "TestMeans",
 ]
 
 #: The paper's Table 1: EMRinger of (degraded input, prediction, ground truth).
@@ -90,3 +92,42 @@ def plot_threshold_scan(results: dict, title: str = "EMRinger threshold scan"):
     ax.set_title(title)
     ax.legend(frameon=False)
     return fig
+
+
+#: The scores :func:`cryolab.superres.evaluate` gives each entry, averaged in a results table.
+SCORES = ("emringer_input", "emringer_prediction", "emringer_truth", "rscc_input",
+          "rscc_prediction", "pcc_input", "pcc_prediction", "fsc05_input", "fsc05_prediction")
+
+
+@dataclass(frozen=True)
+class TestMeans:
+    """The chapter's scores averaged over the test entries, and the claims read from them.
+
+    Attributes:
+        means: ``{score: mean over the entries}`` for every name of :data:`SCORES`
+            (EMRinger scores, RSCC and PCC against the ground truth, FSC-0.5 resolution in Å).
+    """
+
+    means: dict[str, float]
+
+    @classmethod
+    def of(cls, table: pd.DataFrame) -> TestMeans:
+        """The means of a :func:`results_table` (its ``"mean"`` row)."""
+        row = table.loc["mean"]
+        return cls({name: float(row[name]) for name in SCORES})
+
+    @property
+    def emringer_gain(self) -> float:
+        """The paper's headline: mean EMRinger of the predictions over that of the inputs."""
+        return self.means["emringer_prediction"] / self.means["emringer_input"]
+
+    @property
+    def rscc_rose(self) -> bool:
+        """Whether the prediction's RSCC against the ground truth beats the input's."""
+        return self.means["rscc_prediction"] > self.means["rscc_input"]
+
+    def as_metrics(self) -> dict[str, float]:
+        """The ``metrics.json`` entries: ``<score>_mean`` for every score and ``emringer_gain``."""
+        record = {f"{name}_mean": value for name, value in self.means.items()}
+        record["emringer_gain"] = self.emringer_gain
+        return record
