@@ -44,6 +44,7 @@ from ..tiles import predict_volume
 from ..train import History, Trainer, load_model, supervised_step
 
 __all__ = [
+    "data_files",
     "STUDY",
     "SharpeningProfile",
     "PROFILES",

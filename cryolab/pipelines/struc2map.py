@@ -40,6 +40,7 @@ from ..metrics import (
 from ..tiles import augment, pad_to
 
 __all__ = [
+    "data_files",
     "Struc2MapProfile",
     "PROFILES",
     "PAPER_MEANS",

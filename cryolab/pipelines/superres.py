@@ -30,6 +30,7 @@ from ..superres import (
 )
 
 __all__ = [
+    "data_files",
     "PAPER_TABLE1",
     "results_table",
     "RealMapCase",

@@ -50,6 +50,7 @@ from ..tomo.simulate import simulate
 from ..tomo.specimen import add_filaments, build_specimen
 
 __all__ = [
+    "data_files",
     "CLASSES",
     "FILAMENT_CLASSES",
     "TomoLearnProfile",

@@ -23,6 +23,7 @@ from ..tomo.simulate import SimulationConfig
 from ..tomo.specimen import Layer, SpecimenConfig, VesicleConfig
 
 __all__ = [
+    "data_files",
     "TomoSimProfile",
     "PROFILES",
     "REAL_TOMOGRAMS",
