@@ -32,7 +32,7 @@ def pipeline(size_xy: float, thickness: float, seed: int = 0) -> dict:
 
     cfg = SimulationConfig(
         specimen=SpecimenConfig(
-            size=(size_xy, size_xy, thickness), pixel_size=10.0,
+            size=(size_xy, size_xy, thickness), pixel_size_a=10.0,
             layers=[Layer(["ribosome", "proteasome_20s"], 0.15, 600),
                     Layer(["rubisco"], 0.05, 400)],
             vesicles=VesicleConfig(count=2, radius=(120.0, 160.0), proteins=["5gjv_mb"]),

@@ -345,7 +345,8 @@ def occupancy_grid(
     oversample: int = 2,
     probe: float = 1.4,
 ) -> np.ndarray:
-    """Boolean (z, y, x) occupancy grid of a structure, ``size``³, its longest side filling it.
+    """Boolean (z, y, x) occupancy grid of a structure, ``size`` voxels a side, its longest side
+    filling it.
 
     As in the paper (a 256³ voxelisation down-sampled to 32³), the structure is first
     voxelised on a grid ``oversample`` times finer into its solvent-excluded volume (the

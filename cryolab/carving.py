@@ -21,7 +21,8 @@ __all__ = ["voxel_centres", "carve"]
 
 
 def voxel_centres(centre: np.ndarray, voxel_size: float, size: int) -> np.ndarray:
-    """(size³, 3) x, y, z in Å of the centres of a ``size``³ grid in (z, y, x) order."""
+    """(size³, 3) x, y, z in Å of the centres of a cubic grid of ``size`` voxels a
+    side, in (z, y, x) order."""
     axis = (np.arange(size) - (size - 1) / 2) * voxel_size
     z, y, x = np.meshgrid(axis, axis, axis, indexing="ij")
     return np.stack([x.ravel(), y.ravel(), z.ravel()], axis=1) + np.asarray(centre)

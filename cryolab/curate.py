@@ -34,8 +34,12 @@ from .density import molmap, resample
 from .errors import ConfigError
 from .io import Volume, atoms_of
 from .metrics import model_mask
+from .normalise import minmax, percentile_scale
 
-__all__ = ["CuratedPair", "curate_pair", "scale_unit", "box_to_mask"]
+__all__ = ["CuratedPair", "curate_pair", "scale_unit", "box_to_mask", "TARGET_PERCENTILE"]
+
+#: struc2mapGAN scales maps by this percentile of their non-zero voxels.
+TARGET_PERCENTILE = 99.9
 
 
 @dataclass
@@ -55,21 +59,16 @@ class CuratedPair:
     name: str = ""
 
 
-def scale_unit(data: np.ndarray, scale: str = "minmax", percentile: float = 99.9) -> np.ndarray:
-    """Scale a map to [0, 1]: ``"minmax"`` or ``"percentile"`` (divide by the ``percentile``-th
-    percentile of the non-zero voxels and clip)."""
+def scale_unit(data: np.ndarray, scale: str = "minmax", percentile: float = TARGET_PERCENTILE
+               ) -> np.ndarray:
+    """A map scaled to [0, 1] as struc2mapGAN scales maps (float32): ``"minmax"`` is
+    :func:`cryolab.normalise.minmax`; ``"percentile"`` divides by the ``percentile``-th
+    percentile of the non-zero voxels and clips (:func:`cryolab.normalise.percentile_scale`)."""
     data = np.asarray(data, dtype=np.float32)
     if scale == "minmax":
-        low, high = float(data.min()), float(data.max())
-        if high <= low:
-            raise ConfigError("cannot scale a constant map to [0, 1]")
-        return (data - low) / (high - low)
+        return minmax(data)
     if scale == "percentile":
-        nonzero = data[data != 0]
-        top = float(np.percentile(nonzero, percentile)) if nonzero.size else 0.0
-        if top <= 0:
-            raise ConfigError("cannot percentile-scale a map with no positive voxels")
-        return np.clip(data / top, 0.0, 1.0)
+        return percentile_scale(data, percentile, nonzero=True, clip=(0.0, 1.0))
     raise ConfigError(f"unknown scaling {scale!r}; use 'minmax' or 'percentile'")
 
 

@@ -69,6 +69,7 @@ __all__ = [
     "RegistryEntry",
     "Retrieved",
     "cache_dir",
+    "crop_map",
     "download",
     "entries",
     "fetch",
@@ -78,6 +79,7 @@ __all__ = [
     "registry",
     "retrieve",
     "sha256_file",
+    "tiff_to_mrc",
 ]
 
 ENV_VAR = "CRYOLAB_DATA_DIR"

@@ -10,30 +10,31 @@ Mullick et al. turn a high-resolution map into a cryo-EM-looking one in three st
 :func:`degrade` applies them with a :class:`NoiseParams`. Two cleaner, linear alternatives are
 offered as well: :func:`lowpass` (cut all spatial frequencies beyond ``1/resolution``) and
 :func:`bfactor_blur` (multiply the Fourier transform by ``exp(−B s²/4)``, ``s = |k|`` in 1/Å,
-the temperature-factor fall-off). :func:`fourier_filter` is the shared engine: it applies any
-radial transfer function ``H(s)`` while honouring the voxel size of each axis.
+the temperature-factor fall-off); :func:`blur_to_resolution` takes a molmap-like map from one
+resolution to a worse one. The Fourier engine is :func:`cryolab.fourier.filter_volume`, which
+honours the voxel size of each axis.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import numpy as np
 from scipy import ndimage
 from skimage.morphology import ball
 
+from .density import MOLMAP_SIGMA_FACTOR
 from .errors import ConfigError
+from .fourier import filter_volume, raised_cosine
 from .io import Volume
 
 __all__ = [
     "NoiseParams",
     "degrade",
     "grey_dilate",
-    "spatial_frequency",
-    "fourier_filter",
     "lowpass",
     "bfactor_blur",
+    "blur_to_resolution",
 ]
 
 
@@ -78,6 +79,16 @@ def degrade(volume: Volume, params: NoiseParams, rng: np.random.Generator) -> Vo
         rng: source of the noise.
     Returns:
         A new :class:`Volume` on the same grid.
+
+    Examples:
+        >>> import numpy as np
+        >>> from cryolab.degrade import NoiseParams, degrade
+        >>> from cryolab.io import Volume
+        >>> sharp = Volume(np.pad(np.ones((2, 2, 2)), 7), 1.0, 0.0)
+        >>> noisy = degrade(sharp, NoiseParams(ball_radius=1, sigma=1.0, noise=0.1),
+        ...                 np.random.default_rng(0))
+        >>> noisy.shape == sharp.shape, bool(noisy.data.max() < sharp.data.max())
+        (True, True)
     """
     data = grey_dilate(volume.data, params.ball_radius)
     if params.sigma > 0:
@@ -85,22 +96,6 @@ def degrade(volume: Volume, params: NoiseParams, rng: np.random.Generator) -> Vo
     if params.noise > 0:
         data = data + rng.normal(0.0, params.noise * float(data.std()), data.shape)
     return volume.with_data(data.astype(np.float32))
-
-
-def spatial_frequency(shape: tuple[int, ...], voxel_size: np.ndarray) -> np.ndarray:
-    """|k| in 1/Å on the half-spectrum grid of ``numpy.fft.rfftn`` for a (z, y, x) array."""
-    freqs = [np.fft.fftfreq(n, d) for n, d in zip(shape[:-1], voxel_size[:-1], strict=True)]
-    freqs.append(np.fft.rfftfreq(shape[-1], voxel_size[-1]))
-    kz, ky, kx = np.meshgrid(*freqs, indexing="ij", sparse=True)
-    return np.sqrt(kz**2 + ky**2 + kx**2)
-
-
-def fourier_filter(volume: Volume, transfer: Callable[[np.ndarray], np.ndarray]) -> Volume:
-    """Multiply the map's Fourier transform by ``transfer(s)``, ``s = |k|`` in 1/Å."""
-    s = spatial_frequency(volume.shape, volume.voxel_size)
-    spectrum = np.fft.rfftn(volume.data.astype(np.float64))
-    out = np.fft.irfftn(spectrum * transfer(s), s=volume.shape, axes=(0, 1, 2))
-    return volume.with_data(out.astype(np.float32))
 
 
 def lowpass(volume: Volume, resolution: float, edge: float = 0.0) -> Volume:
@@ -111,24 +106,52 @@ def lowpass(volume: Volume, resolution: float, edge: float = 0.0) -> Volume:
         resolution: cut-off in Å (must exceed twice the voxel size to change anything).
         edge: width in 1/Å of a raised-cosine roll-off centred on the cut-off (0 = a hard
             sphere, which rings a little).
+
+    Examples:
+        >>> import numpy as np
+        >>> from cryolab.degrade import lowpass
+        >>> from cryolab.fourier import frequency_grid
+        >>> from cryolab.io import Volume
+        >>> noise = Volume(np.random.default_rng(0).normal(size=(16, 16, 16)), 1.0, 0.0)
+        >>> smooth = lowpass(noise, resolution=4.0)
+        >>> k = frequency_grid(smooth.shape, 1.0)
+        >>> bool(np.abs(np.fft.rfftn(smooth.data))[k > 0.25].max() < 1e-3)   # nothing beyond 1/4 Å
+        True
     """
     if resolution <= 0 or edge < 0:
         raise ConfigError(f"lowpass needs resolution > 0 Å and edge ≥ 0, got {resolution}, {edge}")
-    cutoff = 1.0 / resolution
-
-    def transfer(s: np.ndarray) -> np.ndarray:
-        if edge == 0:
-            return (s <= cutoff).astype(np.float64)
-        t = np.clip((s - (cutoff - edge / 2)) / edge, 0.0, 1.0)
-        return 0.5 * (1.0 + np.cos(np.pi * t))
-
-    return fourier_filter(volume, transfer)
+    start = 1.0 / resolution if edge == 0 else 1.0 / resolution - edge / 2
+    return filter_volume(volume, lambda s: raised_cosine(s, start, edge))
 
 
 def bfactor_blur(volume: Volume, bfactor: float) -> Volume:
-    """Blur with a temperature factor: multiply the transform by ``exp(−B s²/4)`` (B in Å²)."""
+    """Blur with a temperature factor: multiply the transform by ``exp(−B s²/4)`` (B in Å²).
+
+    Examples:
+        >>> import numpy as np
+        >>> from cryolab.degrade import bfactor_blur
+        >>> from cryolab.io import Volume
+        >>> point = Volume(np.pad(np.ones((1, 1, 1)), 8), 1.0, 0.0)
+        >>> blurred = bfactor_blur(point, 50.0)
+        >>> round(float(blurred.data.sum()), 4), bool(blurred.data.max() < 1)   # mass kept, spread
+        (1.0, True)
+    """
     if bfactor < 0:
         raise ConfigError(
             f"bfactor_blur needs B ≥ 0 Å², got {bfactor}; a negative B is sharpening"
         )
-    return fourier_filter(volume, lambda s: np.exp(-bfactor * s**2 / 4.0))
+    return filter_volume(volume, lambda s: np.exp(-bfactor * s**2 / 4.0))
+
+
+def blur_to_resolution(data: np.ndarray, native: float, target: float, voxel_size: float = 1.0
+                       ) -> np.ndarray:
+    """Blur a map of resolution ``native`` Å to ``target`` Å (no change if ``target <= native``).
+
+    Gaussians add in quadrature, so a Gaussian of σ² = σ(target)² − σ(native)², with molmap's
+    σ(R) = R/(π√2) (:data:`cryolab.density.MOLMAP_SIGMA_FACTOR`), turns a molmap-like blur at
+    ``native`` into one at ``target``. Returns float32.
+    """
+    if target <= native:
+        return np.asarray(data, dtype=np.float32)
+    sigma = MOLMAP_SIGMA_FACTOR * np.sqrt(target**2 - native**2) / voxel_size
+    return ndimage.gaussian_filter(np.asarray(data, dtype=np.float32), sigma)

@@ -61,12 +61,14 @@ __all__ = [
     "atoms_from",
     "box_around",
     "gaussian_density",
-    "spread_trilinear",
+    "splat",
     "molmap",
     "pdb2mrc",
     "blur",
     "formfactor",
+    "electron_counts",
     "simulate",
+    "ground_truth_map",
     "resample",
 ]
 
@@ -222,7 +224,7 @@ def _direct(
 def _spread_and_filter(
     xyz: np.ndarray, w: np.ndarray, sigma: float, grid: Volume, cutoff: float
 ) -> np.ndarray:
-    counts = spread_trilinear(xyz, w, grid)
+    counts = splat(grid.index_of(xyz), w, grid.shape)
     # trilinear spreading adds (on average) h²/6 of variance per axis: take it off σ²
     s_vox = np.sqrt(np.maximum((sigma / grid.voxel_size) ** 2 - 1.0 / 6.0, 1e-6))
     blurred = ndimage.gaussian_filter(
@@ -231,23 +233,46 @@ def _spread_and_filter(
     return blurred / float(np.prod(grid.voxel_size))
 
 
-def spread_trilinear(xyz: np.ndarray, weights: np.ndarray, grid: Volume) -> np.ndarray:
-    """Weights put on the 8 voxels around each atom with trilinear shares (sum kept inside)."""
-    shape = np.array(grid.shape)
-    idx = grid.index_of(xyz)
-    base = np.floor(idx).astype(np.int64)
-    frac = idx - base
-    corners = np.array(list(np.ndindex(2, 2, 2)))  # (8, 3)
-    pos = base[:, None, :] + corners[None]  # (N, 8, 3)
-    share = np.prod(np.where(corners[None] == 1, frac[:, None], 1.0 - frac[:, None]), axis=2)
-    share = share * weights[:, None]
-    inside = np.all((pos >= 0) & (pos < shape), axis=2)
-    flat = np.bincount(
-        np.ravel_multi_index(tuple(pos[inside].T), tuple(shape)),
-        weights=share[inside],
-        minlength=int(np.prod(shape)),
-    )
-    return flat.reshape(tuple(shape))
+def splat(index: np.ndarray, weights: np.ndarray, shape: tuple[int, ...], linear: bool = True
+          ) -> np.ndarray:
+    """Put point weights on a grid: the one atom-to-grid splatter of cryolab.
+
+    Args:
+        index: (N, 3) fractional voxel indices (z, y, x) of the points (for atoms, see
+            :meth:`cryolab.io.Volume.index_of`).
+        weights: (N,) weight of each point (atomic number, electrons, 1, ...).
+        shape: grid shape (z, y, x).
+        linear: share each weight between the 8 voxels around the point with trilinear
+            weights (the sum is kept for points inside); False puts it whole into the voxel
+            that holds the point (``floor`` of the index).
+
+    Returns:
+        float64 grid; shares falling outside it are dropped.
+
+    Examples:
+        >>> import numpy as np
+        >>> from cryolab.density import splat
+        >>> grid = splat(np.array([[0.5, 0.0, 0.0]]), np.array([2.0]), (2, 2, 2))
+        >>> grid[:, 0, 0].tolist()
+        [1.0, 1.0]
+    """
+    shape = tuple(int(n) for n in shape)
+    index = np.asarray(index, dtype=np.float64)
+    weights = np.asarray(weights, dtype=np.float64)
+    if linear:
+        base = np.floor(index).astype(np.int64)
+        frac = index - base
+        corners = np.array(list(np.ndindex(2, 2, 2)))  # (8, 3)
+        pos = base[:, None, :] + corners[None]  # (N, 8, 3)
+        share = np.prod(np.where(corners[None] == 1, frac[:, None], 1.0 - frac[:, None]), axis=2)
+        share = share * weights[:, None]
+    else:
+        pos = np.floor(index).astype(np.int64)[:, None, :]
+        share = weights[:, None]
+    inside = np.all((pos >= 0) & (pos < np.array(shape)), axis=2)
+    flat = np.bincount(np.ravel_multi_index(tuple(pos[inside].T), shape),
+                       weights=share[inside], minlength=int(np.prod(shape)))
+    return flat.reshape(shape)
 
 
 # ---------------------------------------------------------------------------- simulators
@@ -274,6 +299,15 @@ def molmap(
         sigma_factor: σ / R (default 1/(π√2) ≈ 0.225).
         cutoff: in σ (default 5).
         method: ``"direct"`` or ``"fft"`` (see :func:`gaussian_density`).
+
+    Examples:
+        >>> import numpy as np
+        >>> from cryolab.density import molmap
+        >>> from cryolab.io import Atoms
+        >>> carbon = Atoms(np.zeros((1, 3)), np.array([6]), np.array([12.0]), np.array(["C"]))
+        >>> m = molmap(carbon, resolution=4.0, voxel_size=0.5)
+        >>> round(float(m.data.sum() * 0.5**3), 3)    # the blob integrates to Z = 6
+        6.0
     """
     r = _check_resolution(resolution)
     atoms = atoms_from(structure)
@@ -382,11 +416,68 @@ def formfactor(
 def simulate(
     structure: StructureLike, resolution: float, method: str = "molmap", **options
 ) -> Volume:
-    """Run the simulator named ``method`` (one of :data:`METHODS`) with its options."""
+    """Run the simulator named ``method`` (one of :data:`METHODS`) with its options.
+
+    Examples:
+        >>> import numpy as np
+        >>> from cryolab.density import METHODS, simulate
+        >>> from cryolab.io import Atoms
+        >>> pair = Atoms(np.array([[0.0, 0, 0], [3.0, 0, 0]]), np.array([6, 8]),
+        ...              np.array([12.0, 16.0]), np.array(["C", "O"]))
+        >>> maps = {m: simulate(pair, 4.0, m) for m in METHODS if m != "formfactor"}
+        >>> sorted(maps)
+        ['blur', 'molmap', 'pdb2mrc']
+    """
     simulators = {"molmap": molmap, "pdb2mrc": pdb2mrc, "blur": blur, "formfactor": formfactor}
     if method not in simulators:
         raise ConfigError(f"unknown simulation method {method!r}; choose one of {METHODS}")
     return simulators[method](structure, resolution, **options)
+
+
+def ground_truth_map(
+    structure: gemmi.Structure,
+    voxel: float = 1.0,
+    pad: float = 6.0,
+    blur: float = 10.0,
+    form_factors: str = "electron",
+    model: int = 0,
+) -> Volume:
+    """A map computed from an atomic model with gemmi, on a cubic grid of ``voxel`` Å.
+
+    The box spans the atoms plus ``pad`` Å on each side; density is summed in real space from
+    the form factors (``"electron"``: Peng's electron scattering; ``"xray"``: IT92) with each
+    atom's B-factor plus ``blur`` Å² (which keeps the sharpest Gaussians resolved on the
+    grid). Waters are left out. The returned Volume's origin places it in the model's frame.
+    """
+    if voxel <= 0 or pad < 0 or blur < 0:
+        raise ConfigError(f"need voxel > 0, pad ≥ 0, blur ≥ 0; got {voxel}, {pad}, {blur}")
+    calculators = {"electron": gemmi.DensityCalculatorE, "xray": gemmi.DensityCalculatorX}
+    if form_factors not in calculators:
+        raise ConfigError(
+            f"form_factors must be one of {sorted(calculators)}, not {form_factors!r}"
+        )
+    st = structure.clone()
+    st.remove_waters()
+    if form_factors == "xray":
+        st.remove_hydrogens()
+    xyz = atoms_of(st, model).xyz
+    low = xyz.min(axis=0) - pad
+    size = np.ceil((xyz.max(axis=0) + pad - low) / voxel).astype(int) + 1  # x, y, z
+    shift = gemmi.Transform(gemmi.Mat33(), gemmi.Vec3(*(-low)))
+    st[model].transform_pos_and_adp(shift)
+    for cra in st[model].all():
+        cra.atom.aniso = gemmi.SMat33f(0, 0, 0, 0, 0, 0)
+    calc = calculators[form_factors]()
+    calc.grid.unit_cell = gemmi.UnitCell(*(size * voxel), 90, 90, 90)
+    calc.grid.spacegroup = gemmi.SpaceGroup("P 1")
+    calc.grid.set_size(*(int(n) for n in size))
+    calc.d_min = 0.0  # keep our grid; gemmi would otherwise pick its own spacing
+    calc.blur = blur
+    calc.put_model_density_on_grid(st[model])
+    data = np.array(calc.grid, copy=True).transpose(2, 1, 0)  # gemmi (x,y,z) -> (z,y,x)
+    if not np.all(np.isfinite(data)):
+        raise FormatError(f"{structure.name}: the computed density holds NaN/inf values")
+    return Volume(data, voxel, low[::-1])
 
 
 # --------------------------------------------------------------------------------- resampling
@@ -399,17 +490,32 @@ def resample(
     like: Volume | None = None,
     mode: str = "constant",
 ) -> Volume:
-    """Interpolate a map onto a grid of ``voxel_size`` Å covering the same box, or onto ``like``.
+    """Interpolate a map onto a cubic grid of ``voxel_size`` Å with the same origin, or onto
+    the grid of ``like``: the one resampler of cryolab.
 
-    ``order`` is the spline order of ``scipy.ndimage.map_coordinates`` (1 = trilinear, as
-    ChimeraX ``volume resample``). Positions outside the input read 0 with ``mode="constant"``;
-    ``mode="nearest"`` repeats the edge voxels instead.
+    With ``voxel_size`` the new grid is the largest that stays inside the original box, and a
+    map whose voxels already have that size is returned unchanged. ``order`` is the spline
+    order of ``scipy.ndimage.map_coordinates`` (1 = trilinear, as ChimeraX ``volume
+    resample``; 3 = cubic spline). Positions outside the input read 0 with
+    ``mode="constant"``; ``mode="nearest"`` repeats the edge voxels instead.
+
+    Examples:
+        >>> import numpy as np
+        >>> from cryolab.density import resample
+        >>> from cryolab.io import Volume
+        >>> fine = Volume(np.arange(27.0).reshape(3, 3, 3), 1.0, 0.0)
+        >>> resample(fine, 2.0).shape                  # 0 … 2 Å along each axis
+        (2, 2, 2)
+        >>> float(resample(fine, 2.0).data[1, 1, 1])   # the voxel at (2, 2, 2) Å
+        26.0
     """
     if like is None:
         if voxel_size is None or not voxel_size > 0:
             raise ConfigError(f"voxel_size must be positive, got {voxel_size} Å")
+        if np.allclose(volume.voxel_size, voxel_size):
+            return volume
         shape = np.maximum(np.floor((np.array(volume.shape) - 1) * volume.voxel_size
-                                    / voxel_size).astype(int) + 1, 1)
+                                    / voxel_size + 1e-6).astype(int) + 1, 1)
         like = Volume(np.zeros(tuple(shape), np.float32), voxel_size, volume.origin)
     axes = like.grid_axes()
     coords = [(axes[a] - volume.origin[a]) / volume.voxel_size[a] for a in range(3)]

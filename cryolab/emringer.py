@@ -7,7 +7,7 @@ A clean-room implementation following the conventions of cctbx's ``mmtbx.ringer`
    PHE SER TRP TYR; first conformer only) the γ atom is rotated about the CA→CB axis. Like
    Ringer, the scan first turns it back to χ1 = 0° and then samples 72 positions at
    χ1 = 5°, 10°, …, 360° (trilinear interpolation; ``densities[i]`` is the value at
-   ``5·(i+1)``°). A residue with any sample outside the map is skipped, as in cctbx.
+   ``5·(i+1)`` degrees). A residue with any sample outside the map is skipped, as in cctbx.
 2. Each residue's *peak* is its first maximum. The thresholds are 20 values evenly spaced
    from the mean of all samples up to (not including) the largest peak: ``t_i = m + i(M−m)/20``.
 3. At each threshold the peaks above it are counted; a peak at index ``i`` is *rotameric* when

@@ -12,8 +12,10 @@ Groups of metrics:
 * image similarity: :func:`ssim` and :func:`psnr`, which reproduce scikit-image;
 * resolution: :func:`fsc` (returning an :class:`FSCCurve`) and :func:`fsc_resolution`;
 * segmentation overlap: :func:`dice` and :func:`iou`;
-* preprocessing: :func:`normalise_minmax`, :func:`threshold_percentile` and
-  :func:`struc2map_preprocess`.
+* preprocessing: :func:`threshold_percentile` and :func:`struc2map_preprocess`
+  (rescaling itself lives in :mod:`cryolab.normalise`);
+* comparing estimates: :func:`calibrate` (least-squares ``a·x + b`` onto a reference) and
+  :func:`confusion_matrix`.
 """
 
 from __future__ import annotations
@@ -25,10 +27,14 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy import ndimage
 
+from cryolab import fourier
 from cryolab.errors import ConfigError, FormatError
+from cryolab.normalise import minmax
 
 __all__ = [
     "FSCCurve",
+    "calibrate",
+    "confusion_matrix",
     "chimerax_correlation",
     "contour_level",
     "dice",
@@ -36,7 +42,6 @@ __all__ = [
     "fsc_resolution",
     "iou",
     "model_mask",
-    "normalise_minmax",
     "pcc",
     "psnr",
     "rscc",
@@ -129,6 +134,13 @@ def pcc(a: ArrayLike, b: ArrayLike, mask: ArrayLike | None = None) -> float:
         ConfigError: shapes differ, the mask is empty or not boolean, or either map is constant
             over the selected voxels (the correlation is undefined).
         FormatError: either map contains NaN or inf.
+
+    Examples:
+        >>> import numpy as np
+        >>> from cryolab.metrics import pcc
+        >>> a = np.arange(8.0).reshape(2, 2, 2)
+        >>> pcc(a, 3 * a + 1), pcc(a, -a)
+        (1.0, -1.0)
     """
     arr_a, arr_b = _finite_pair(a, b, ("a", "b"))
     if mask is not None:
@@ -257,6 +269,13 @@ def model_mask(
     Raises:
         ConfigError: bad shape, voxel size, origin, radius or coordinate array shape.
         FormatError: coordinates contain NaN or inf.
+
+    Examples:
+        >>> import numpy as np
+        >>> from cryolab.metrics import model_mask
+        >>> mask = model_mask((5, 5, 5), 1.0, (0.0, 0.0, 0.0), np.array([[2.0, 2.0, 2.0]]), 1.0)
+        >>> int(mask.sum())      # the atom's voxel and its six neighbours
+        7
     """
     grid_shape = tuple(int(n) for n in shape)
     if len(grid_shape) != 3 or min(grid_shape) < 1:
@@ -338,6 +357,15 @@ def ssim(
         ConfigError: shapes differ, the arrays are not 2D/3D, the window is even or larger than
             the image, the constants are negative or the data range is not positive.
         FormatError: either array contains NaN or inf.
+
+    Examples:
+        >>> import numpy as np
+        >>> from cryolab.metrics import ssim
+        >>> a = np.random.default_rng(0).random((16, 16))
+        >>> ssim(a, a)
+        1.0
+        >>> bool(ssim(a, a + 0.1 * np.random.default_rng(1).random((16, 16))) < 1)
+        True
     """
     im1, im2 = _finite_pair(a, b, ("a", "b"))
     if im1.ndim not in (2, 3):
@@ -395,6 +423,13 @@ def psnr(estimate: ArrayLike, reference: ArrayLike, data_range: float | None = N
     Raises:
         ConfigError: shapes differ or the data range is not positive.
         FormatError: either map contains NaN or inf.
+
+    Examples:
+        >>> import numpy as np
+        >>> from cryolab.metrics import psnr
+        >>> reference = np.array([0.0, 1.0, 0.0, 1.0])
+        >>> round(psnr(reference + 0.1, reference), 3)      # 10·log10(1 / 0.01)
+        20.0
     """
     est, ref = _finite_pair(estimate, reference, ("estimate", "reference"))
     value_range = float(ref.max() - ref.min()) if data_range is None else float(data_range)
@@ -486,42 +521,29 @@ def fsc(a: ArrayLike, b: ArrayLike, voxel_size: float | Sequence[float]) -> FSCC
     Raises:
         ConfigError: shapes differ, fewer than two dimensions or a bad voxel size.
         FormatError: either map contains NaN or inf.
+
+    Examples:
+        >>> import numpy as np
+        >>> from cryolab.metrics import fsc
+        >>> a = np.random.default_rng(0).normal(size=(16, 16, 16))
+        >>> curve = fsc(a, a, voxel_size=2.0)
+        >>> round(float(curve.correlation.min()), 6), curve.resolution(0.143)  # same maps: Nyquist
+        (1.0, 4.0)
     """
     map_a, map_b = _finite_pair(a, b, ("a", "b"))
     if map_a.ndim < 2:
         raise ConfigError(f"fsc needs 2D or 3D maps, got {map_a.ndim} dimension(s)")
     spacing = _per_axis(voxel_size, map_a.ndim, "voxel_size")
-    shape = map_a.shape
-
-    axis_freqs = [np.fft.fftfreq(n, d) for n, d in zip(shape[:-1], spacing[:-1], strict=True)]
-    axis_freqs.append(np.fft.rfftfreq(shape[-1], spacing[-1]))
-    k_squared = sum(f**2 for f in np.meshgrid(*axis_freqs, indexing="ij", sparse=True))
-    shell_width = 1.0 / float(np.max(np.asarray(shape) * spacing))
-    shell = np.rint(np.sqrt(k_squared) / shell_width).astype(np.int64)
-    nyquist = 1.0 / (2.0 * float(spacing.max()))
-    n_shells = int(np.floor(nyquist / shell_width + 1e-9)) + 1
-
-    # Every rfft column except 0 and (for even n) n/2 stands for itself and its Friedel mate.
-    friedel = np.full(shape[-1] // 2 + 1, 2.0)
-    friedel[0] = 1.0
-    if shape[-1] % 2 == 0:
-        friedel[-1] = 1.0
-    weight = np.broadcast_to(friedel, shell.shape)
-
-    keep = shell < n_shells
-    bins = shell[keep]
     fa, fb = np.fft.rfftn(map_a), np.fft.rfftn(map_b)
-
-    def shell_sum(values: FloatArray) -> FloatArray:
-        return np.bincount(bins, weights=(values * weight)[keep], minlength=n_shells)
-
-    cross = shell_sum(np.real(fa * np.conj(fb)))
-    power = np.sqrt(shell_sum(np.abs(fa) ** 2) * shell_sum(np.abs(fb) ** 2))
-    correlation = np.divide(cross, power, out=np.zeros(n_shells), where=power > 0)
+    (cross, power_a, power_b), counts, frequency = fourier.shell_sums(
+        [np.real(fa * np.conj(fb)), np.abs(fa) ** 2, np.abs(fb) ** 2], map_a.shape, spacing)
+    power = np.sqrt(power_a * power_b)
+    nyquist = 1.0 / (2.0 * float(spacing.max()))  # 1/Å, of the coarsest axis
+    correlation = np.divide(cross, power, out=np.zeros(len(cross)), where=power > 0)
     return FSCCurve(
-        frequency=np.arange(n_shells) * shell_width,
+        frequency=frequency,
         correlation=correlation,
-        n_voxels=np.rint(shell_sum(np.ones(shell.shape))).astype(np.int64),
+        n_voxels=np.rint(counts).astype(np.int64),
         nyquist_resolution=1.0 / nyquist,
     )
 
@@ -571,6 +593,14 @@ def dice(
     Raises:
         ConfigError: shapes differ, boolean inputs were expected but other dtypes given, or
             label arrays are not integers.
+
+    Examples:
+        >>> import numpy as np
+        >>> from cryolab.metrics import dice
+        >>> dice(np.array([True, True, False]), np.array([True, False, False]))
+        0.6666666666666666
+        >>> dice(np.array([0, 1, 2]), np.array([0, 1, 1]), labels=[1, 2])
+        {1: 0.6666666666666666, 2: 0.0}
     """
     p, t = np.asarray(pred), np.asarray(target)
     if p.shape != t.shape:
@@ -600,6 +630,12 @@ def iou(pred: ArrayLike, target: ArrayLike, threshold: float | None = None) -> f
     Raises:
         ConfigError: shapes differ or an input is not boolean where it must be.
         FormatError: ``pred`` contains NaN or inf when a threshold is given.
+
+    Examples:
+        >>> import numpy as np
+        >>> from cryolab.metrics import iou
+        >>> iou(np.array([0.9, 0.6, 0.1]), np.array([True, False, False]), threshold=0.5)
+        0.5
     """
     if threshold is None:
         occupied = _bool_volume(pred, "pred")
@@ -617,28 +653,6 @@ def iou(pred: ArrayLike, target: ArrayLike, threshold: float | None = None) -> f
 # --------------------------------------------------------------------------------------------
 # Preprocessing
 # --------------------------------------------------------------------------------------------
-
-
-def normalise_minmax(a: ArrayLike) -> FloatArray:
-    """Scale a map linearly so that its minimum becomes 0 and its maximum 1.
-
-    Args:
-        a: Map (arbitrary units).
-
-    Returns:
-        A new float64 array with values in [0, 1] (dimensionless).
-
-    Raises:
-        ConfigError: the map is empty or constant.
-        FormatError: the map contains NaN or inf.
-    """
-    arr = _finite_array(a, "a")
-    if arr.size == 0:
-        raise ConfigError("cannot normalise an empty array")
-    low, high = arr.min(), arr.max()
-    if high == low:
-        raise ConfigError(f"cannot min-max normalise a constant array (all values {low:g})")
-    return (arr - low) / (high - low)
 
 
 def threshold_percentile(a: ArrayLike, q: float = 90) -> FloatArray:
@@ -670,7 +684,7 @@ def struc2map_preprocess(a: ArrayLike, q: float = 90) -> FloatArray:
 
     Voxels below the ``q``-th percentile of the non-zero voxels are zeroed
     (:func:`threshold_percentile`), then the map is min–max scaled to [0, 1]
-    (:func:`normalise_minmax`).
+    (:func:`cryolab.normalise.minmax`).
 
     Args:
         a: Map (arbitrary units).
@@ -683,4 +697,43 @@ def struc2map_preprocess(a: ArrayLike, q: float = 90) -> FloatArray:
         ConfigError: bad ``q``, no non-zero voxel, or a constant map after thresholding.
         FormatError: the map contains NaN or inf.
     """
-    return normalise_minmax(threshold_percentile(a, q))
+    return minmax(threshold_percentile(a, q))
+
+
+# --------------------------------------------------------------------------------------------
+# Comparing estimates
+# --------------------------------------------------------------------------------------------
+
+
+def calibrate(estimate: ArrayLike, reference: ArrayLike) -> NDArray[np.float32]:
+    """``a·estimate + b`` with ``a`` and ``b`` fitted by least squares to ``reference``.
+
+    Filtering, denoising and the CTF change a map's scale and offset; putting every method on
+    the reference's scale first makes PSNR and SSIM compare structure, not units.
+
+    Examples:
+        >>> import numpy as np
+        >>> from cryolab.metrics import calibrate
+        >>> calibrate(np.array([0.0, 1.0, 2.0]), np.array([1.0, 3.0, 5.0])).round(6).tolist()
+        [1.0, 3.0, 5.0]
+    """
+    e = np.asarray(estimate, np.float64).ravel()
+    r = np.asarray(reference, np.float64).ravel()
+    a, b = np.polyfit(e, r, 1)
+    return (a * np.asarray(estimate, np.float64) + b).astype(np.float32)
+
+
+def confusion_matrix(pred: ArrayLike, target: ArrayLike, n_classes: int) -> FloatArray:
+    """Row-normalised confusion matrix of two integer label arrays: entry ``[t, p]`` is the
+    fraction of the voxels of true class ``t`` that were labelled ``p``.
+
+    Examples:
+        >>> import numpy as np
+        >>> from cryolab.metrics import confusion_matrix
+        >>> confusion_matrix(np.array([0, 1, 1, 1]), np.array([0, 0, 1, 1]), 2).tolist()
+        [[0.5, 0.5], [0.0, 1.0]]
+    """
+    counts = np.bincount(np.asarray(target, np.int64).ravel() * n_classes
+                         + np.asarray(pred, np.int64).ravel(),
+                         minlength=n_classes**2).reshape(n_classes, n_classes)
+    return counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)

@@ -22,7 +22,8 @@ import numpy as np
 from .errors import ConfigError
 from .outputs import atomic_file
 
-__all__ = ["PROFILES", "pick_profile", "results_dir", "save_metrics", "load_metrics", "Stopwatch"]
+__all__ = ["PROFILES", "pick_profile", "repo_root", "results_dir", "save_metrics", "load_metrics",
+           "Stopwatch"]
 
 PROFILES = ("smoke", "book", "paper")
 T = TypeVar("T")

@@ -2,8 +2,9 @@
 
 Networks see small cubes; maps are larger. :func:`random_patches` cuts aligned random cubes
 out of paired volumes (input and target) and :func:`augment` flips and rotates them the same
-way. :func:`sliding_window` runs a function over overlapping cubes and blends the results back
-into one volume of the input's shape:
+way; :func:`random_slabs` does the same for 2.5D networks (a stack of z-slices in, the centre
+slice out). :func:`sliding_window` runs a function over overlapping cubes and blends the
+results back into one volume of the input's shape:
 
 - ``weight="core"`` keeps only each tile's central ``stride``-sized core (struc2mapGAN: 32³
   tiles, 20³ cores at stride 20, zero padding), so every voxel comes from exactly one tile;
@@ -21,7 +22,8 @@ import numpy as np
 
 from .errors import ConfigError
 
-__all__ = ["random_patches", "augment", "sliding_window", "predict_volume"]
+__all__ = ["pad_to", "random_patches", "random_slabs", "augment", "sliding_window",
+           "predict_volume"]
 
 
 def random_patches(
@@ -46,11 +48,19 @@ def random_patches(
             solvent); after ``max_tries`` the last draw is kept.
     Returns:
         One array per input volume, each of shape (count, size, size, size), float32.
+
+    Examples:
+        >>> import numpy as np
+        >>> from cryolab.tiles import random_patches
+        >>> x = np.arange(16.0**3).reshape(16, 16, 16)
+        >>> a, b = random_patches([x, 2 * x], size=4, count=3, rng=np.random.default_rng(0))
+        >>> a.shape, bool(np.array_equal(b, 2 * a))      # aligned cubes from both volumes
+        ((3, 4, 4, 4), True)
     """
     shape = volumes[0].shape
     if any(v.shape != shape for v in volumes):
         raise ConfigError(f"volumes must share one shape, got {[v.shape for v in volumes]}")
-    padded = [_pad_to(np.asarray(v, dtype=np.float32), size) for v in volumes]
+    padded = [pad_to(np.asarray(v, dtype=np.float32), size) for v in volumes]
     pshape = padded[0].shape
     out = [np.empty((count, size, size, size), dtype=np.float32) for _ in volumes]
     for i in range(count):
@@ -67,7 +77,61 @@ def random_patches(
     return out
 
 
-def _pad_to(a: np.ndarray, size: int) -> np.ndarray:
+def random_slabs(inputs: Sequence[np.ndarray], targets: Sequence[np.ndarray], size: int,
+                 slices: int, count: int, rng: np.random.Generator, flips: bool = True,
+                 rotate: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Random training pairs for a 2.5D network: ``slices`` z-slices in, the centre slice out.
+
+    Args:
+        inputs, targets: aligned volumes (z, y, x), one pair per tomogram; targets may be
+            float (regression) or integer labels (segmentation).
+        size: slab edge in y and x (volumes smaller than that are zero-padded).
+        slices: odd number of input slices.
+        count: number of pairs.
+        rng: all randomness comes from it.
+        flips: random flips along z, y and x.
+        rotate: also rotate by random multiples of 90° in the (y, x) plane. Off by default:
+            rotating an *image* turns the tilt axis (y) into x without moving the missing
+            wedge's artefacts with it, so the network sees objects at orientations the
+            microscope never produced them at (used on purpose in the missing-wedge
+            experiment).
+    Returns:
+        ``x`` (count, slices, size, size) float32 and ``y`` (count, 1, size, size) float32, or
+        (count, size, size) int64 for integer targets.
+    """
+    if slices < 1 or slices % 2 == 0:
+        raise ConfigError(f"slices must be odd, got {slices}")
+    c = slices // 2
+    labels = np.issubdtype(np.asarray(targets[0]).dtype, np.integer)
+    xs = np.zeros((count, slices, size, size), np.float32)
+    ys = np.zeros((count, size, size), np.int64 if labels else np.float32)
+    for i in range(count):
+        k = int(rng.integers(len(inputs)))
+        vol, tgt = inputs[k], targets[k]
+        nz, ny, nx = vol.shape
+        z = int(rng.integers(0, nz))
+        y0 = int(rng.integers(0, max(ny - size, 0) + 1))
+        x0 = int(rng.integers(0, max(nx - size, 0) + 1))
+        zs = np.clip(np.arange(z - c, z + c + 1), 0, nz - 1)
+        a = vol[zs, y0 : y0 + size, x0 : x0 + size]
+        b = tgt[z, y0 : y0 + size, x0 : x0 + size]
+        if flips:
+            if rng.random() < 0.5:
+                a = a[::-1]
+            if rng.random() < 0.5:
+                a, b = a[:, ::-1], b[::-1]
+            if rng.random() < 0.5:
+                a, b = a[:, :, ::-1], b[:, ::-1]
+        if rotate and a.shape[1] == a.shape[2]:
+            k = int(rng.integers(4))
+            a, b = np.rot90(a, k, axes=(1, 2)), np.rot90(b, k)
+        xs[i, :, : a.shape[1], : a.shape[2]] = a
+        ys[i, : b.shape[0], : b.shape[1]] = b
+    return xs, (ys if labels else ys[:, None])
+
+
+def pad_to(a: np.ndarray, size: int) -> np.ndarray:
+    """``a`` zero-padded at the end of every axis shorter than ``size`` (unchanged if none)."""
     pad = [(0, max(0, size - n)) for n in a.shape]
     return np.pad(a, pad) if any(p[1] for p in pad) else a
 
@@ -122,6 +186,14 @@ def sliding_window(
         progress: show a tqdm bar over batches.
     Returns:
         float32 array of the input's shape.
+
+    Examples:
+        >>> import numpy as np
+        >>> from cryolab.tiles import sliding_window
+        >>> volume = np.random.default_rng(0).random((20, 20, 20)).astype(np.float32)
+        >>> same = sliding_window(volume, lambda cubes: cubes, patch=8, stride=4, weight="gaussian")
+        >>> bool(np.allclose(same, volume))    # an identity function gives the input back
+        True
     """
     if not 0 < stride <= patch:
         raise ConfigError(f"stride must be in (0, patch]; got stride {stride}, patch {patch}")

@@ -31,7 +31,7 @@ def ubiquitin(mirror):
 
 @pytest.fixture(scope="module")
 def model_map(ubiquitin):
-    from cryolab.pipelines.superres import ground_truth_map
+    from cryolab.density import ground_truth_map
 
     return ground_truth_map(ubiquitin, voxel=1.0, pad=5.0)
 
@@ -173,8 +173,8 @@ def test_cli_prints_the_score_and_writes_the_table(ubiquitin, model_map, tmp_pat
 
 
 def test_ground_truth_map_is_placed_on_the_atoms(ubiquitin, model_map):
+    from cryolab.density import ground_truth_map
     from cryolab.io import atoms_of
-    from cryolab.pipelines.superres import ground_truth_map
 
     xyz = atoms_of(ubiquitin, hydrogens=False).xyz
     at_atoms = model_map.interpolate(xyz)

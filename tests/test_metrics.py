@@ -16,7 +16,6 @@ from cryolab.metrics import (
     fsc_resolution,
     iou,
     model_mask,
-    normalise_minmax,
     pcc,
     psnr,
     rscc,
@@ -24,6 +23,7 @@ from cryolab.metrics import (
     struc2map_preprocess,
     threshold_percentile,
 )
+from cryolab.normalise import minmax
 
 
 @pytest.fixture
@@ -285,7 +285,7 @@ def test_struc2map_preprocess():
     thresholded = threshold_percentile(a, q=50)
     np.testing.assert_array_equal(thresholded, [0, 0, 0, 0, 0, 5, 6, 7, 8, 9, 0])
     np.testing.assert_allclose(struc2map_preprocess(a, q=50), thresholded / 9.0)
-    np.testing.assert_allclose(normalise_minmax([2.0, 4.0, 3.0]), [0.0, 1.0, 0.5])
+    np.testing.assert_allclose(minmax([2.0, 4.0, 3.0]), [0.0, 1.0, 0.5])
 
 
 # ----------------------------------------------------------------------------------- bad input
@@ -315,7 +315,7 @@ def test_shape_mismatch_raises(call):
         lambda a, b: psnr(a, b, data_range=1.0),
         lambda a, b: fsc(a, b, 1.0),
         lambda a, b: chimerax_correlation(a, b, 0.0),
-        lambda a, b: normalise_minmax(a),
+        lambda a, b: minmax(a),
     ],
 )
 def test_nan_input_raises(rng, call):

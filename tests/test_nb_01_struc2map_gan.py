@@ -5,6 +5,8 @@ from pathlib import Path
 
 import pytest
 
+from cryolab.pipelines.struc2map import Verdict
+
 pytestmark = pytest.mark.notebook
 NB = "01_struc2map_gan"
 ROOT = Path(__file__).resolve().parents[1]
@@ -21,6 +23,10 @@ def test_smoke(run_notebook):
     # the simulators themselves are right: molmap's transform is 1/e at 1/R
     assert abs(m["molmap_fourier_at_1_over_R"] - 0.3679) < 0.01
     assert abs(m["molmap_blob_integral"] - 6.0) < 1e-3
+    # the verdict stored is the package's verdict of the stored scores
+    verdict = Verdict.of(m["scores"])
+    assert (m["gan_beats_molmap_pcc"], m["gan_beats_molmap_cc_chimerax"]) == (
+        verdict.beats_pcc, verdict.beats_cc)
 
 
 def test_book_thresholds():

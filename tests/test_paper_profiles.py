@@ -51,7 +51,7 @@ def _superres_pairs(n: int):
     """Two pairs of random maps around a one-atom structure at the box centre."""
     import gemmi
 
-    from cryolab.pipelines import superres as sr
+    from cryolab import superres as sr
 
     structure = gemmi.Structure()
     structure.add_model(gemmi.Model("1"))
@@ -68,7 +68,7 @@ def _superres_pairs(n: int):
 
 
 def test_superres_paper():
-    from cryolab.pipelines import superres as sr
+    from cryolab import superres as sr
 
     cfg = replace(sr.PROFILES["paper"], patch=32, patches_per_epoch=1, batch=1)
     assert (cfg.depth, cfg.base) == (4, 32)

@@ -7,8 +7,9 @@ import pytest
 from scipy import ndimage
 
 from cryolab import metrics
-from cryolab.degrade import bfactor_blur, spatial_frequency
+from cryolab.degrade import bfactor_blur
 from cryolab.errors import ConfigError
+from cryolab.fourier import frequency_grid
 from cryolab.io import Volume
 from cryolab.sharpen import apply_bfactor, bfactor_sharpen, guinier_fit, radial_amplitude
 
@@ -69,7 +70,7 @@ def test_lowpass_of_apply_bfactor_removes_high_frequencies():
     vol = _atoms_map(32)
     out = apply_bfactor(vol, 0.0, resolution=5.0, edge=0.0)
     spectrum = np.abs(np.fft.rfftn(out.data))
-    s = spatial_frequency(vol.shape, vol.voxel_size)
+    s = frequency_grid(vol.shape, vol.voxel_size)
     assert spectrum[s > 0.2 + 1e-9].max() < 1e-6 * spectrum.max()
 
 
@@ -110,7 +111,7 @@ def test_bad_ranges_are_clear_errors():
 def test_sharpen_bfactor_method_keeps_the_grid():
     import argparse
 
-    from cryolab.pipelines.sharpening import sharpen_bfactor
+    from cryolab.commands.sharpen import sharpen_bfactor
 
     vol = bfactor_blur(_atoms_map(32), 60.0)
     vol = Volume(vol.data, (1.0, 1.0, 1.0), (4.0, -3.0, 2.0))

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from cryolab.errors import ConfigError
+from cryolab.fourier import frequency_grid
 from cryolab.tomo.microscope import (
     MicroscopeConfig,
     acquire,
@@ -16,7 +17,6 @@ from cryolab.tomo.microscope import (
     damage_fade,
     detect,
     electron_wavelength,
-    frequency_grid,
     interaction_constant,
     project,
     tilt_angles,

@@ -116,6 +116,18 @@ def test_config_round_trip_and_errors(tmp_path):
         load_config(tmp_path / "missing.yml")
 
 
+def test_unit_bearing_names_and_their_earlier_names():
+    new = config_from_dict({"specimen": {"pixel_size_a": 20},
+                            "microscope": {"defocus_um": 3.0, "cs_mm": 2.0, "voltage_kv": 200}})
+    old = config_from_dict({"specimen": {"pixel_size": 20},
+                            "microscope": {"defocus": 3.0, "cs": 2.0, "voltage": 200}})
+    assert new == old
+    assert (new.specimen.pixel_size_a, new.microscope.defocus_um) == (20, 3.0)
+    assert config_to_dict(new)["microscope"]["voltage_kv"] == 200
+    with pytest.raises(ConfigError, match="defocus_um only"):
+        config_from_dict({"microscope": {"defocus": 3.0, "defocus_um": 3.0}})
+
+
 def test_cli_simulate_tomo(tmp_path, capsys, mirror):
     cfg = tmp_path / "cfg.yml"
     small = dict(SMALL, prior=False)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from cryolab.errors import ConfigError
+from cryolab.tomo.particles import load_particle, particle_from_structure
 from cryolab.tomo.specimen import (
     ICE_DENSITY,
     PROTEIN_DENSITY,
@@ -13,8 +14,6 @@ from cryolab.tomo.specimen import (
     SpecimenConfig,
     VesicleConfig,
     build_specimen,
-    load_particle,
-    particle_from_structure,
     vesicle,
     voxelize_atoms,
 )
@@ -62,10 +61,10 @@ def test_templates_scaled_to_their_mass(mirror):
 
 
 def _crowded(seed=0, **kw):
-    cfg = SpecimenConfig(size=(960.0, 960.0, 400.0), pixel_size=10.0,
+    cfg = SpecimenConfig(size=(960.0, 960.0, 400.0), pixel_size_a=10.0,
                          layers=[Layer(["ribosome", "proteasome_20s"], 0.2, 200),
                                  Layer(["rubisco"], 0.05, 100)], gold=3, **kw)
-    return build_specimen(cfg, seed)
+    return build_specimen(cfg, seed, particles=load_particle)
 
 
 def test_no_two_particles_overlap_and_atlas_counts_match(mirror):
@@ -126,11 +125,11 @@ def test_vesicle_bilayer_is_bimodal():
 
 
 def test_features_vesicles_membrane_proteins_microtubule_carbon_gold(mirror):
-    cfg = SpecimenConfig(size=(1200.0, 1200.0, 400.0), pixel_size=10.0,
+    cfg = SpecimenConfig(size=(1200.0, 1200.0, 400.0), pixel_size_a=10.0,
                          vesicles=VesicleConfig(count=1, radius=(120, 140),
                                                 proteins=["5gjv_mb"], protein_density=0.5),
                          microtubules=1, gold=2, carbon=True)
-    spec = build_specimen(cfg, 3)
+    spec = build_specimen(cfg, 3, particles=load_particle)
     names = {p.name for p in spec.placements}
     assert {"membrane", "5gjv_mb", "microtubule", "carbon", "gold"} <= names
     assert spec.overlap_free()
@@ -145,8 +144,18 @@ def test_features_vesicles_membrane_proteins_microtubule_carbon_gold(mirror):
 
 def test_bad_specimens_raise_config_errors():
     with pytest.raises(ConfigError, match="pixel_size"):
-        SpecimenConfig(size=(1e5, 1e5, 1e4), pixel_size=1.0).validate()
+        SpecimenConfig(size=(1e5, 1e5, 1e4), pixel_size_a=1.0).validate()
     with pytest.raises(ConfigError, match="density"):
         SpecimenConfig(layers=[Layer(["ribosome"], 1.5)]).validate()
     with pytest.raises(ConfigError, match="thick"):
         SpecimenConfig(size=(1000.0, 1000.0, 200.0), microtubules=1).validate()
+
+
+def test_the_specimen_module_reads_no_files_unless_given_a_particle_source():
+    cfg = SpecimenConfig(size=(480.0, 480.0, 300.0), pixel_size_a=10.0,
+                         layers=[Layer(["ribosome"], 0.1, 10)])
+    with pytest.raises(ConfigError, match="particles="):
+        build_specimen(cfg, 0)
+    # gold, carbon and ice need no particle source
+    plain = build_specimen(SpecimenConfig(size=(480.0, 480.0, 300.0), gold=1, carbon=True), 0)
+    assert {p.name for p in plain.placements} == {"gold", "carbon"}

@@ -10,48 +10,46 @@ import pytest
 import torch
 from scipy import ndimage
 
+from cryolab.apply import INPUT_CLIP, SCALINGS
 from cryolab.cli import main
 from cryolab.errors import ConfigError
+from cryolab.fourier import central_section as central_spectrum
 from cryolab.io import Volume, read_map, write_map
+from cryolab.metrics import calibrate, confusion_matrix
 from cryolab.nn.unet import UNet, predict_logits
+from cryolab.normalise import zscore
 from cryolab.pipelines.tomolearn import (
-    INPUT_CLIP,
     PROFILES,
-    calibrate,
-    central_spectrum,
     class_weights,
-    confusion_matrix,
     gaussian_baseline,
-    normalise_input,
-    sample_slabs,
     simulate_sample,
-    standardise,
     train_unet,
     with_setting,
 )
+from cryolab.tiles import random_slabs
 from cryolab.train import Trainer, load_model, supervised_step
 
 
 def test_slabs_are_aligned_windows_of_the_volumes():
     vol = np.arange(6 * 10 * 12, dtype=np.float32).reshape(6, 10, 12)
     lab = (vol.astype(np.int64) % 7)
-    x, y = sample_slabs([vol], [lab], 8, 3, 20, np.random.default_rng(0), flips=False)
+    x, y = random_slabs([vol], [lab], 8, 3, 20, np.random.default_rng(0), flips=False)
     assert x.shape == (20, 3, 8, 8) and y.shape == (20, 8, 8) and y.dtype == np.int64
     for xi, yi in zip(x, y, strict=True):
         z, r, c = np.argwhere(vol == xi[1, 0, 0])[0]
         np.testing.assert_array_equal(xi[1], vol[z, r : r + 8, c : c + 8])
         np.testing.assert_array_equal(yi, lab[z, r : r + 8, c : c + 8])
-    xf, yf = sample_slabs([vol], [vol], 8, 3, 50, np.random.default_rng(1))
+    xf, yf = random_slabs([vol], [vol], 8, 3, 50, np.random.default_rng(1))
     assert yf.shape == (50, 1, 8, 8)
     np.testing.assert_array_equal(xf[:, 1], yf[:, 0])  # flips keep input and target aligned
     # no 90° rotations: rows of a slab always run along x (values step by 1 along x)
     assert np.all(np.abs(np.diff(xf[:, 1], axis=2)) == 1)
-    xr, yr = sample_slabs([vol], [vol], 8, 3, 50, np.random.default_rng(2), rotate=True)
+    xr, yr = random_slabs([vol], [vol], 8, 3, 50, np.random.default_rng(2), rotate=True)
     np.testing.assert_array_equal(xr[:, 1], yr[:, 0])
     steps = np.abs(np.diff(xr[:, 1], axis=2))[:, 0, 0]
     assert set(steps.tolist()) == {1.0, 12.0}  # rows run along x or (rotated) along y
     with pytest.raises(ConfigError, match="odd"):
-        sample_slabs([vol], [vol], 8, 2, 1, np.random.default_rng(0))
+        random_slabs([vol], [vol], 8, 2, 1, np.random.default_rng(0))
 
 
 def test_class_weights_follow_the_frequencies():
@@ -96,7 +94,12 @@ def test_profiles_and_settings():
     assert with_setting(PROFILES["book"], dose=40.0).dose == 40.0
     with pytest.raises(ConfigError, match="sweep"):
         with_setting(PROFILES["book"], slices=3)
-    assert standardise(np.array([1.0, 3.0])).tolist() == [-1.0, 1.0]
+    assert zscore(np.array([1.0, 3.0])).tolist() == [-1.0, 1.0]
+
+
+def normalise_input(a):
+    """The tomogram networks' input scaling, as ``cryolab denoise``/``segment`` apply it."""
+    return SCALINGS["robust_zscore"](a)[0]
 
 
 def test_input_normalisation_is_robust_and_idempotent():

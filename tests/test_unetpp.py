@@ -9,7 +9,9 @@ import pytest
 import torch
 
 from cryolab import density
+from cryolab.apply import condition_channel, generate_map
 from cryolab.curate import CuratedPair
+from cryolab.degrade import blur_to_resolution
 from cryolab.errors import ConfigError
 from cryolab.io import Volume
 from cryolab.nn.unetpp import Discriminator3D, ResidualBlock, UNetPlusPlus3D
@@ -103,13 +105,13 @@ def test_checkpoint_reloads_the_generator_and_generates_full_maps(trained):
     _, _, ckpt, trainer, _ = trained
     g = load_model(ckpt, UNetPlusPlus3D, name="generator", device="cpu")
     pair = blurred_pair(1)
-    a = s2m.generate_map(g, pair.input)
-    b = s2m.generate_map(trainer.models["generator"], pair.input)
+    a = generate_map(g, pair.input)
+    b = generate_map(trainer.models["generator"], pair.input)
     assert a.shape == pair.input.shape
     np.testing.assert_allclose(a.data, b.data, rtol=1e-4, atol=1e-5)
     # a coarser target grid: generated at 1 Å, then resampled onto it
     coarse = Volume(np.zeros((12, 12, 12), np.float32), 1.6, pair.input.origin)
-    c = s2m.generate_map(g, pair.input, on_grid=coarse)
+    c = generate_map(g, pair.input, on_grid=coarse)
     assert c.shape == coarse.shape
     np.testing.assert_allclose(c.voxel_size, 1.6)
 
@@ -183,9 +185,9 @@ def test_lowpass_to_adds_blur_in_quadrature():
     grid = density.box_around(one.xyz, 0.5, 15.0)
     at3 = density.molmap(one, 3.0, on_grid=grid).data
     at6 = density.molmap(one, 6.0, on_grid=grid).data
-    blurred = s2m.lowpass_to(at3, 3.0, 6.0, voxel_size=0.5)
+    blurred = blur_to_resolution(at3, 3.0, 6.0, voxel_size=0.5)
     np.testing.assert_allclose(blurred, at6, atol=1e-3 * at6.max())
-    np.testing.assert_array_equal(s2m.lowpass_to(at3, 3.0, 2.0), at3)
+    np.testing.assert_array_equal(blur_to_resolution(at3, 3.0, 2.0), at3)
 
 
 def test_resolution_conditioned_batches_and_generation():
@@ -197,14 +199,14 @@ def test_resolution_conditioned_batches_and_generation():
     x0, x1 = x[:, 0].numpy(), x[:, 1].numpy()
     assert np.all(x1.max(axis=(1, 2, 3)) < x0.max(axis=(1, 2, 3)))
     np.testing.assert_allclose(x1.sum(axis=(1, 2, 3)), x0.sum(axis=(1, 2, 3)), rtol=0.05)
-    sharpest = s2m.condition_channel(x0[0], 4.0)
+    sharpest = condition_channel(x0[0], 4.0)
     assert x1[0].max() <= sharpest.max() + 1e-6
     g = UNetPlusPlus3D(2, in_channels=2)
     pair = blurred_pair(1)
     with pytest.raises(ConfigError, match="resolution"):
-        s2m.generate_map(g, pair.input)
-    out = s2m.generate_map(g, pair.input, resolution=5.0)
+        generate_map(g, pair.input)
+    out = generate_map(g, pair.input, resolution=5.0)
     assert out.shape == pair.input.shape
-    assert not np.allclose(out.data, s2m.generate_map(g, pair.input, resolution=8.0).data)
+    assert not np.allclose(out.data, generate_map(g, pair.input, resolution=8.0).data)
     with pytest.raises(ConfigError, match="resolutions"):
         s2m.PatchPool([blurred_pair()], 16, 2, seed=0).batches(2, 2, condition=(3.0, 8.0))

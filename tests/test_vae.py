@@ -140,9 +140,9 @@ def test_sample_volume_tiles_a_map():
 def test_sharpen_vae_keeps_the_grid_and_the_units(tmp_path):
     import argparse
 
+    from cryolab.commands.sharpen import sharpen_vae
     from cryolab.errors import ConfigError
     from cryolab.io import Volume
-    from cryolab.pipelines.sharpening import sharpen_vae
 
     torch.manual_seed(0)
     net = VAE3D(depth=1, base=4, latent_channels=2)

@@ -107,8 +107,8 @@ def _run(args: argparse.Namespace) -> int:
 def _gan(args: argparse.Namespace, structure, grid):  # noqa: ANN001, ANN202
     if not args.checkpoint:
         raise ConfigError("--method gan needs --checkpoint CKPT (a trained struc2mapGAN)")
+    from ..apply import generate_map
     from ..nn.unetpp import UNetPlusPlus3D
-    from ..pipelines.struc2map import generate_map
     from ..train import load_model
 
     generator = load_model(args.checkpoint, UNetPlusPlus3D, name="generator", device=args.device)

@@ -13,12 +13,13 @@ from pathlib import Path
 
 import numpy as np
 
+from ..apply import apply_model
 from ..errors import ConfigError
 from ..io import Volume, read_map, write_map
 from ..outputs import add_overwrite_option, check_file
 from ..validation import device, grid_memory, option
 
-__all__ = ["METHODS", "register", "sharpen_unet3d"]
+__all__ = ["METHODS", "register", "sharpen_unet3d", "sharpen_bfactor", "sharpen_vae"]
 
 SharpenMethod = Callable[[Volume, argparse.Namespace], Volume]
 
@@ -26,11 +27,11 @@ SharpenMethod = Callable[[Volume, argparse.Namespace], Volume]
 def sharpen_unet3d(volume: Volume, args: argparse.Namespace) -> Volume:
     """Super-resolve with a trained :class:`~cryolab.nn.unet3d.UNet3D` checkpoint.
 
-    The map is resampled to the network's 1 Å grid, normalised, predicted tile by tile,
-    scaled back to the input's units and resampled onto the input grid.
+    The map is resampled to the network's 1 Å grid, divided by its 99.9th percentile,
+    predicted tile by tile, scaled back to the input's units and resampled onto the input grid
+    (:func:`cryolab.apply.apply_model`).
     """
     from ..nn.unet3d import UNet3D
-    from ..pipelines.superres import normalise, onto_grid, resample
     from ..tiles import predict_volume
     from ..train import load_model
 
@@ -40,26 +41,45 @@ def sharpen_unet3d(volume: Volume, args: argparse.Namespace) -> Volume:
     step = model.divisor
     patch = int(np.ceil(args.patch / step) * step)
     stride = args.stride or patch // 2
-    on_grid = resample(volume, 1.0)
-    scale = float(np.percentile(on_grid.data, 99.9))
-    data = normalise(on_grid.data)
-    pred = predict_volume(
-        model, data, patch=patch, stride=stride, weight="gaussian", batch_size=4,
-        progress=True,
-    )
-    return onto_grid(on_grid.with_data(pred * scale), volume)
+
+    def predict(x: np.ndarray) -> np.ndarray:
+        return predict_volume(model, x, patch=patch, stride=stride, weight="gaussian",
+                              batch_size=4, progress=True)
+
+    return apply_model(volume, predict, "percentile", voxel_size=1.0)
 
 
-def _vae_chapter(name: str) -> SharpenMethod:
-    """A method of the VAE chapter (:mod:`cryolab.pipelines.sharpening`), imported when used:
-    ``bfactor`` (Guinier B-factor sharpening) and ``vae`` (a trained VAE3D)."""
+def sharpen_bfactor(volume: Volume, args: argparse.Namespace) -> Volume:
+    """``--method bfactor --resolution R``: Guinier fit from ``--fit-low`` (default 10 Å) to R,
+    ``exp(B s²/4)`` and a low-pass at R (:func:`cryolab.sharpen.bfactor_sharpen`)."""
+    from ..sharpen import bfactor_sharpen
 
-    def run(volume: Volume, args: argparse.Namespace) -> Volume:
-        from ..pipelines import sharpening
+    resolution = getattr(args, "resolution", None)
+    if not resolution:
+        raise ConfigError("--method bfactor needs --resolution Å (the map's resolution)")
+    sharp, fit = bfactor_sharpen(volume, resolution, low=getattr(args, "fit_low", None) or 10.0)
+    print(f"Guinier B = {fit.bfactor:.1f} Å² ({fit.low:g}–{fit.high:g} Å)")
+    return sharp
 
-        return getattr(sharpening, name)(volume, args)
 
-    return run
+def sharpen_vae(volume: Volume, args: argparse.Namespace) -> Volume:
+    """``--method vae --checkpoint CKPT``: the map resampled to 1 Å, z-scored, decoded tile by
+    tile from ``z = μ``, put back in the input's units and grid
+    (:func:`cryolab.apply.apply_model`)."""
+    from ..nn.vae import VAE3D
+    from ..tiles import predict_volume
+    from ..train import load_model
+
+    if not args.checkpoint:
+        raise ConfigError("--method vae needs --checkpoint CKPT (a trained VAE3D)")
+    model = load_model(args.checkpoint, VAE3D, device=args.device)
+    patch = int(np.ceil(args.patch / model.divisor) * model.divisor)
+
+    def predict(x: np.ndarray) -> np.ndarray:
+        return predict_volume(model, x, patch=patch, stride=args.stride or patch // 2,
+                              weight="gaussian", batch_size=4, progress=True)
+
+    return apply_model(volume, predict, "zscore", voxel_size=1.0)
 
 
 #: Methods that run a network on the map resampled to 1 Å voxels.
@@ -68,8 +88,8 @@ NETWORK_METHODS = ("unet3d", "vae")
 #: Sharpening methods by name: ``fn(volume, args) -> volume`` on the same grid.
 METHODS: dict[str, SharpenMethod] = {
     "unet3d": sharpen_unet3d,
-    "bfactor": _vae_chapter("sharpen_bfactor"),
-    "vae": _vae_chapter("sharpen_vae"),
+    "bfactor": sharpen_bfactor,
+    "vae": sharpen_vae,
 }
 
 

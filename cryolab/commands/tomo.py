@@ -16,7 +16,7 @@ EXAMPLE = """\
 seed: 0
 specimen:
   size: [2000, 2000, 500]      # x, y, z (ice thickness) in Å
-  pixel_size: 10
+  pixel_size_a: 10
   layers:
     - particles: [ribosome, proteasome_20s]
       density: 0.15
@@ -29,7 +29,7 @@ microscope:
   min_angle: -60
   max_angle: 60
   step: 2
-  defocus: 5.0                 # µm underfocus
+  defocus_um: 5.0              # µm underfocus
   dose: 100                    # e-/Å² over the series
 reconstruction:
   filter: ramp                 # or sirt

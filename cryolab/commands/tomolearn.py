@@ -1,10 +1,11 @@
 """``cryolab denoise`` and ``cryolab segment``: apply a trained tomogram U-Net to an MRC file.
 
 Both read a tomogram, normalise it as the training data were
-(:func:`~cryolab.pipelines.tomolearn.normalise_input`: median 0, robust standard deviation 1,
-clipped to ±4), run the network tile by tile (:func:`cryolab.nn.unet.denoise_volume` /
+(:func:`~cryolab.normalise.robust_zscore`: median 0, robust standard deviation 1, clipped to
+±4), run the network tile by tile (:func:`cryolab.nn.unet.denoise_volume` /
 :func:`~cryolab.nn.unet.segment_volume`, so a tomogram of any size runs in bounded network
-memory) and write the result on the input's grid (same shape, voxel size and origin):
+memory) and write the result on the input's grid (same shape, voxel size and origin), all
+through :func:`cryolab.apply.apply_model`:
 
 - ``denoise`` writes the denoised map in the prior's standardised units (mean 0, std 1);
 - ``segment`` writes one integer class label per voxel (0 = background).
@@ -44,20 +45,23 @@ def _load(args: argparse.Namespace, segmentation: bool):
 
 
 def _run(args: argparse.Namespace, segmentation: bool) -> int:
+    from ..apply import apply_model
     from ..nn.unet import denoise_volume, segment_volume
-    from ..pipelines.tomolearn import normalise_input
 
     check_file(args.out, inputs=(args.tomogram, args.checkpoint), overwrite=args.overwrite)
     volume = read_map(args.tomogram)
     model = _load(args, segmentation)
-    data = normalise_input(volume.data)
-    apply = segment_volume if segmentation else denoise_volume
-    result = apply(model, data, patch=args.patch, stride=args.stride, batch_size=args.batch,
-                   progress=True)
+    network = segment_volume if segmentation else denoise_volume
+
+    def predict(x: np.ndarray) -> np.ndarray:
+        return network(model, x, patch=args.patch, stride=args.stride, batch_size=args.batch,
+                       progress=True)
+
+    result = apply_model(volume, predict, "robust_zscore", restore_units=False).data
     what = "segment" if segmentation else "denoise"
     write_map(args.out, volume.with_data(result.astype(np.float32)),
               label=f"cryolab {what} {Path(args.checkpoint).name}")
-    extra = (f"; labels {sorted(np.unique(result).tolist())}" if segmentation else "")
+    extra = (f"; labels {np.unique(result).astype(int).tolist()}" if segmentation else "")
     print(f"wrote {args.out} (grid {volume.shape}, voxel "
           f"{volume.voxel_size[::-1].round(4).tolist()} Å{extra})")
     return 0

@@ -24,7 +24,7 @@ from ..errors import ConfigError
 from ..results import PROFILES
 from ..validation import device, option
 
-__all__ = ["register", "CHAPTERS"]
+__all__ = ["register", "CHAPTERS", "RECIPES", "chapter_key"]
 
 #: chapter number → (notebook name, what is trained)
 CHAPTERS = {
@@ -156,15 +156,17 @@ def _struc2map(profile: str, out: Path, args: argparse.Namespace) -> dict:
 
 
 def _superres(profile: str, out: Path, args: argparse.Namespace) -> dict:
+    import numpy as np
     import torch
 
-    from ..pipelines import sharpening as sp
-    from ..pipelines import superres as sr
+    from .. import superres as sr
 
     cfg = _profile(sr.PROFILES, profile)
     torch.set_num_threads(2)  # as the notebook
-    data = sp.load_data(_profile(sp.PROFILES, profile))
-    _, history = sr.train_unet3d(data.unet_train, cfg, out / "unet3d.pt", device=args.device,
+    entries = sr.load_entries(max_resolution=2.0)
+    train, _ = sr.split_by_entry(entries, cfg.n_test, cfg.n_train)
+    pairs = sr.make_pairs(train, cfg.noise, np.random.default_rng(cfg.seed))
+    _, history = sr.train_unet3d(pairs, cfg, out / "unet3d.pt", device=args.device,
                                  progress=not args.quiet, epochs=args.epochs)
     return {out / "unet3d.pt": history}
 

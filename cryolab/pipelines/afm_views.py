@@ -26,6 +26,7 @@ from ..metrics import iou
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "data_files",
     "AFMProfile",
     "PROFILES",
     "PAPER_IOU",

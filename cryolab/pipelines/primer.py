@@ -8,7 +8,7 @@ import numpy as np
 
 from ..io import Atoms, Volume
 
-__all__ = ["PrimerProfile", "PROFILES", "atom_inclusion"]
+__all__ = ["PrimerProfile", "PROFILES", "atom_inclusion", "data_files"]
 
 
 @dataclass(frozen=True)

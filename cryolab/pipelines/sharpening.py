@@ -1,26 +1,28 @@
 """Chapter glue for map sharpening with a VAE (Thornton, 2025), against the U-Net and B-factors.
 
-The data are the super-resolution chapter's, reused from :mod:`cryolab.pipelines.superres`:
+The data are the super-resolution chapter's, reused from :mod:`cryolab.superres`:
 the same X-ray entries, the same split by entry, the same noise model and the same random
 stream, so the test maps here are the test maps there. On top of them:
 
 - :func:`load_data`: train / validation / test pairs (validation entries are taken from the
   end of the training entries and kept out of the VAE's training);
-- :func:`zscore_pairs`: the VAE sees z-scored maps (mean 0, standard deviation 1 per map), as
+- :func:`zscore_pairs`: the VAE sees z-scored maps (:func:`cryolab.normalise.zscore`: mean 0,
+  standard deviation 1 per map), as
   in the study's companion work; every metric of the chapter ignores that affine change;
 - :func:`train_vae`: a :class:`~cryolab.nn.vae.VAE3D` trained with
   :func:`~cryolab.nn.vae.vae_step`, validated by masked RSCC after every epoch;
 - :func:`unet_for`: the super-resolution chapter's U-Net, from its checkpoint when present,
   otherwise trained here with that chapter's functions;
 - :func:`compare_methods`: one row per (entry, method) of RSCC, PCC, FSC resolution and
-  EMRinger, through :func:`cryolab.pipelines.superres.evaluate`;
-- :func:`uncertainty_agreement`: how well the VAE's per-voxel spread tracks its error;
-- ``sharpen_vae`` / ``sharpen_bfactor``: the ``cryolab sharpen`` methods of this chapter.
+  EMRinger, through :func:`cryolab.superres.evaluate`;
+- :func:`uncertainty_agreement`: how well the VAE's per-voxel spread tracks its error.
+
+The ``cryolab sharpen --method vae|bfactor`` command applies this chapter's models through
+:func:`cryolab.apply.apply_model` and :func:`cryolab.sharpen.bfactor_sharpen`.
 """
 
 from __future__ import annotations
 
-import argparse
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -31,23 +33,23 @@ import pandas as pd
 import torch
 
 from .. import metrics
+from .. import superres as sr
 from ..errors import ConfigError
 from ..io import Volume, atoms_of
 from ..nn.unet3d import UNet3D
 from ..nn.vae import VAE3D, sample_volume, vae_step
+from ..normalise import zscore
 from ..results import repo_root
-from ..sharpen import bfactor_sharpen
 from ..tiles import predict_volume
 from ..train import History, Trainer, load_model
-from . import superres as sr
 
 __all__ = [
+    "data_files",
     "STUDY",
     "SharpeningProfile",
     "PROFILES",
     "Data",
     "load_data",
-    "zscore",
     "zscore_pairs",
     "sharpening_resolution",
     "masked_rscc",
@@ -59,8 +61,6 @@ __all__ = [
     "method_table",
     "uncertainty_agreement",
     "plot_guinier",
-    "sharpen_vae",
-    "sharpen_bfactor",
 ]
 
 #: The study's numbers: the validation RSCC plateau of the VAE, the epoch it was reached,
@@ -172,14 +172,6 @@ def load_data(profile: SharpeningProfile) -> Data:
     train = sr.make_pairs(train_entries, cfg.noise, rng)
     test = sr.make_pairs(test_entries, cfg.noise, rng)
     return Data(train[: -profile.n_val], train[-profile.n_val :], test)
-
-
-def zscore(data: np.ndarray) -> np.ndarray:
-    """``(x − mean) / std`` of a map (float32)."""
-    std = float(data.std())
-    if std == 0:
-        raise ConfigError("cannot z-score a constant map")
-    return ((data - data.mean()) / std).astype(np.float32)
 
 
 def zscore_pairs(pairs: Sequence[sr.Pair]) -> list[sr.Pair]:
@@ -344,7 +336,7 @@ def uncertainty_agreement(model: VAE3D, pair: sr.Pair, profile: SharpeningProfil
 
 
 def plot_guinier(fits: dict):
-    """Guinier plots (ln |F| vs s²) with the fitted lines, ``{label: GuinierFit}``."""
+    """Guinier plots (``ln |F|`` vs s²) with the fitted lines, ``{label: GuinierFit}``."""
     import matplotlib.pyplot as plt
 
     from ..viz import use_style
@@ -363,36 +355,6 @@ def plot_guinier(fits: dict):
     ax.set_ylabel("ln mean |F|")
     ax.legend(frameon=False)
     return fig
-
-
-# ------------------------------------------------------------------------- cryolab sharpen
-
-
-def sharpen_bfactor(volume: Volume, args: argparse.Namespace) -> Volume:
-    """``cryolab sharpen --method bfactor --resolution R``: Guinier fit from ``--fit-low``
-    (default 10 Å) to R, ``exp(B s²/4)`` and a low-pass at R."""
-    resolution = getattr(args, "resolution", None)
-    if not resolution:
-        raise ConfigError("--method bfactor needs --resolution Å (the map's resolution)")
-    sharp, fit = bfactor_sharpen(volume, resolution, low=getattr(args, "fit_low", None) or 10.0)
-    print(f"Guinier B = {fit.bfactor:.1f} Å² ({fit.low:g}–{fit.high:g} Å)")
-    return sharp
-
-
-def sharpen_vae(volume: Volume, args: argparse.Namespace) -> Volume:
-    """``cryolab sharpen --method vae --checkpoint CKPT``: the map resampled to 1 Å, z-scored,
-    decoded tile by tile from ``z = μ``, put back in the input's units and grid."""
-
-    if not args.checkpoint:
-        raise ConfigError("--method vae needs --checkpoint CKPT (a trained VAE3D)")
-    model = load_model(args.checkpoint, VAE3D, device=args.device)
-    patch = int(np.ceil(args.patch / model.divisor) * model.divisor)
-    on_grid = sr.resample(volume, 1.0)
-    mean, std = float(on_grid.data.mean()), float(on_grid.data.std())
-    pred = predict_volume(model, zscore(on_grid.data), patch=patch,
-                          stride=args.stride or patch // 2, weight="gaussian", batch_size=4,
-                          progress=True)
-    return sr.onto_grid(on_grid.with_data(pred * std + mean), volume)
 
 
 def data_files() -> list[str]:

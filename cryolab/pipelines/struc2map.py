@@ -1,7 +1,7 @@
 """struc2mapGAN, end to end: curated pairs → patches → GAN training → full maps → metrics.
 
-The notebook ``01_struc2map_gan`` runs these steps; the ``cryolab simulate-map --method gan``
-command uses :func:`generate_map`. Profiles:
+The notebook ``01_struc2map_gan`` runs these steps; maps are generated, there and by
+``cryolab simulate-map --method gan``, with :func:`cryolab.apply.generate_map`. Profiles:
 
 - ``smoke``: one small training map, a tiny generator, a few epochs (CI, seconds);
 - ``book``: the mirror's two training pairs (EMD-0093 crop with 6GYN, the EMD-2566 cut-out
@@ -16,7 +16,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -24,21 +24,23 @@ import numpy as np
 from scipy import ndimage
 
 from .. import density
-from ..curate import CuratedPair, curate_pair, scale_unit
+from ..apply import condition_channel
+from ..curate import CuratedPair, curate_pair
 from ..data import fetch
+from ..degrade import blur_to_resolution
 from ..errors import ConfigError, DataError
 from ..io import Volume, read_map, read_structure
 from ..metrics import (
     chimerax_correlation,
     fsc_resolution,
-    model_mask,
     pcc,
     ssim,
     struc2map_preprocess,
 )
-from ..tiles import augment
+from ..tiles import augment, pad_to
 
 __all__ = [
+    "data_files",
     "Struc2MapProfile",
     "PROFILES",
     "PAPER_MEANS",
@@ -48,15 +50,17 @@ __all__ = [
     "training_pairs",
     "training_resolutions",
     "paper_pairs",
+    "paper_cache",
     "PatchPool",
     "augment_input",
-    "lowpass_to",
-    "condition_channel",
     "build_gan",
     "train_gan",
-    "generate_map",
     "evaluate_map",
     "simulator_maps",
+    "IMAGE_METRICS",
+    "Verdict",
+    "count_at_least",
+    "Struc2MapRun",
 ]
 
 #: Mean scores on the paper's test maps (struc2mapGAN, Table 1): GAN and the range over the
@@ -290,8 +294,8 @@ class PatchPool:
         self.targets = np.empty_like(self.inputs)
         for i, k in enumerate(which):
             pair = pairs[k]
-            x, y = _pad(pair.input.data, size), _pad(pair.target.data, size)
-            mask = _pad(pair.mask.astype(np.float32), size)
+            x, y = pad_to(pair.input.data, size), pad_to(pair.target.data, size)
+            mask = pad_to(pair.mask.astype(np.float32), size)
             for _ in range(50):  # prefer cubes where the model has atoms
                 c = [int(rng.integers(0, n - size + 1)) for n in x.shape]
                 region = tuple(slice(a, a + size) for a in c)
@@ -316,7 +320,8 @@ class PatchPool:
 
         With ``condition=(low, high)`` (Å) each cube gets a target resolution drawn uniformly
         from [max(low, its map's resolution), high]: the target is blurred to it
-        (:func:`lowpass_to`) and the input gains a second channel, :func:`condition_channel`.
+        (:func:`cryolab.degrade.blur_to_resolution`) and the input gains a second channel,
+        :func:`cryolab.apply.condition_channel`.
         """
         import torch
 
@@ -332,7 +337,7 @@ class PatchPool:
                     x = augment_input(x, rng, augment_p)[None]
                     if condition is not None:
                         res = float(rng.uniform(max(condition[0], self.native[k]), condition[1]))
-                        y = lowpass_to(y, self.native[k], res)
+                        y = blur_to_resolution(y, self.native[k], res)
                         x = np.concatenate([x, condition_channel(x[0], res)[None]])
                     xs.append(x)
                     ys.append(y)
@@ -341,36 +346,6 @@ class PatchPool:
                 yield (x, y)
 
         return source
-
-
-def condition_channel(x: np.ndarray, resolution: float, input_resolution: float = 2.0
-                      ) -> np.ndarray:
-    """The second input channel of the resolution-conditioned generator: the (2 Å) molmap input
-    blurred to ``resolution`` Å, i.e. a molmap at that resolution.
-
-    Why not simply a constant channel holding R? Every block of the generator normalises its
-    channels per cube (InstanceNorm subtracts each channel's mean), which erases a spatially
-    constant input almost entirely; a map that *looks* like resolution R survives it.
-    """
-    return lowpass_to(x, input_resolution, resolution)
-
-
-def lowpass_to(data: np.ndarray, native: float, target: float, voxel_size: float = 1.0
-               ) -> np.ndarray:
-    """Blur a map of resolution ``native`` to ``target`` Å (no change if ``target <= native``).
-
-    Gaussians add in quadrature, so a Gaussian of σ² = σ(target)² − σ(native)², with molmap's
-    σ(R) = R/(π√2), turns a molmap-like blur at ``native`` into one at ``target``.
-    """
-    if target <= native:
-        return np.asarray(data, dtype=np.float32)
-    sigma = density.MOLMAP_SIGMA_FACTOR * np.sqrt(target**2 - native**2) / voxel_size
-    return ndimage.gaussian_filter(np.asarray(data, dtype=np.float32), sigma)
-
-
-def _pad(a: np.ndarray, size: int) -> np.ndarray:
-    pad = [(0, max(0, size - n)) for n in a.shape]
-    return np.pad(a, pad) if any(p[1] for p in pad) else a
 
 
 # -------------------------------------------------------------------------------- training
@@ -435,74 +410,7 @@ def train_gan(
     return trainer, history
 
 
-# ------------------------------------------------------------------------------- inference
-
-
-def generate_map(
-    generator,  # noqa: ANN001 - a torch module
-    source: Volume | object,
-    on_grid: Volume | None = None,
-    input_resolution: float = 2.0,
-    voxel_size: float = 1.0,
-    device: str | None = None,
-    patch: int = 32,
-    core: int = 20,
-    batch_size: int = 8,
-    progress: bool = False,
-    resolution: float | None = None,
-    mask_radius: float | None = None,
-) -> Volume:
-    """A struc2mapGAN map from a structure (or from any map already on a grid).
-
-    A structure is first turned into molmap at ``input_resolution`` Å on a grid of
-    ``voxel_size`` Å voxels (the training sampling) — ``on_grid`` itself when its voxels are that
-    size, else a grid covering it, with the result interpolated back onto ``on_grid`` — and
-    scaled to [0, 1] like the training inputs. The generator then runs over ``patch``³ tiles
-    whose ``core``³ centres are stitched back together; negative outputs are set to 0 (the
-    curated targets are non-negative). A resolution-conditioned generator (two input channels)
-    needs the wanted ``resolution`` in Å. With ``mask_radius`` (Å; needs a structure) voxels
-    farther than that from every atom are set to 0 — the definition of the curated targets
-    (:func:`cryolab.curate.curate_pair`) applied to the output.
-    """
-    import torch
-
-    from ..tiles import sliding_window
-    from ..train import pick_device
-
-    conditioned = generator.hparams.get("in_channels", 1) == 2
-    if conditioned and resolution is None:
-        raise ConfigError("this generator is conditioned on resolution: pass resolution=")
-    work = on_grid
-    if on_grid is not None and not np.allclose(on_grid.voxel_size, voxel_size):
-        work = density.resample(on_grid, voxel_size)  # the generator was trained at 1 Å
-    if isinstance(source, Volume):
-        start = source if work is None else density.resample(source, like=work)
-    else:
-        start = density.molmap(source, input_resolution, on_grid=work, voxel_size=voxel_size)
-    x = scale_unit(start.data, "percentile")
-    dev = pick_device(device) if device else next(generator.parameters()).device
-    generator = generator.to(dev).eval()
-
-    def run(cubes: np.ndarray) -> np.ndarray:
-        if conditioned:
-            blurred = np.stack([condition_channel(c, resolution, input_resolution) for c in cubes])
-            cubes = np.stack([cubes, blurred], axis=1)
-        else:
-            cubes = cubes[:, None]
-        batch = torch.from_numpy(np.ascontiguousarray(cubes, dtype=np.float32))
-        with torch.no_grad():
-            return generator(batch.to(dev))[:, 0].float().cpu().numpy()
-
-    out = sliding_window(x, run, patch, core, "core", batch_size, progress=progress)
-    out = np.maximum(out, 0.0)  # targets are non-negative: a negative output is pure error
-    if mask_radius is not None:
-        if isinstance(source, Volume):
-            raise ConfigError("mask_radius needs a structure as the source, not a map")
-        xyz = density.atoms_from(source).xyz
-        out = np.where(model_mask(start.shape, start.voxel_size, start.origin, xyz, mask_radius),
-                       out, 0.0)
-    result = start.with_data(out)
-    return result if work is on_grid else density.resample(result, like=on_grid)
+# ------------------------------------------------------------------------------ evaluation
 
 
 def simulator_maps(structure, resolution: float, grid: Volume) -> dict[str, Volume]:
@@ -530,6 +438,103 @@ def evaluate_map(candidate: np.ndarray, experimental: np.ndarray, voxel_size: fl
         "cc_about_mean": chimerax_correlation(candidate, experimental, about_mean=True),
         "fsc_05": fsc_resolution(candidate, experimental, voxel_size, threshold=0.5),
     }
+
+
+# --------------------------------------------------------------------------------- results
+
+
+#: How many of the four image metrics: used by the notebook's text.
+_COUNT = ("none", "one", "two", "three", "all")
+#: The four map-similarity scores of the paper's Table 1.
+IMAGE_METRICS = ("pcc", "ssim", "cc_chimerax", "cc_about_mean")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The chapter's headline claim on the held-out map, read from the scores: struc2mapGAN's
+    map correlates better with the experimental map than molmap at the map's resolution.
+
+    Attributes:
+        beats_pcc: the GAN's PCC is above molmap's.
+        beats_cc: the GAN's ChimeraX correlation is above molmap's.
+    """
+
+    beats_pcc: bool
+    beats_cc: bool
+
+    @classmethod
+    def of(cls, scores: dict[str, dict[str, float]], gan: str = "GAN") -> Verdict:
+        """The verdict of ``scores[gan]`` against ``scores["molmap"]``."""
+        return cls(bool(scores[gan]["pcc"] > scores["molmap"]["pcc"]),
+                   bool(scores[gan]["cc_chimerax"] > scores["molmap"]["cc_chimerax"]))
+
+    @property
+    def claim(self) -> str:
+        """In words: ``"reproduced"``, ``"only partly reproduced"`` or ``"not reproduced"``."""
+        if self.beats_pcc and self.beats_cc:
+            return "reproduced"
+        return "only partly reproduced" if self.beats_pcc or self.beats_cc else "not reproduced"
+
+
+def count_at_least(a: dict[str, float], b: dict[str, float], strict: bool = True) -> str:
+    """In words, on how many of :data:`IMAGE_METRICS` ``a`` scores above ``b`` (``strict``)
+    or at least as high: ``"none"``, ``"one"``, …, ``"all"``."""
+    return _COUNT[sum((a[k] > b[k]) if strict else (a[k] >= b[k]) for k in IMAGE_METRICS)]
+
+
+@dataclass
+class Struc2MapRun:
+    """The numbers one run of the chapter produces; :meth:`as_metrics` is the schema of its
+    ``metrics.json`` (read by the tests and the results overview).
+
+    Attributes:
+        history: the GAN's training history (``loss``, ``reconstruction`` per epoch).
+        scores: ``{map name: evaluate_map scores}`` on the held-out map (``"GAN"``,
+            ``"molmap"``, the other simulators, the ablations, the GAN's input, …).
+        molmap_fourier_at_1_over_R: molmap's transform at k = 1/R relative to k = 0 (1/e).
+        molmap_blob_integral: the integral of a one-atom molmap (its weight).
+        generation_seconds: time to generate the test map, by generator.
+        training_seconds: training time by model (from the histories).
+        timings: the notebook's stopwatch, seconds by step.
+        test_map: registered name of the held-out map; train_maps: names of training maps.
+        conditioned: results of the resolution-conditioned generator (beyond the paper).
+    """
+
+    history: Mapping[str, Sequence[float]]
+    scores: dict[str, dict[str, float]]
+    molmap_fourier_at_1_over_R: float
+    molmap_blob_integral: float
+    generation_seconds: dict[str, float]
+    training_seconds: dict[str, float]
+    timings: dict[str, float]
+    test_map: str
+    train_maps: list[str]
+    conditioned: dict
+
+    @property
+    def verdict(self) -> Verdict:
+        """The headline claim on these scores."""
+        return Verdict.of(self.scores)
+
+    def as_metrics(self) -> dict:
+        """The ``metrics.json`` record of the run."""
+        h, verdict = self.history, self.verdict
+        return {
+            "train_loss_first": h["loss"][0], "train_loss_last": h["loss"][-1],
+            "reconstruction_first": h["reconstruction"][0],
+            "reconstruction_last": h["reconstruction"][-1],
+            "scores": self.scores,
+            "gan_beats_molmap_pcc": verdict.beats_pcc,
+            "gan_beats_molmap_cc_chimerax": verdict.beats_cc,
+            "paper": PAPER_MEANS,
+            "molmap_fourier_at_1_over_R": self.molmap_fourier_at_1_over_R,
+            "molmap_blob_integral": float(self.molmap_blob_integral),
+            "generation_seconds": self.generation_seconds,
+            "training_seconds": self.training_seconds,
+            "timings": self.timings,
+            "test_map": self.test_map, "train_maps": self.train_maps,
+            "conditioned": self.conditioned,
+        }
 
 
 def data_files() -> list[str]:

@@ -33,13 +33,14 @@ import math
 import os
 import sys
 import warnings
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy import fft, sparse
 
 from ..errors import ConfigError
+from ..fourier import frequency_grid, radial_average
 from ..validation import number
 
 __all__ = [
@@ -51,20 +52,37 @@ __all__ = [
     "projection_matrix",
     "project",
     "ctf",
-    "frequency_grid",
     "apply_ctf",
+    "ctf_zeros",
+    "thon_rings",
+    "first_zero",
     "critical_exposure",
     "damage",
     "damage_fade",
     "detect",
+    "Exposure",
+    "Stage",
+    "phase_projections",
+    "ctf_transfer",
+    "damage_transfer",
+    "counting_detector",
+    "ideal_detector",
+    "stages_for",
     "acquire",
+    "damage_noise",
     "VOLTS_PER_DENSITY",
+    "ANGSTROM_PER_UM",
+    "ANGSTROM_PER_MM",
 ]
 
 _H = 6.62607015e-34  # J s
 _M0 = 9.1093837015e-31  # kg
 _E = 1.602176634e-19  # C
 _C = 299792458.0  # m/s
+
+#: Unit conversions: configuration values in µm (defocus) and mm (Cs) to Å.
+ANGSTROM_PER_UM = 1e4
+ANGSTROM_PER_MM = 1e7
 
 #: Potential (V) per electron density (e⁻/Å³): vitreous ice, 0.314 e⁻/Å³, has a mean inner
 #: potential of about 4.5 V. Lets atomic-number sums stand in for the scattering potential.
@@ -105,6 +123,13 @@ def tilt_angles(
         min_angle, max_angle, step: the range and increment in degrees.
         start: the first tilt of the bidirectional and dose-symmetric schemes.
         group: tilts taken on one side before switching (dose-symmetric).
+
+    Examples:
+        >>> from cryolab.tomo.microscope import tilt_angles
+        >>> tilt_angles("dose-symmetric", -6, 6, 3).tolist()
+        [0.0, 3.0, -3.0, 6.0, -6.0]
+        >>> tilt_angles("unidirectional", -6, 6, 3).tolist()
+        [-6.0, -3.0, 0.0, 3.0, 6.0]
     """
     if not isinstance(scheme, str):
         angles = np.asarray(scheme, dtype=np.float64).ravel()
@@ -235,13 +260,6 @@ def project(volume: np.ndarray, angles: Sequence[float], chunk: int = 32,
 # ------------------------------------------------------------------------------------ CTF
 
 
-def frequency_grid(shape: tuple[int, int], pixel_size: float) -> np.ndarray:
-    """|k| in 1/Å on the ``rfft2`` grid of an image of ``shape`` (y, x)."""
-    ky = fft.fftfreq(shape[0], d=pixel_size)[:, None]
-    kx = fft.rfftfreq(shape[1], d=pixel_size)[None, :]
-    return np.sqrt(ky**2 + kx**2)
-
-
 def ctf(
     k: np.ndarray,
     defocus: float = 5.0,
@@ -262,12 +280,22 @@ def ctf(
         convention: ``"paper"``: ``(1 − Q) sin χ + Q cos χ`` as published; ``"standard"``:
             ``(1 − Q) sin χ − Q cos χ``, the usual weak-phase CTF (CTFFIND, RELION) in this
             χ, whose amplitude term has the same sign as the phase term's first lobe.
+
+    Examples:
+        >>> import numpy as np
+        >>> from cryolab.tomo.microscope import ctf, ctf_zeros
+        >>> round(float(ctf(np.array([0.0]), envelope=None)[0]), 2)   # +Q at k = 0 (paper's sign)
+        0.07
+        >>> first = ctf_zeros(defocus=2.0, k_max=0.2, n=1, k_min=0.015)[0]
+        >>> abs(float(ctf(np.array([first]), defocus=2.0, envelope=None)[0])) < 1e-3
+        True
     """
     if convention not in ("paper", "standard"):
         raise ConfigError(f"unknown CTF convention {convention!r}; use 'paper' or 'standard'")
     lam = electron_wavelength(voltage)
     k = np.asarray(k, dtype=np.float64)
-    chi = np.pi / 2 * (cs * 1e7 * lam**3 * k**4 - 2 * defocus * 1e4 * lam * k**2)
+    chi = np.pi / 2 * (cs * ANGSTROM_PER_MM * lam**3 * k**4
+                       - 2 * defocus * ANGSTROM_PER_UM * lam * k**2)
     q_sign = 1.0 if convention == "paper" else -1.0
     out = (1 - amplitude_contrast) * np.sin(chi) + q_sign * amplitude_contrast * np.cos(chi)
     if envelope is not None:
@@ -301,7 +329,7 @@ def apply_ctf(
     if extra_filter is not None:
         spectrum *= extra_filter.astype(np.float32)
     k = frequency_grid((ny, nx), pixel_size)
-    x_um = (np.arange(nx) - (nx - 1) / 2) * pixel_size * 1e-4
+    x_um = (np.arange(nx) - (nx - 1) / 2) * pixel_size * (1.0 / ANGSTROM_PER_UM)
     span = abs(math.tan(math.radians(tilt))) * (x_um[-1] - x_um[0])
     n_strips = min(max(1, int(math.ceil(span / strip_defocus_step)) + 1), max_strips)
     if n_strips == 1:
@@ -315,6 +343,50 @@ def apply_ctf(
     width = centres[1] - centres[0]
     hats = np.clip(1 - np.abs(x_um[None, :] - centres[:, None]) / width, 0, 1)  # (S, nx)
     return np.einsum("syx,sx->yx", strips, hats).astype(np.float32)
+
+
+def ctf_zeros(defocus: float, k_max: float, n: int = 3, k_min: float = 1e-4,
+              **ctf_kw: float) -> np.ndarray:
+    """The first ``n`` zeros (1/Å) of :func:`ctf` between ``k_min`` and ``k_max`` (bracketed on
+    a grid of 200 000 frequencies); ``k_min`` ≈ 0.015 skips the very-low-frequency zero of the
+    paper convention's Q term. ``defocus`` in µm; ``ctf_kw`` as :func:`ctf`."""
+    k = np.linspace(k_min, k_max, 200_000)
+    c = ctf(k, defocus, envelope=None, **ctf_kw)
+    crossing = np.nonzero(np.sign(c[1:]) != np.sign(c[:-1]))[0][:n]
+    return (k[crossing] + k[crossing + 1]) / 2
+
+
+def thon_rings(defocus: float, size: int, pixel_size: float, n_images: int = 4,
+               seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The power spectrum of CTF-filtered amorphous phase images (white noise, as from thin
+    carbon) at ``defocus`` µm, averaged over ``n_images`` of ``size`` × ``size`` pixels of
+    ``pixel_size`` Å: ``(2D log power, centred; the 2D CTF², centred)``."""
+    rng = np.random.default_rng(seed)
+    acc = np.zeros((size, size))
+    for _ in range(n_images):
+        img = apply_ctf(rng.standard_normal((size, size)).astype(np.float32), pixel_size,
+                        defocus, envelope=None)
+        acc += np.abs(fft.fft2(img)) ** 2
+    model = ctf(frequency_grid((size, size), pixel_size, half=False), defocus,
+                envelope=None) ** 2
+    return fft.fftshift(np.log(acc / n_images + 1e-9)), fft.fftshift(model)
+
+
+def first_zero(log_power_2d: np.ndarray, pixel_size: float, k_min: float = 0.005,
+               depth: float = 0.25) -> float:
+    """The first Thon-ring zero (1/Å) seen in a centred 2D log power spectrum: the first local
+    minimum of its rotational average (:func:`cryolab.fourier.radial_average`) beyond
+    ``k_min`` that falls below ``depth`` × the largest power between ``k_min`` and it (shallow
+    dips from noise are skipped); NaN if there is none."""
+    power = fft.ifftshift(np.exp(log_power_2d))
+    k, prof = radial_average(power, pixel_size)
+    start = max(int(np.searchsorted(k, k_min)), 1)
+    peak = 0.0
+    for i in range(start, len(prof) - 1):
+        peak = max(peak, prof[i])
+        if prof[i] <= prof[i - 1] and prof[i] <= prof[i + 1] and prof[i] < depth * peak:
+            return float(k[i])
+    return float("nan")
 
 
 # ------------------------------------------------------------------ dose and detection
@@ -334,15 +406,22 @@ def damage_fade(shape: tuple[int, int], pixel_size: float, cumulative_dose: floa
     return np.exp(-rate * cumulative_dose / (2 * critical_exposure(k))).astype(np.float32)
 
 
+def damage_noise(shape: tuple[int, ...], cumulative_dose: float, noise: float,
+                 rng: np.random.Generator) -> np.ndarray:
+    """The random part of radiation damage: Gaussian phase noise (radians, float64) of standard
+    deviation ``noise · D`` after a cumulative dose ``D`` (e⁻/Å²)."""
+    return rng.normal(0.0, noise * cumulative_dose, shape)
+
+
 def damage(phase: np.ndarray, pixel_size: float, cumulative_dose: float, rate: float = 1.0,
            noise: float = 0.0, rng: np.random.Generator | None = None) -> np.ndarray:
-    """Radiation damage after ``cumulative_dose`` e⁻/Å²: Gaussian noise of standard deviation
-    ``noise · D`` (radians per e⁻/Å²) is added to the phase, then :func:`damage_fade` blurs."""
+    """Radiation damage after ``cumulative_dose`` e⁻/Å²: :func:`damage_noise` is added to the
+    phase, then :func:`damage_fade` blurs."""
     phase = np.asarray(phase, np.float32)
     if cumulative_dose <= 0:
         return phase
     if noise > 0 and rng is not None:
-        phase = phase + rng.normal(0.0, noise * cumulative_dose, phase.shape).astype(np.float32)
+        phase = phase + damage_noise(phase.shape, cumulative_dose, noise, rng).astype(np.float32)
     fade = damage_fade(phase.shape, pixel_size, cumulative_dose, rate)
     return fft.irfft2(fft.rfft2(phase, workers=-1) * fade, s=phase.shape,
                       workers=-1).astype(np.float32)
@@ -359,15 +438,18 @@ def detect(expected: np.ndarray, rng: np.random.Generator, dqe: float = 1.0) -> 
 
 @dataclass
 class MicroscopeConfig:
-    """Acquisition settings (units: degrees, kV, mm, µm, e⁻/Å², Å).
+    """Acquisition settings. Names carry their unit where it is not obvious (``_kv``, ``_mm``,
+    ``_um``); angles are in degrees, doses in e⁻/Å², lengths in Å.
 
     Attributes:
         scheme: tilt scheme name or an explicit list of angles (acquisition order).
         min_angle, max_angle, step, start, group: see :func:`tilt_angles`.
         angle_error: standard deviation (degrees) of the error on each tilt angle; images are
             taken at the true angles, the ``.tlt`` file records the nominal ones.
-        voltage, cs, amplitude_contrast, envelope, ctf_convention: CTF (see :func:`ctf`).
-        defocus: µm underfocus at the tilt axis.
+        voltage_kv: accelerating voltage in kV.
+        cs_mm: spherical aberration in mm.
+        amplitude_contrast, envelope, ctf_convention: CTF (see :func:`ctf`).
+        defocus_um: µm underfocus at the tilt axis.
         strip_defocus_step: µm between strips of the defocus gradient (None = no gradient).
         dose: total e⁻/Å² over the series, split evenly over the tilts.
         dqe: detective quantum efficiency.
@@ -384,9 +466,9 @@ class MicroscopeConfig:
     start: float = 0.0
     group: int = 1
     angle_error: float = 0.0
-    voltage: float = 300.0
-    cs: float = 2.7
-    defocus: float = 5.0
+    voltage_kv: float = 300.0
+    cs_mm: float = 2.7
+    defocus_um: float = 5.0
     amplitude_contrast: float = 0.07
     envelope: float = 0.9
     ctf_convention: str = "paper"
@@ -421,9 +503,9 @@ class MicroscopeConfig:
         number(self.step, "step", "°", gt=0, lt=180)
         number(self.group, "group", "tilts", integer=True, ge=1)
         number(self.angle_error, "angle_error", "°", ge=0, lt=90)
-        number(self.voltage, "voltage", "kV", gt=0, le=3000)
-        number(self.cs, "cs", "mm", ge=0, le=100)
-        number(self.defocus, "defocus", "µm", ge=-100, le=100)
+        number(self.voltage_kv, "voltage_kv", "kV", gt=0, le=3000)
+        number(self.cs_mm, "cs_mm", "mm", ge=0, le=100)
+        number(self.defocus_um, "defocus_um", "µm", ge=-100, le=100)
         number(self.amplitude_contrast, "amplitude_contrast", ge=0, le=1)
         if self.envelope is not None:
             number(self.envelope, "envelope", "× Nyquist", gt=0)
@@ -464,42 +546,121 @@ class TiltSeries:
     phase: np.ndarray
 
 
+@dataclass(frozen=True)
+class Exposure:
+    """One tilt image on its way through the microscope.
+
+    Each stage of :func:`acquire` takes an exposure and returns it with a new ``image``: the
+    phase φ (rad, mean removed) → the contrast ``CTF ⊛ φ`` → the detected electrons per pixel.
+
+    Attributes:
+        image: (y, x) float array.
+        angle: the true tilt angle in degrees.
+        dose: e⁻/Å² of this exposure.
+        cumulative_dose: e⁻/Å² the specimen received before it.
+        thickness: ice thickness in Å (at zero tilt).
+        pixel_size: Å per pixel.
+    """
+
+    image: np.ndarray
+    angle: float
+    dose: float
+    cumulative_dose: float
+    thickness: float
+    pixel_size: float
+
+
+#: A stage of the microscope: ``stage(exposure, config, rng) -> exposure``.
+Stage = Callable[[Exposure, MicroscopeConfig, np.random.Generator], Exposure]
+
+
+def phase_projections(potential: np.ndarray, pixel_size: float, angles: Sequence[float],
+                      voltage: float = 300.0, use_gpu: bool | None = None) -> np.ndarray:
+    """The first stage, specimen → projections: the phase shift φ = σ_e·V·∫ρ dt (rad) of each
+    tilt, (len(angles), y, x), from a (z, y, x) potential in atomic-number sums per voxel."""
+    sums = project(potential, angles, use_gpu=use_gpu)
+    return sums / pixel_size**2 * VOLTS_PER_DENSITY * interaction_constant(voltage)
+
+
+def _damaged(ex: Exposure, cfg: MicroscopeConfig, rng: np.random.Generator) -> np.ndarray:
+    """The exposure's phase with :func:`damage_noise` added (when the config asks for it)."""
+    if cfg.damage_noise > 0 and ex.cumulative_dose > 0:
+        return ex.image + damage_noise(ex.image.shape, ex.cumulative_dose, cfg.damage_noise, rng)
+    return ex.image
+
+
+def ctf_transfer(ex: Exposure, cfg: MicroscopeConfig, rng: np.random.Generator) -> Exposure:
+    """Transfer stage, phase → contrast: radiation damage (noise, then the fade of the dose
+    received so far) and the CTF with the defocus gradient of the tilted specimen
+    (:func:`apply_ctf`; no gradient when ``cfg.strip_defocus_step`` is None)."""
+    phi = _damaged(ex, cfg, rng)
+    fade = damage_fade(phi.shape, ex.pixel_size, ex.cumulative_dose, cfg.damage_rate)
+    step = cfg.strip_defocus_step
+    contrast = apply_ctf(phi, ex.pixel_size, cfg.defocus_um, ex.angle if step else 0.0,
+                         step or 1.0, fade, voltage=cfg.voltage_kv, cs=cfg.cs_mm,
+                         amplitude_contrast=cfg.amplitude_contrast, envelope=cfg.envelope,
+                         convention=cfg.ctf_convention)
+    return replace(ex, image=contrast)
+
+
+def damage_transfer(ex: Exposure, cfg: MicroscopeConfig, rng: np.random.Generator) -> Exposure:
+    """Transfer stage without a CTF, phase → contrast: radiation damage only, contrast
+    inverted (dense matter dark, as after the CTF's first lobe)."""
+    phi = _damaged(ex, cfg, rng)
+    return replace(ex, image=-damage(phi, ex.pixel_size, ex.cumulative_dose, cfg.damage_rate))
+
+
+def _expected_electrons(ex: Exposure, cfg: MicroscopeConfig) -> np.ndarray:
+    """Electrons per pixel reaching the detector: intensity ``1 + 2·contrast`` (≥ 0) attenuated
+    by ``exp(−T / (cos θ · IMFP))``, times the exposure's dose and the pixel area."""
+    intensity = np.clip(1 + 2 * ex.image, 0, None)
+    transmitted = math.exp(-ex.thickness / (math.cos(math.radians(ex.angle)) * cfg.imfp))
+    return intensity * transmitted * ex.dose * ex.pixel_size**2
+
+
+def counting_detector(ex: Exposure, cfg: MicroscopeConfig, rng: np.random.Generator
+                      ) -> Exposure:
+    """Detector stage, contrast → counts: Poisson electrons with the DQE (:func:`detect`)."""
+    return replace(ex, image=detect(_expected_electrons(ex, cfg), rng, cfg.dqe))
+
+
+def ideal_detector(ex: Exposure, cfg: MicroscopeConfig, rng: np.random.Generator) -> Exposure:
+    """Detector stage without shot noise: the expected counts times the DQE."""
+    return replace(ex, image=_expected_electrons(ex, cfg) * cfg.dqe)
+
+
+def stages_for(cfg: MicroscopeConfig) -> tuple[Stage, Stage]:
+    """The transfer and detector stages a configuration asks for (``cfg.apply_ctf``,
+    ``cfg.noise``)."""
+    return (ctf_transfer if cfg.apply_ctf else damage_transfer,
+            counting_detector if cfg.noise else ideal_detector)
+
+
 def acquire(potential: np.ndarray, pixel_size: float, cfg: MicroscopeConfig,
-            rng: np.random.Generator, use_gpu: bool | None = None, progress=None) -> TiltSeries:
+            rng: np.random.Generator, use_gpu: bool | None = None, progress=None,
+            stages: Sequence[Stage] | None = None) -> TiltSeries:
     """Image a specimen potential (atomic-number sums per voxel) through a tilt series.
 
-    Per tilt, in acquisition order: project at the true angle → phase φ = σ_e·V·∫ρ dt →
-    radiation damage for the dose received so far → CTF with the defocus gradient →
-    intensity ``(1 + 2·CTF⊛φ)`` attenuated by ``exp(−T/(cos θ·IMFP))`` → electrons
-    ``dose_per_tilt · pixel² ·`` that → Poisson detection with the DQE.
+    specimen → projections (:func:`phase_projections`, all tilts at once) → then, per tilt in
+    acquisition order, every stage in turn (default :func:`stages_for` the config: transfer —
+    damage and CTF — then the detector). Each stage has the signature of :data:`Stage`, so a
+    stage can be replaced or added without touching the others.
     """
     cfg.validate()
     nominal = cfg.angles()
     true = nominal + (rng.normal(0, cfg.angle_error, nominal.shape) if cfg.angle_error else 0)
-    nz = potential.shape[0]
-    sums = project(potential, true, use_gpu=use_gpu)
-    phase = sums / pixel_size**2 * VOLTS_PER_DENSITY * interaction_constant(cfg.voltage)
+    phase = phase_projections(potential, pixel_size, true, cfg.voltage_kv, use_gpu)
     per_tilt = cfg.dose / len(nominal)
     cumulative = per_tilt * np.arange(len(nominal))
-    thickness = nz * pixel_size
+    thickness = potential.shape[0] * pixel_size
+    stages = stages_for(cfg) if stages is None else tuple(stages)
     images = np.empty_like(phase)
-    ctf_kw = dict(voltage=cfg.voltage, cs=cfg.cs, amplitude_contrast=cfg.amplitude_contrast,
-                  envelope=cfg.envelope, convention=cfg.ctf_convention)
     for i, theta in enumerate(true):
-        phi = phase[i] - phase[i].mean()
-        if cfg.damage_noise > 0 and cumulative[i] > 0:
-            phi = phi + rng.normal(0.0, cfg.damage_noise * cumulative[i], phi.shape)
-        fade = damage_fade(phi.shape, pixel_size, cumulative[i], cfg.damage_rate)
-        if cfg.apply_ctf:
-            step = cfg.strip_defocus_step
-            contrast = apply_ctf(phi, pixel_size, cfg.defocus, theta if step else 0.0,
-                                 step or 1.0, fade, **ctf_kw)
-        else:
-            contrast = -damage(phi, pixel_size, cumulative[i], cfg.damage_rate)
-        intensity = np.clip(1 + 2 * contrast, 0, None)
-        transmitted = math.exp(-thickness / (math.cos(math.radians(theta)) * cfg.imfp))
-        expected = intensity * transmitted * per_tilt * pixel_size**2
-        images[i] = detect(expected, rng, cfg.dqe) if cfg.noise else expected * cfg.dqe
+        ex = Exposure(phase[i] - phase[i].mean(), float(theta), per_tilt, float(cumulative[i]),
+                      thickness, pixel_size)
+        for stage in stages:
+            ex = stage(ex, cfg, rng)
+        images[i] = ex.image
         if progress is not None:
             progress.update(1)
     sort = np.argsort(nominal, kind="stable")

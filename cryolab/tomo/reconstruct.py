@@ -23,6 +23,7 @@ import numpy as np
 from scipy import fft
 
 from ..errors import ConfigError
+from ..fourier import angular_energy, frequency_grid
 from ..validation import number
 from .microscope import _sparse_matmul, _torch_device, project, projection_matrix
 
@@ -33,7 +34,9 @@ __all__ = [
     "filter_projections",
     "backproject",
     "weighted_backprojection",
+    "reconstruct_tilt_series",
     "ideal_reconstruction",
+    "measured_tilt_range",
 ]
 
 
@@ -76,11 +79,11 @@ class ReconstructionConfig:
 
 
 def radial_filter(n: int, cutoff: float | None = 0.35, falloff: float = 0.035) -> np.ndarray:
-    """IMOD's radial weighting on the ``rfft`` frequencies of length ``n``: ramp |k| up to
+    """IMOD's radial weighting on the ``rfft`` frequencies of length ``n``: ramp ``|k|`` up to
     ``cutoff`` (cycles/pixel), Gaussian fall-off of width ``falloff`` beyond (None: plain
     ramp). The zero frequency gets a quarter of the first bin's weight, as a discrete ramp
     filter's DC term should."""
-    k = fft.rfftfreq(n)
+    k = frequency_grid((n,))
     w = k.copy()
     w[0] = 0.25 / n
     if cutoff is not None:
@@ -92,7 +95,7 @@ def radial_filter(n: int, cutoff: float | None = 0.35, falloff: float = 0.035) -
 def sirt_like_filter(n: int, iterations: int = 10, cutoff: float | None = 0.35,
                      falloff: float = 0.035) -> np.ndarray:
     """The SIRT-like filter ``|k|·(1 − (1 − k₀/|k|)ⁿ)`` (k₀ = 1/n), times the radial fall-off."""
-    k = fft.rfftfreq(n)
+    k = frequency_grid((n,))
     k0 = 1.0 / n
     w = radial_filter(n, cutoff, falloff)
     safe = np.maximum(k, k0)
@@ -159,7 +162,19 @@ def weighted_backprojection(
 ) -> np.ndarray:
     """Weighted back-projection of a tilt series (n, y, x) at ``angles`` (degrees) into a
     (thickness, y, x) tomogram. Each view is weighted by the angular gap it covers, so that
-    a full ±90° series of a slice reproduces its values (filtered back-projection)."""
+    a full ±90° series of a slice reproduces its values (filtered back-projection).
+
+    Examples:
+        >>> import numpy as np
+        >>> from cryolab.tomo.microscope import project
+        >>> from cryolab.tomo.reconstruct import weighted_backprojection
+        >>> slab = np.zeros((16, 4, 16), np.float32)
+        >>> slab[6:10, :, 6:10] = 1.0
+        >>> angles = np.arange(-89.0, 90.0, 1.0)
+        >>> tomogram = weighted_backprojection(project(slab, angles), angles, 16, cutoff=None)
+        >>> bool(tomogram[8, 2, 8] > 0.8 and abs(tomogram[1, 2, 1]) < 0.1)   # back where it was
+        True
+    """
     images = np.asarray(images, dtype=np.float32)
     if images.ndim != 3 or images.shape[0] != len(angles):
         raise ConfigError(f"tilt series of shape {images.shape} does not match "
@@ -175,6 +190,19 @@ def weighted_backprojection(
                        use_gpu=use_gpu)
 
 
+def reconstruct_tilt_series(images: np.ndarray, angles: Sequence[float], thickness: int,
+                            config: ReconstructionConfig | None = None,
+                            use_gpu: bool | None = None) -> np.ndarray:
+    """The tomogram of a detected tilt series (n, y, x): each image is normalised to its mean
+    (``I / mean(I) − 1``, the contrast) and the series is reconstructed by
+    :func:`weighted_backprojection` with the settings of ``config`` into (thickness, y, x)."""
+    rc = ReconstructionConfig() if config is None else config
+    images = np.asarray(images)
+    contrast = images / images.mean(axis=(1, 2), keepdims=True) - 1
+    return weighted_backprojection(contrast, angles, thickness, rc.filter, rc.cutoff,
+                                   rc.falloff, rc.sirt_iterations, use_gpu=use_gpu)
+
+
 def ideal_reconstruction(potential: np.ndarray, max_angle: float = 89.0, step: float = 1.0,
                          thickness: int | None = None, use_gpu: bool | None = None
                          ) -> np.ndarray:
@@ -188,3 +216,14 @@ def ideal_reconstruction(potential: np.ndarray, max_angle: float = 89.0, step: f
     np.negative(sums, out=sums)
     thickness = potential.shape[0] if thickness is None else thickness
     return weighted_backprojection(sums, angles, thickness, cutoff=None, use_gpu=use_gpu)
+
+
+def measured_tilt_range(volume: np.ndarray, threshold: float = 0.1) -> float:
+    """The tilt range (degrees) seen in a (z, y, x) tomogram: the angle of the first frequency
+    direction (scanning up from the k_x axis in 2° bins of
+    :func:`cryolab.fourier.angular_energy`) whose Fourier energy falls below ``threshold`` ×
+    the median energy of the well-sampled directions (< 20°); 90 if none does."""
+    angle, energy = angular_energy(volume, bins=45)
+    ref = np.median(energy[angle < 20])
+    low = np.nonzero((energy < threshold * ref) & (angle >= 20))[0]
+    return float(angle[low[0]] - 1.0) if len(low) else 90.0

@@ -30,10 +30,12 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError, CryolabError
+from ..io import Volume
 from ..validation import number
 from .microscope import MicroscopeConfig, TiltSeries, acquire
-from .reconstruct import ReconstructionConfig, ideal_reconstruction, weighted_backprojection
-from .specimen import Layer, Specimen, SpecimenConfig, VesicleConfig, build_specimen, load_particle
+from .particles import load_particle
+from .reconstruct import ReconstructionConfig, ideal_reconstruction, reconstruct_tilt_series
+from .specimen import Layer, Specimen, SpecimenConfig, VesicleConfig, build_specimen
 
 __all__ = [
     "SimulationConfig",
@@ -80,7 +82,7 @@ class SimulationConfig:
         names |= set(self.specimen.vesicles.proteins)
         for name in sorted(names):
             try:
-                load_particle(name, self.specimen.pixel_size)
+                load_particle(name, self.specimen.pixel_size_a)
             except CryolabError as exc:
                 raise ConfigError(f"specimen: particle {name!r}: {exc}") from None
 
@@ -101,6 +103,17 @@ class Simulation:
     @property
     def pixel_size(self) -> float:
         return self.specimen.pixel_size
+
+    def volume(self, name: str) -> Volume:
+        """One grid of the simulation as a :class:`~cryolab.io.Volume` (voxel size
+        :attr:`pixel_size` Å, origin 0): ``"tilt_series"`` (n, y, x), ``"tomogram"``,
+        ``"prior"``, ``"specimen"`` (the potential) or ``"atlas"``."""
+        grids = {"tilt_series": self.tilt_series.images, "tomogram": self.tomogram,
+                 "prior": self.prior, "specimen": self.specimen.potential, "atlas": self.atlas}
+        if grids.get(name) is None:
+            raise ConfigError(f"no grid {name!r} in this simulation; choose one of "
+                              f"{sorted(k for k, v in grids.items() if v is not None)}")
+        return Volume(np.asarray(grids[name], np.float32), self.pixel_size, 0.0)
 
     def masks(self) -> dict[str, np.ndarray]:
         """One boolean mask per class (atlas == label)."""
@@ -137,14 +150,28 @@ def _fields(cls) -> dict[str, dataclasses.Field]:
     return {f.name: f for f in dataclasses.fields(cls)}
 
 
+#: Setting names of earlier versions, read as their unit-bearing successors, so older YAML
+#: configurations keep working.
+RENAMED: dict[type, dict[str, str]] = {
+    SpecimenConfig: {"pixel_size": "pixel_size_a"},
+    MicroscopeConfig: {"voltage": "voltage_kv", "cs": "cs_mm", "defocus": "defocus_um"},
+}
+
+
 def _build(cls, data: Any, where: str):
-    """Instantiate dataclass ``cls`` from a mapping, refusing unknown keys."""
+    """Instantiate dataclass ``cls`` from a mapping, refusing unknown keys (the earlier names
+    of :data:`RENAMED` are read as the new ones)."""
     if data is None:
         return cls()
     if isinstance(data, cls):
         return data
     if not isinstance(data, dict):
         raise ConfigError(f"{where} must be a mapping, got {type(data).__name__}")
+    for old, new in RENAMED.get(cls, {}).items():
+        if old in data:
+            if new in data:
+                raise ConfigError(f"{where}: give {new} only ({old} is its earlier name)")
+            data = {(new if k == old else k): v for k, v in data.items()}
     known = _fields(cls)
     unknown = sorted(set(data) - set(known))
     if unknown:
@@ -223,15 +250,26 @@ def load_config(path: str | os.PathLike) -> SimulationConfig:
 # ---------------------------------------------------------------------------- simulation
 
 
-def simulate(config: SimulationConfig, seed: int | None = None, progress: bool = False
+def simulate(config: SimulationConfig, seed: int | None = None, progress: bool = False,
+             specimen: Specimen | None = None, rng: np.random.Generator | None = None
              ) -> Simulation:
     """Run the whole simulator in memory: specimen → tilt series → tomogram (+ prior) → atlas.
 
-    Deterministic for a given ``seed`` (default ``config.seed``).
+    Args:
+        config: what to simulate.
+        seed: seeds the random stream (default ``config.seed``); ignored when ``rng`` is given.
+        progress: show a progress bar.
+        specimen: a specimen built (or changed) beforehand, e.g. by
+            :func:`~cryolab.tomo.specimen.build_specimen` plus
+            :func:`~cryolab.tomo.specimen.add_filaments`; ``config.specimen`` is then not
+            built, and only the microscope and reconstruction settings are used.
+        rng: the random stream of the acquisition (and of the specimen when it is built).
+
+    Deterministic for a given ``seed`` or generator state.
     """
     config.validate()
     seed = config.seed if seed is None else seed
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(seed) if rng is None else rng
     timings: dict[str, float] = {}
     n_tilts = len(config.microscope.angles())
     bar = None
@@ -249,7 +287,8 @@ def simulate(config: SimulationConfig, seed: int | None = None, progress: bool =
         timings[name] = time.perf_counter() - start
 
     t = begin("specimen")
-    specimen = build_specimen(config.specimen, rng)
+    if specimen is None:
+        specimen = build_specimen(config.specimen, rng, particles=load_particle)
     potential = specimen.potential
     stage("specimen", t)
     if bar is not None:
@@ -262,12 +301,9 @@ def simulate(config: SimulationConfig, seed: int | None = None, progress: bool =
 
     t = begin("tomogram")
     rc = config.reconstruction
-    normalised = series.images / series.images.mean(axis=(1, 2), keepdims=True) - 1
     thickness = rc.thickness or specimen.shape[0]
-    tomogram = weighted_backprojection(
-        normalised, series.angles, thickness, rc.filter, rc.cutoff, rc.falloff,
-        rc.sirt_iterations, use_gpu=config.use_gpu,
-    )
+    tomogram = reconstruct_tilt_series(series.images, series.angles, thickness, rc,
+                                       use_gpu=config.use_gpu)
     stage("tomogram", t)
     if bar is not None:
         bar.update(1)
@@ -296,26 +332,24 @@ def write_simulation(sim: Simulation, out: str | os.PathLike, overwrite: bool = 
     policy of :mod:`cryolab.outputs`: into a temporary folder beside it, put in place only when
     complete; an existing ``out`` is replaced only with ``overwrite`` and only if cryolab wrote
     it. ``parameters.json`` holds no timings, so the same run gives the same bytes."""
-    from ..io import Volume, write_map
+    from ..io import write_map
     from ..outputs import atomic_folder, check_folder
 
     out = check_folder(out, overwrite=overwrite)
     px = sim.pixel_size
 
-    def vol(data):
-        return Volume(np.asarray(data, np.float32), px, 0.0)
-
     with atomic_folder(out, "cryolab simulate-tomo") as tmp:
-        write_map(tmp / "tilt_series.mrc", vol(sim.tilt_series.images), "cryolab tilt series")
+        write_map(tmp / "tilt_series.mrc", sim.volume("tilt_series"), "cryolab tilt series")
         (tmp / "tilt_series.tlt").write_text(
             "".join(f"{a:.2f}\n" for a in sim.tilt_series.angles))
-        write_map(tmp / "tomogram.mrc", vol(sim.tomogram), "cryolab WBP tomogram")
+        write_map(tmp / "tomogram.mrc", sim.volume("tomogram"), "cryolab WBP tomogram")
         if sim.prior is not None:
-            write_map(tmp / "prior.mrc", vol(sim.prior), "cryolab ideal reconstruction")
-        write_map(tmp / "specimen.mrc", vol(sim.specimen.potential), "cryolab specimen")
-        write_map(tmp / "atlas.mrc", vol(sim.atlas), "cryolab atlas")
+            write_map(tmp / "prior.mrc", sim.volume("prior"), "cryolab ideal reconstruction")
+        write_map(tmp / "specimen.mrc", sim.volume("specimen"), "cryolab specimen")
+        write_map(tmp / "atlas.mrc", sim.volume("atlas"), "cryolab atlas")
         for name, mask in sim.masks().items():
-            write_map(tmp / "masks" / f"{name}.mrc", vol(mask), f"cryolab mask {name}")
+            write_map(tmp / "masks" / f"{name}.mrc", Volume(mask.astype(np.float32), px, 0.0),
+                      f"cryolab mask {name}")
         summary = sim.summary()
         record = {
             "config": config_to_dict(sim.config),

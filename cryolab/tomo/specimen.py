@@ -22,36 +22,33 @@ the most potential there (0 = background / ice).
 
 from __future__ import annotations
 
-import functools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 from scipy import ndimage, signal
 from scipy.spatial.transform import Rotation
 
+from ..density import splat
 from ..errors import ConfigError
 from ..validation import grid_memory, number
 
 __all__ = [
     "ICE_DENSITY",
     "PROTEIN_DENSITY",
-    "TEMPLATES",
-    "MASSES_KDA",
     "Particle",
     "Placement",
     "Layer",
     "VesicleConfig",
     "SpecimenConfig",
     "Specimen",
+    "ParticleSource",
     "voxelize_atoms",
-    "particle_from_structure",
-    "particle_from_template",
-    "load_particle",
     "rotate_density",
     "vesicle",
     "build_specimen",
+    "add_filaments",
 ]
 
 ICE_DENSITY = 0.314  # e-/Å³
@@ -60,38 +57,6 @@ LIPID_HEAD_DENSITY = 0.47
 LIPID_TAIL_DENSITY = 0.30
 CARBON_DENSITY = 0.60
 GOLD_DENSITY = 4.66
-
-#: Short names for the density templates of the data mirror (polnet's 10 Å and 5 Å maps,
-#: cylindra's tubulin). A name ending in ``_mb`` is a membrane protein: its template is aligned
-#: with the membrane normal along z and centred on the membrane.
-TEMPLATES: dict[str, dict[int, str]] = {
-    "ribosome": {10: "templates/polnet/templates/mrcs_10A/4v4r.mrc.gz",
-                 5: "templates/polnet/templates/mrcs_5A/4v4r.mrc.gz"},
-    "ribosome_80s": {10: "templates/polnet/templates/mrcs_10A/6qzp.mrc.gz"},
-    "ribosome_50s": {10: "templates/polnet/templates/mrcs_10A/4v4r_50S.mrc.gz",
-                     5: "templates/polnet/templates/mrcs_5A/4v4r_50S.mrc.gz"},
-    "proteasome_20s": {10: "templates/polnet/templates/mrcs_10A/3j9i.mrc.gz",
-                       5: "templates/polnet/templates/mrcs_5A/3j9i.mrc.gz"},
-    "proteasome_26s": {10: "templates/polnet/templates/mrcs_10A/4cr2.mrc.gz",
-                       5: "templates/polnet/templates/mrcs_5A/4cr2.mrc.gz"},
-    "rubisco": {10: "templates/polnet/templates/mrcs_10A/1bxn.mrc.gz",
-                5: "templates/polnet/templates/mrcs_5A/1bxn.mrc.gz"},
-    "thermosome": {10: "templates/polnet/templates/mrcs_10A/1qvr.mrc.gz",
-                   5: "templates/polnet/templates/mrcs_5A/1qvr.mrc.gz"},
-    "tubulin": {5: "templates/cylindra/beta-tubulin.mrc.gz"},
-    **{
-        f"{pdb}_mb": {10: f"templates/polnet/templates/mb_mrcs_10A/{pdb}_mbz_align_shift.mrc.gz"}
-        for pdb in ("4pe5", "5gjv", "5ide", "5kxi", "5tj6", "5tqq", "5vai", "5wek", "6rd4")
-    },
-}
-
-
-#: Masses (kDa) of the templated complexes, used to scale their densities.
-MASSES_KDA = {"ribosome": 2500.0, "ribosome_80s": 4300.0, "ribosome_50s": 1500.0,
-              "proteasome_20s": 700.0, "proteasome_26s": 2500.0, "rubisco": 550.0,
-              "tubulin": 50.0}
-#: Electrons (sum of atomic numbers, hydrogens included) per dalton of protein.
-ELECTRONS_PER_DALTON = 0.534
 
 # ------------------------------------------------------------------------------- particles
 
@@ -117,6 +82,10 @@ class Particle:
     def mask(self) -> np.ndarray:
         """Voxels the particle occupies (a 1-voxel-smoothed density above 10 % of its peak)."""
         return _mask_of(self.density)
+
+
+#: Where particles come from: ``particles(name, pixel_size) -> Particle``.
+ParticleSource = Callable[[str, float], Particle]
 
 
 def _mask_of(density: np.ndarray) -> np.ndarray:
@@ -166,82 +135,8 @@ def voxelize_atoms(
     rel = (xyz - xyz.mean(0)) / pixel_size
     if edge is None:
         edge = int(2 * math.ceil(np.sqrt((rel**2).sum(1)).max() + 2) + 1)
-    idx = np.floor(rel[:, ::-1] + edge / 2).astype(np.int64)  # (N, 3) z, y, x
-    inside = np.all((idx >= 0) & (idx < edge), axis=1)
-    flat = np.ravel_multi_index(idx[inside].T, (edge,) * 3)
-    grid = np.bincount(flat, weights=np.asarray(atomic_number)[inside], minlength=edge**3)
-    return grid.reshape((edge,) * 3).astype(np.float32)
-
-
-def particle_from_structure(
-    path: str | Path, pixel_size: float, name: str | None = None
-) -> Particle:
-    """A particle from a PDB/mmCIF file: atomic numbers voxelised at ``pixel_size`` Å."""
-    from ..io import atoms_of, read_structure
-
-    atoms = atoms_of(read_structure(path))
-    density = voxelize_atoms(atoms.xyz, atoms.atomic_number, pixel_size)
-    label = name or Path(path).name.split(".")[0]
-    return Particle(label, density, float(pixel_size))
-
-
-def particle_from_template(name: str, pixel_size: float) -> Particle:
-    """A particle from a density template of the data mirror (a key of :data:`TEMPLATES`, or a
-    mirror path ``templates/...mrc.gz``), resampled to ``pixel_size`` Å.
-
-    Template densities come in arbitrary units; they are scaled to the same unit as voxelised
-    atoms by their total: 0.534 e⁻ per Da of the complex's mass where :data:`MASSES_KDA` knows
-    it, else :data:`PROTEIN_DENSITY` times the volume of the voxels that hold 90 % of the
-    density (within a factor of about 1.5 of the true volume for the templates with known
-    masses).
-    """
-    from ..data import fetch
-    from ..io import read_map
-
-    if name in TEMPLATES:
-        choices = TEMPLATES[name]
-        sampling = min(choices, key=lambda s: (s > pixel_size, abs(s - pixel_size)))
-        path = choices[sampling]
-    elif name.startswith("templates/"):
-        path = name
-    else:
-        raise ConfigError(
-            f"unknown particle {name!r}: use one of {sorted(TEMPLATES)}, a mirror path "
-            "'templates/...mrc.gz' or a PDB/mmCIF file"
-        )
-    vol = read_map(fetch(path))
-    data = np.clip(vol.data, 0, None)
-    native = float(vol.voxel_size[0])
-    label = name if name in TEMPLATES else Path(name).name.split(".")[0]
-    if label in MASSES_KDA:
-        total = ELECTRONS_PER_DALTON * MASSES_KDA[label] * 1e3
-    else:
-        ranked = np.sort(data.ravel())[::-1]
-        n90 = int(np.searchsorted(np.cumsum(ranked), 0.9 * ranked.sum())) + 1
-        total = PROTEIN_DENSITY * n90 * native**3
-    zoom = native / pixel_size
-    if abs(zoom - 1) > 1e-3:
-        data = np.clip(ndimage.zoom(data, zoom, order=1), 0, None)
-    data *= total / max(float(data.sum()), 1e-12)
-    return Particle(label, _pad_to_sphere(data), float(pixel_size), membrane=label.endswith("_mb"))
-
-
-@functools.lru_cache(maxsize=64)
-def _cached_particle(name: str, pixel_size: float) -> Particle:
-    path = Path(name)
-    if path.suffix.lower() in {".pdb", ".cif", ".ent", ".gz", ".mmcif"} and path.is_file():
-        return particle_from_structure(path, pixel_size)
-    if name.startswith("structures/") or (name.startswith("templates/") and ".pdb" in name):
-        from ..data import fetch
-
-        return particle_from_structure(fetch(name), pixel_size)
-    return particle_from_template(name, pixel_size)
-
-
-def load_particle(name: str, pixel_size: float) -> Particle:
-    """A particle by name: a :data:`TEMPLATES` key, a mirror path (``templates/...mrc.gz`` or a
-    structure such as ``structures/...pdb.gz``), or a local PDB/mmCIF file. Cached."""
-    return _cached_particle(name, float(pixel_size))
+    grid = splat(rel[:, ::-1] + edge / 2, atomic_number, (edge,) * 3, linear=False)
+    return grid.astype(np.float32)
 
 
 def _zyx_matrix(rotation: Rotation) -> np.ndarray:
@@ -267,7 +162,7 @@ class Layer:
     """Particles placed together: each placement picks one of ``particles`` at random.
 
     Attributes:
-        particles: particle names (see :func:`load_particle`).
+        particles: particle names (see :func:`cryolab.tomo.particles.load_particle`).
         density: stop when the layer occupies this fraction of the ice volume.
         iterations: stop after this many placement attempts.
     """
@@ -329,8 +224,9 @@ class SpecimenConfig:
     """What the specimen holds.
 
     Attributes:
-        size: (x, y, z) edge lengths in Å; z is the ice thickness.
-        pixel_size: voxel edge in Å.
+        size: edge lengths in Å in (x, y, z) order, as a microscopist gives a field of view
+            and an ice thickness (z); :attr:`shape` is the grid in the arrays' (z, y, x) order.
+        pixel_size_a: voxel edge in Å.
         layers: particle layers, filled in turn.
         vesicles: vesicle settings.
         microtubules: number of microtubules (built from the tubulin template).
@@ -344,7 +240,7 @@ class SpecimenConfig:
     """
 
     size: tuple[float, float, float] = (2000.0, 2000.0, 500.0)
-    pixel_size: float = 10.0
+    pixel_size_a: float = 10.0
     layers: list[Layer] = field(default_factory=list)
     vesicles: VesicleConfig = field(default_factory=VesicleConfig)
     microtubules: int = 0
@@ -359,7 +255,7 @@ class SpecimenConfig:
     @property
     def shape(self) -> tuple[int, int, int]:
         """Grid shape (z, y, x) in voxels."""
-        x, y, z = (int(round(s / self.pixel_size)) for s in self.size)
+        x, y, z = (int(round(s / self.pixel_size_a)) for s in self.size)
         return (z, y, x)
 
     def __post_init__(self) -> None:
@@ -368,7 +264,7 @@ class SpecimenConfig:
     def validate(self) -> None:
         """:class:`ConfigError` for a value of the wrong type, not finite, or out of range, or
         a box too large for memory (checked when the configuration is made)."""
-        pixel = number(self.pixel_size, "pixel_size", "Å", gt=0, le=1000)
+        pixel = number(self.pixel_size_a, "pixel_size_a", "Å", gt=0, le=1000)
         if not isinstance(self.size, (list, tuple)) or len(self.size) != 3:
             raise ConfigError(f"size must be three lengths (x, y, z) in Å, got {self.size!r}")
         for axis, length in zip("xyz", self.size, strict=True):
@@ -376,7 +272,7 @@ class SpecimenConfig:
         shape = self.shape
         if min(shape) < 8:
             raise ConfigError(f"box {shape[::-1]} voxels is too small (min 8); use a smaller "
-                              "pixel_size or a larger size")
+                              "pixel_size_a or a larger size")
         for i, layer in enumerate(self.layers):
             if not isinstance(layer, Layer):
                 raise ConfigError(f"layers[{i}] must be a layer, got {layer!r}")
@@ -392,8 +288,8 @@ class SpecimenConfig:
         number(self.ice_texture, "ice_texture", ge=0)
         limit = number(self.memory_limit_gb, "memory_limit_gb", "GB", gt=0)
         n_classes = 6 + sum(len(layer.particles) for layer in self.layers)
-        grid_memory(shape[::-1], f"pixel_size {pixel:g} Å", bytes_per_voxel=4 * (n_classes + 8),
-                    limit_gb=limit, advice="use a larger pixel_size or a smaller size")
+        grid_memory(shape[::-1], f"pixel_size_a {pixel:g} Å", bytes_per_voxel=4 * (n_classes + 8),
+                    limit_gb=limit, advice="use a larger pixel_size_a or a smaller size")
         if self.microtubules and self.size[2] < 280:
             raise ConfigError(f"microtubules (250 Å wide) need ice ≥ 280 Å thick, got "
                               f"{self.size[2]} Å")
@@ -477,10 +373,12 @@ class Specimen:
 class _Builder:
     """Places objects into a box, tracking occupancy."""
 
-    def __init__(self, cfg: SpecimenConfig, rng: np.random.Generator):
+    def __init__(self, cfg: SpecimenConfig, rng: np.random.Generator,
+                 particles: ParticleSource | None):
         self.cfg = cfg
         self.rng = rng
-        self.px = float(cfg.pixel_size)
+        self.particle = particles or _no_particles
+        self.px = float(cfg.pixel_size_a)
         self.shape = cfg.shape
         self.classes: dict[str, np.ndarray] = {}
         self.occupied = np.zeros(self.shape, bool)
@@ -545,7 +443,7 @@ class _Builder:
 
     # -- layers ---------------------------------------------------------------------------
     def fill_layer(self, layer: Layer) -> int:
-        particles = [load_particle(n, self.px) for n in layer.particles]
+        particles = [self.particle(n, self.px) for n in layer.particles]
         cap = layer.density * self.occupied.size
         filled, placed, too_tall = 0, 0, set()
         nz, ny, nx = self.shape
@@ -601,7 +499,7 @@ class _Builder:
                            vc: VesicleConfig) -> None:
         """Insert membrane proteins through the vesicle membrane, their z axis along the
         local normal (taken as the radial direction) and a random spin about it."""
-        particles = [load_particle(n, self.px) for n in vc.proteins]
+        particles = [self.particle(n, self.px) for n in vc.proteins]
         n_target = int(round(vc.protein_density * 4 * np.pi * radius**2 / 1e4))
         if not len(surface) or not n_target:
             return
@@ -624,7 +522,7 @@ class _Builder:
     # -- filaments ------------------------------------------------------------------------
     def microtubules(self, count: int) -> None:
         """Straight 13-protofilament microtubules lying in the ice plane, crossing the view."""
-        tubulin = load_particle("tubulin", self.px)
+        tubulin = self.particle("tubulin", self.px)
         nz, ny, nx = self.shape
         for _ in range(count * 10):
             if sum(p.name == "microtubule" for p in self.placements) >= count:
@@ -639,7 +537,9 @@ class _Builder:
             frame = Rotation.from_euler("z", psi)  # lattice axis x -> the filament direction
             xyz = (frame * spin).apply(points) / self.px
             zyx = xyz[:, ::-1] + through
-            density = _splat(zyx, self.shape, tubulin.density)
+            centres = splat(zyx, np.ones(len(zyx)), self.shape).astype(np.float32)
+            density = np.clip(signal.fftconvolve(centres, tubulin.density, mode="same"), 0,
+                              None).astype(np.float32)
             lumen = _tube_mask(self.shape, through, direction, 125.0 / self.px)
             mask = (density > 0.1 * density.max()) | lumen
             if np.any(self.occupied & mask):
@@ -693,6 +593,11 @@ class _Builder:
         self.instances[mask] = len(self.placements)
 
 
+def _no_particles(name: str, pixel_size: float) -> Particle:
+    raise ConfigError(f"the specimen needs particle {name!r}: pass particles= to build_specimen "
+                      "(e.g. cryolab.tomo.particles.load_particle)")
+
+
 def vesicle(radius: float, pixel_size: float, irregularity: float = 0.0,
             rng: np.random.Generator | int | None = None):
     """A lipid vesicle in a centred cube: the bilayer's bimodal radial profile (two head-group
@@ -701,8 +606,8 @@ def vesicle(radius: float, pixel_size: float, irregularity: float = 0.0,
     ``radius·(1 + irregularity·f(u))`` with f a smooth random function of the direction u.
 
     Returns:
-        density (atomic-number sums per voxel), membrane mask (|d| ≤ 25 Å), lumen mask, and the
-        membrane's mid-surface (|d| ≤ half a voxel), all (z, y, x) cubes.
+        density (atomic-number sums per voxel), membrane mask (``|d| ≤ 25`` Å), lumen mask, and the
+        membrane's mid-surface (``|d|`` ≤ half a voxel), all (z, y, x) cubes.
     """
     rng = np.random.default_rng(rng)
     px = float(pixel_size)
@@ -756,21 +661,6 @@ def _microtubule_lattice(px: float, length: float, n_pf: int = 13) -> np.ndarray
                      (radius * np.sin(phi)).ravel()], axis=1)
 
 
-def _splat(zyx: np.ndarray, shape: tuple[int, int, int], kernel: np.ndarray) -> np.ndarray:
-    """Sum of ``kernel`` copies centred at fractional voxel positions (trilinear splat, then
-    an FFT convolution)."""
-    grid = np.zeros(shape, np.float32)
-    base = np.floor(zyx).astype(np.int64)
-    frac = zyx - base
-    for corner in np.ndindex(2, 2, 2):
-        idx = base + np.array(corner)
-        w = np.prod(np.where(np.array(corner), frac, 1 - frac), axis=1)
-        ok = np.all((idx >= 0) & (idx < np.array(shape)), axis=1)
-        np.add.at(grid, tuple(idx[ok].T), w[ok])
-    out = signal.fftconvolve(grid, kernel, mode="same")
-    return np.clip(out, 0, None).astype(np.float32)
-
-
 def _tube_mask(shape, through, direction, radius_px) -> np.ndarray:
     """Voxels within ``radius_px`` of the line through ``through`` along ``direction``."""
     grids = np.meshgrid(*[np.arange(n) for n in shape], indexing="ij", sparse=True)
@@ -780,9 +670,61 @@ def _tube_mask(shape, through, direction, radius_px) -> np.ndarray:
     return dist2 <= radius_px**2
 
 
-def build_specimen(cfg: SpecimenConfig, seed: int | np.random.Generator = 0) -> Specimen:
+def add_filaments(specimen: Specimen, count: int, angle: float, rng: np.random.Generator,
+                  jitter: float = 10.0, radius: float = 125.0, wall: float = 50.0) -> Specimen:
+    """A copy of ``specimen`` with ``count`` straight hollow filaments added as class
+    ``"filament"`` (microtubule-like tubes: outer ``radius`` Å, protein wall ``wall`` Å thick).
+
+    Filaments lie in the ice mid-plane at ``angle`` ± ``jitter`` degrees from the tilt axis
+    (y): 0 = parallel to the tilt axis, 90 = perpendicular. They replace the ice they occupy
+    and are not placed where they would overlap earlier objects. (Microtubules with their
+    tubulin lattice are :attr:`SpecimenConfig.microtubules`; these smooth tubes are for
+    experiments where only the orientation matters, such as the missing wedge.)
+    """
+    nz, ny, nx = specimen.shape
+    px = specimen.pixel_size
+    z, y, x = np.meshgrid(np.arange(nz), np.arange(ny), np.arange(nx), indexing="ij",
+                          sparse=True)
+    occupied = specimen.instances > 0
+    density = np.zeros(specimen.shape, np.float32)
+    instances = specimen.instances.copy()
+    placements = list(specimen.placements)
+    placed = 0
+    for _ in range(count * 20):
+        if placed >= count:
+            break
+        psi = np.radians(angle + rng.uniform(-jitter, jitter))
+        dy, dx = np.cos(psi), np.sin(psi)  # direction in the (y, x) plane; psi from y
+        cy, cx = rng.uniform(0.15, 0.85) * ny, rng.uniform(0.15, 0.85) * nx
+        # distance from the filament axis through (nz/2, cy, cx) along (0, dy, dx)
+        across = (y - cy) * dx - (x - cx) * dy
+        r = np.sqrt(across**2 + (z - (nz - 1) / 2) ** 2) * px
+        wall_profile = np.clip((radius + px / 2 - r) / px, 0, 1) * np.clip(
+            (r - (radius - wall) + px / 2) / px, 0, 1)
+        tube = r <= radius + px / 2
+        if np.any(occupied & tube):
+            continue
+        occupied |= tube
+        density += (wall_profile * PROTEIN_DENSITY * px**3).astype(np.float32)
+        placements.append(Placement("filament", (nz // 2, int(cy), int(cx)),
+                                    (0.0, 0.0, float(np.degrees(psi))), int(tube.sum())))
+        instances[tube] = len(placements)
+        placed += 1
+    classes = dict(specimen.classes)
+    classes["filament"] = density
+    ice = specimen.ice * (density == 0)
+    return Specimen(classes, ice.astype(np.float32), instances, placements, px)
+
+
+def build_specimen(cfg: SpecimenConfig, seed: int | np.random.Generator = 0,
+                   particles: ParticleSource | None = None) -> Specimen:
     """Build a specimen: microtubules, carbon (cut around them), vesicles (with membrane
     proteins), particle layers in turn, gold, then the vitreous ice that fills what is left.
+
+    ``particles(name, pixel_size)`` gives the :class:`Particle` of a name, e.g.
+    :func:`cryolab.tomo.particles.load_particle` (templates and structures of the data mirror;
+    :func:`cryolab.tomo.simulate.simulate` passes it). This module reads no files: a specimen
+    that names particles needs ``particles``.
 
     Each particle placement picks a particle, a random orientation and a location not known
     to be occupied, and is rejected if its voxels overlap anything already placed. Particles
@@ -790,7 +732,7 @@ def build_specimen(cfg: SpecimenConfig, seed: int | np.random.Generator = 0) -> 
     """
     cfg.validate()
     rng = np.random.default_rng(seed)
-    b = _Builder(cfg, rng)
+    b = _Builder(cfg, rng, particles)
     if cfg.microtubules:
         b.microtubules(cfg.microtubules)
     if cfg.carbon:
@@ -801,11 +743,11 @@ def build_specimen(cfg: SpecimenConfig, seed: int | np.random.Generator = 0) -> 
         b.fill_layer(layer)
     if cfg.gold:
         b.gold(cfg.gold, cfg.gold_radius)
-    px3 = cfg.pixel_size**3
+    px3 = cfg.pixel_size_a**3
     displaced = np.zeros(b.shape, np.float32)
     for vol in b.classes.values():
         displaced += vol
     displaced = np.clip(displaced / (PROTEIN_DENSITY * px3), 0, 1)
     texture = 1 + cfg.ice_texture * _smooth_noise(b.shape, 1.0, rng)
     ice = (ICE_DENSITY * px3 * texture * (1 - displaced)).astype(np.float32)
-    return Specimen(b.classes, ice, b.instances, b.placements, float(cfg.pixel_size))
+    return Specimen(b.classes, ice, b.instances, b.placements, float(cfg.pixel_size_a))

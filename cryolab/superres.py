@@ -1,0 +1,316 @@
+"""Map super-resolution with a 3D U-Net (Mullick et al.): the data and pieces two chapters share.
+
+The super-resolution chapter trains a U-Net on these pairs; the sharpening chapter reuses the
+same pairs, split and U-Net to compare a VAE and B-factor sharpening against it. Both take
+everything from here:
+
+- :class:`SuperResProfile` / :data:`PROFILES`: the data set's and the U-Net's sizes per
+  profile (smoke, book, paper);
+- :func:`load_entries` and :func:`split_by_entry`: the mirror's X-ray structures at ≤ 2 Å,
+  split so that no structure is in both training and test sets;
+- :func:`make_pairs`: (degraded, ground-truth) map pairs with the paper's noise model
+  (:func:`cryolab.degrade.degrade`) on ground truths from
+  :func:`cryolab.density.ground_truth_map`;
+- :func:`training_batches`: random, augmented patch batches for :class:`cryolab.train.Trainer`;
+- :func:`predict_map`, :func:`crop_around` and :func:`evaluate`: tiled inference and the
+  chapter's metrics (EMRinger, RSCC, PCC, FSC resolution against the ground truth).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+import gemmi
+import numpy as np
+import torch
+
+from . import metrics
+from .data import fetch, find
+from .degrade import NoiseParams, degrade
+from .density import ground_truth_map
+from .emringer import GAMMA_ATOMS, emringer
+from .errors import ConfigError
+from .io import Volume, atoms_of, read_structure
+from .normalise import percentile_scale
+from .tiles import predict_volume, random_patches
+
+__all__ = [
+    "PAPER_TEST_IDS",
+    "TEST_IDS",
+    "INPUT_PERCENTILE",
+    "SuperResProfile",
+    "PROFILES",
+    "Entry",
+    "Pair",
+    "ENTRY_RESOLUTION",
+    "entry_files",
+    "load_entries",
+    "split_by_entry",
+    "make_pairs",
+    "training_batches",
+    "train_unet3d",
+    "predict_map",
+    "crop_around",
+    "evaluate",
+]
+
+#: The paper's Table 1 test structures; none of them is in the mirror.
+PAPER_TEST_IDS = ("2BV8", "6AR7", "1A5S")
+#: Our test entries (mirror X-ray structures ≤ 2 Å, single proteins of 60–400 residues),
+#: used in this order; a profile takes the first ``n_test``.
+TEST_IDS = (
+    "1AKI", "1UBI", "5PTI", "1L2H", "3O5R", "2PVB", "1DIX", "4I39", "1O1Z", "1VFY", "1A8O",
+    "3EMS",
+)
+#: Entries with fewer γ-atom residues are left out (peptides, DNA): EMRinger needs side chains.
+MIN_GAMMA_RESIDUES = 20
+
+
+#: Maps are divided by this percentile of their values before the network sees them.
+INPUT_PERCENTILE = 99.9
+
+
+@dataclass(frozen=True)
+class SuperResProfile:
+    """Sizes of one run of the chapter.
+
+    Attributes:
+        n_train: training entries (at most all the rest after the test entries).
+        n_test: test entries, taken from :data:`TEST_IDS` in order.
+        patch: training and inference patch edge in voxels (1 Å).
+        patches_per_epoch: random patches drawn per epoch.
+        epochs: training epochs.
+        batch: patches per optimiser step (paper: 4).
+        depth, base: U-Net depth and first-level width.
+        lr, betas: Adam settings (paper: 2e-4, (0.5, 0.999)).
+        noise: the noise model's parameters.
+        stride: sliding-window stride at inference, voxels.
+        real_crop: edge in Å of the cube around the model kept from each real cryo-EM map
+            before prediction (None = the whole map).
+        seed: base seed.
+    """
+
+    n_train: int
+    n_test: int
+    patch: int
+    patches_per_epoch: int
+    epochs: int
+    batch: int = 4
+    depth: int = 4
+    base: int = 32
+    lr: float = 2e-4
+    betas: tuple[float, float] = (0.5, 0.999)
+    noise: NoiseParams = field(default_factory=NoiseParams)
+    stride: int | None = None
+    real_crop: float | None = None
+    seed: int = 0
+
+    @property
+    def infer_stride(self) -> int:
+        """Stride of the sliding window (default: half a patch)."""
+        return self.stride or self.patch // 2
+
+    def config(self) -> dict:
+        """The settings stored in the checkpoint; ``epochs`` is left out so that a longer
+        schedule resumes from a shorter run's checkpoint."""
+        return {
+            "n_train": self.n_train, "patch": self.patch,
+            "patches_per_epoch": self.patches_per_epoch,
+            "batch": self.batch, "depth": self.depth, "base": self.base, "lr": self.lr,
+            "betas": list(self.betas), "noise": self.noise.as_dict(), "seed": self.seed,
+        }
+
+
+PROFILES = {
+    "smoke": SuperResProfile(
+        n_train=4, n_test=2, patch=16, patches_per_epoch=16, epochs=4, depth=2, base=8,
+        lr=1e-3, stride=16, real_crop=30.0,
+    ),
+    "book": SuperResProfile(
+        n_train=40, n_test=10, patch=32, patches_per_epoch=256, epochs=12, depth=3, base=16,
+        lr=1e-3, real_crop=60.0,
+    ),
+    "paper": SuperResProfile(
+        n_train=100, n_test=12, patch=128, patches_per_epoch=400, epochs=200, depth=4, base=32,
+        stride=64,
+    ),
+}
+
+
+@dataclass
+class Entry:
+    """One structure of the data set: its PDB id, mirror name and gemmi structure."""
+
+    pdb_id: str
+    name: str
+    structure: gemmi.Structure
+
+
+@dataclass
+class Pair:
+    """A training or test example: degraded input and ground truth on the same grid."""
+
+    entry: Entry
+    target: Volume
+    degraded: Volume
+
+
+# --------------------------------------------------------------------------------- data set
+
+
+def _gamma_residues(structure: gemmi.Structure) -> int:
+    return sum(r.name in GAMMA_ATOMS for ch in structure[0] for r in ch)
+
+
+#: Best resolution (Å) of the X-ray structures chapters 2 and 3 learn from.
+ENTRY_RESOLUTION = 2.0
+
+
+def entry_files() -> list[str]:
+    """The registered structures :func:`load_entries` may read (before its side-chain test)."""
+    return list(find(kind="structure", method="X-ray", max_resolution=ENTRY_RESOLUTION)["name"])
+
+
+def load_entries(max_resolution: float = ENTRY_RESOLUTION) -> list[Entry]:
+    """The mirror's X-ray structures at ``max_resolution`` Å or better that have side chains
+    (at least :data:`MIN_GAMMA_RESIDUES` residues with a γ atom), one per PDB id."""
+    table = find(kind="structure", method="X-ray", max_resolution=max_resolution)
+    entries, seen = [], set()
+    for row in table.itertuples():
+        pdb_id = str(row.pdb_id).upper()
+        if pdb_id in seen:
+            continue
+        st = read_structure(fetch(row.name))
+        if _gamma_residues(st) >= MIN_GAMMA_RESIDUES:
+            entries.append(Entry(pdb_id, row.name, st))
+            seen.add(pdb_id)
+    return entries
+
+
+def split_by_entry(
+    entries: Sequence[Entry], n_test: int, n_train: int | None = None,
+    test_ids: Sequence[str] = TEST_IDS,
+) -> tuple[list[Entry], list[Entry]]:
+    """Split entries into (train, test) so that no structure is in both.
+
+    The paper's test structures (:data:`PAPER_TEST_IDS`) go first when present, then
+    ``test_ids`` in order, up to ``n_test``; training takes the first ``n_train`` of the rest.
+    """
+    by_id = {e.pdb_id: e for e in entries}
+    order = [i for i in (*PAPER_TEST_IDS, *test_ids) if i in by_id]
+    if len(order) < n_test:
+        raise ConfigError(f"only {len(order)} test entries available, {n_test} requested")
+    test_set = set(order[:n_test])
+    test = [by_id[i] for i in order[:n_test]]
+    train = [e for e in entries if e.pdb_id not in test_set][:n_train]
+    return train, test
+
+
+def make_pairs(
+    entries: Sequence[Entry], noise: NoiseParams, rng: np.random.Generator,
+    voxel: float = 1.0, pad: float = 6.0,
+) -> list[Pair]:
+    """Ground truth (:func:`cryolab.density.ground_truth_map`) and degraded map for each entry,
+    both divided by their 99.9th percentile (:func:`cryolab.normalise.percentile_scale`)."""
+    pairs = []
+    for entry in entries:
+        truth = ground_truth_map(entry.structure, voxel=voxel, pad=pad)
+        truth = truth.with_data(percentile_scale(truth.data, INPUT_PERCENTILE))
+        bad = degrade(truth, noise, rng)
+        pairs.append(Pair(entry, truth, bad.with_data(percentile_scale(bad.data,
+                                                                       INPUT_PERCENTILE))))
+    return pairs
+
+
+def training_batches(pairs: Sequence[Pair], profile: SuperResProfile):
+    """A ``batches(epoch, rng)`` source for :class:`~cryolab.train.Trainer`: augmented random
+    patches (flips, 90° rotations) from random training maps, ``profile.batch`` at a time."""
+
+    def batches(epoch: int, rng: np.random.Generator) -> Iterator[tuple[torch.Tensor, ...]]:
+        for _ in range(profile.patches_per_epoch // profile.batch):
+            x, y = [], []
+            for i in rng.integers(0, len(pairs), profile.batch):
+                p = pairs[int(i)]
+                a, b = random_patches(
+                    [p.degraded.data, p.target.data], profile.patch, 1, rng, min_mean=0.05
+                )
+                x.append(a)
+                y.append(b)
+            yield (torch.from_numpy(np.concatenate(x)[:, None]),
+                   torch.from_numpy(np.concatenate(y)[:, None]))
+
+    return batches
+
+
+# ------------------------------------------------------------------------------- inference
+
+
+def train_unet3d(pairs: Sequence[Pair], profile: SuperResProfile,
+                 checkpoint: str | os.PathLike | None = None, device: str | None = None,
+                 progress: bool = True, epochs: int | None = None):
+    """Train the super-resolution 3D U-Net on ``pairs`` as the paper does (Dice loss, Adam
+    with the profile's learning rate and betas, the profile's seed); resumes from
+    ``checkpoint``.
+
+    Returns ``(model, history)``, the model in eval mode; ``epochs`` overrides the profile's.
+    """
+    from .nn.unet3d import UNet3D, dice_loss
+    from .train import Trainer, supervised_step
+
+    torch.manual_seed(profile.seed)
+    model = UNet3D(depth=profile.depth, base=profile.base)
+    trainer = Trainer(
+        model, torch.optim.Adam(model.parameters(), lr=profile.lr, betas=profile.betas),
+        supervised_step(dice_loss), checkpoint=checkpoint, config=profile.config(),
+        seed=profile.seed, device=device,
+    )
+    history = trainer.fit(training_batches(list(pairs), profile),
+                          profile.epochs if epochs is None else epochs, progress=progress)
+    return model.eval(), history
+
+
+def predict_map(model: torch.nn.Module, volume: Volume, profile: SuperResProfile,
+                device: str | None = None) -> Volume:
+    """Run the U-Net over a (normalised, 1 Å) map tile by tile; same grid out."""
+    out = predict_volume(
+        model, volume.data, patch=profile.patch, stride=profile.infer_stride,
+        weight="gaussian", batch_size=4, device=device,
+    )
+    return volume.with_data(out)
+
+
+def crop_around(volume: Volume, structure: gemmi.Structure, edge: float) -> Volume:
+    """A cube of ``edge`` Å of the map centred on the model's centre (clipped to the map)."""
+    centre = atoms_of(structure).xyz.mean(axis=0)[::-1]
+    lo = np.clip(np.floor((centre - edge / 2 - volume.origin) / volume.voxel_size), 0, None)
+    hi = np.minimum(lo + np.ceil(edge / volume.voxel_size), volume.shape).astype(int)
+    lo = lo.astype(int)
+    data = volume.data[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
+    return Volume(data, volume.voxel_size, volume.origin + lo * volume.voxel_size)
+
+
+def evaluate(pair: Pair, prediction: Volume, mask_radius: float = 2.0) -> dict[str, float]:
+    """EMRinger of input, prediction and ground truth, and RSCC / PCC / FSC resolution of
+    input and prediction against the ground truth (RSCC within ``mask_radius`` Å of atoms)."""
+    st = pair.entry.structure
+    truth = pair.target
+    mask = metrics.model_mask(
+        truth.shape, truth.voxel_size, truth.origin, atoms_of(st, hydrogens=False).xyz,
+        mask_radius,
+    )
+    row: dict[str, float] = {"entry": pair.entry.pdb_id}
+    for label, vol in (("input", pair.degraded), ("prediction", prediction), ("truth", truth)):
+        result = emringer(vol, st)
+        row[f"emringer_{label}"] = result.score
+        if label != "truth":
+            row[f"rscc_{label}"] = metrics.rscc(vol.data, truth.data, mask)
+            row[f"pcc_{label}"] = metrics.pcc(vol.data, truth.data)
+            row[f"fsc05_{label}"] = metrics.fsc_resolution(
+                vol.data, truth.data, truth.voxel_size, threshold=0.5
+            )
+    row["residues"] = result.n_residues
+    return row
+
+
