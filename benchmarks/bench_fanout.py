@@ -4,7 +4,9 @@ The command a user runs, ``cryolab simulate-tomo CONFIG --n N --out DIR --worker
 :func:`cryolab.fanout.make_set`, for W = 0 (one after another in this process, no Dask) and
 W = 1, 2, ... processes of a local Dask cluster. Each item is a 2000×2000×400 Å specimen at
 10 Å imaged over 61 tilts (about a second of work on one core). The cluster's start-up (a few
-seconds, paid once per command) is timed apart, so that the rate of a long run is visible.
+seconds, paid once per command) is timed apart, so that the rate of a long run is visible,
+and so is the CPU the machine gives W busy processes at that moment relative to one (on a
+shared machine, fewer cores than it has).
 
     python benchmarks/bench_fanout.py [--n 12] [--workers 1 2] [--out book/figures]
 
@@ -47,6 +49,26 @@ def cluster_startup(workers: int) -> float:
     return time.perf_counter() - start
 
 
+def _spin(seconds: float) -> int:
+    """Count loop iterations for ``seconds`` of wall time (pure CPU work)."""
+    end, count = time.perf_counter() + seconds, 0
+    while time.perf_counter() < end:
+        count += 1
+    return count
+
+
+def cpu_ceiling(processes: int, seconds: float = 3.0) -> float:
+    """How many cores' worth of work ``processes`` busy processes get here, relative to one:
+    the most any number of workers can gain on this machine at this moment."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(1) as pool:
+        one = pool.submit(_spin, seconds).result()
+    with ProcessPoolExecutor(processes) as pool:
+        many = sum(pool.map(_spin, [seconds] * processes))
+    return many / one
+
+
 def run(n: int, workers: int, threads: int | None = None) -> dict:
     """Time one set of ``n`` tomograms; ``threads`` limits torch's threads in this process
     (the Dask workers run one thread each, as Dask sets ``OMP_NUM_THREADS=1``)."""
@@ -68,6 +90,7 @@ def run(n: int, workers: int, threads: int | None = None) -> dict:
     startup = cluster_startup(workers) if workers else 0.0
     return {"workers": workers, "torch_threads": threads or before, "items": n,
             "seconds": seconds, "startup_seconds": startup,
+            "cpu_ceiling": cpu_ceiling(workers) if workers else 1.0,
             "items_per_second": n / seconds,
             "items_per_second_after_startup": n / max(seconds - startup, 1e-9)}
 
@@ -84,6 +107,8 @@ def figure(rows: list[dict], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
     ax.plot(w, [single["items_per_second"] * k for k in w], ":", color="grey",
             label="ideal: one-thread serial rate × workers")
+    ax.plot(w, [single["items_per_second"] * r["cpu_ceiling"] for r in dask], "-.",
+            color="tab:green", label="one-thread serial rate × cores free to us")
     ax.plot(w, [r["items_per_second"] for r in dask], "o-", label="Dask, whole command")
     ax.plot(w, [r["items_per_second_after_startup"] for r in dask], "s--",
             label="Dask, cluster start-up left out")
@@ -114,15 +139,16 @@ def main() -> None:
     rows = [run(args.n, 0), run(args.n, 0, threads=1)]
     for w in args.workers:
         rows.append(run(args.n, w))
-    table = ["| run | seconds for the set | tomograms/s | tomograms/s after start-up |",
-             "| --- | --- | --- | --- |"]
+    table = ["| run | seconds for the set | tomograms/s | tomograms/s after start-up | "
+             "cores' worth of CPU we got |", "| --- | --- | --- | --- | --- |"]
     for r in rows:
         what = (f"{r['workers']} Dask worker{'s' if r['workers'] > 1 else ''}" if r["workers"]
                 else f"serial, no Dask, {r['torch_threads']} torch thread"
                 + ("s" if r["torch_threads"] > 1 else ""))
         table.append(f"| {what} | {r['seconds']:.1f} | {r['items_per_second']:.2f} | "
                      + (f"{r['items_per_second_after_startup']:.2f} (start-up "
-                        f"{r['startup_seconds']:.1f} s) |" if r["workers"] else "– |"))
+                        f"{r['startup_seconds']:.1f} s) | {r['cpu_ceiling']:.2f} |"
+                        if r["workers"] else "– | – |"))
     print("\n".join(table))
     args.out.mkdir(parents=True, exist_ok=True)
     load = (load_before, os.getloadavg()[0])
