@@ -38,7 +38,6 @@ __all__ = [
     "train_pix2vox",
     "predict",
     "evaluate_network",
-    "evaluate_carving",
     "mean_shape",
     "pose_evidence",
     "cube_symmetry",
@@ -148,7 +147,7 @@ PROFILES = {
     ),
     # the shipped PoseVox (cryolab/weights/posevox.pt): the book's data, trained for longer
     "pretrained": AFMProfile(
-        n_structures=None, epochs=4, train_views=(2, 4), torch_threads=1, pose_epochs=24,
+        n_structures=None, epochs=4, train_views=(2, 4), torch_threads=1, pose_epochs=28,
     ),
     # the paper's scale: give ``pdb_ids`` (about 8,000 entries, see structure_table)
     "paper": AFMProfile(
@@ -465,23 +464,6 @@ def evaluate_network(model, ds: AFMDataset, cfg: AFMProfile,
     return pd.DataFrame(rows)
 
 
-def evaluate_carving(ds: AFMDataset, cfg: AFMProfile, margin: float = 0.0) -> pd.DataFrame:
-    """Mean IoU of space carving (known orientations) with the first V views, by split and V.
-
-    Columns: split, views, iou, n.
-    """
-    rows = []
-    for split, index in _eval_index(ds, cfg).items():
-        for v in cfg.eval_views:
-            scores = [
-                iou(carving.carve(ds.views(i), ds.centre[i], float(ds.voxel[i]), cfg.grid,
-                                  margin=margin, n_views=v), ds.targets[i])
-                for i in index
-            ]
-            rows.append(dict(split=split, views=v, iou=float(np.mean(scores)), n=len(index)))
-    return pd.DataFrame(rows)
-
-
 # ------------------------------------------------------------ PoseVox: views with their poses
 
 
@@ -745,6 +727,22 @@ class AFMVerdict:
     def from_dict(cls, d: dict) -> AFMVerdict:
         """The verdict stored by :meth:`to_dict` (e.g. in a chapter's metrics.json)."""
         return cls(d["method"], tuple(Margin(**m) for m in d["margins"]))
+
+    def describe(self) -> str:
+        """Where the method beats, ties with and falls below each baseline, in words."""
+
+        def counts(views: list[int]) -> str:
+            return ", ".join(map(str, views)) + (" view" if views == [1] else " views")
+
+        clauses = []
+        for baseline in (MEAN_SHAPE, CARVING):
+            margins = self.over(baseline)
+            groups = {"beats": [m.views for m in margins if m.beats],
+                      "is level with": [m.views for m in margins if m.low <= 0 <= m.high],
+                      "falls below": [m.views for m in margins if m.high < 0]}
+            said = [f"{how} the {baseline} at {counts(v)}" for how, v in groups.items() if v]
+            clauses.append(" and ".join(said))
+        return f"{self.method} " + "; it ".join(clauses)
 
     def table(self) -> pd.DataFrame:
         """The margins as a table indexed by baseline and views."""
