@@ -316,3 +316,64 @@ def test_structure_table_from_pdb_ids(mirror):
         catalogue.loc[catalogue.group == known, "name"])  # every registered file of the entry
     assert table.loc[table.group == "9ZZZ", "name"].tolist() == [RCSB_PREFIX + "9ZZZ"]
     assert len(table) == (catalogue.group == known).sum() + 1  # duplicates dropped
+
+
+# ------------------------------------------------------------------------ afm-reconstruct
+
+
+def test_afm_reconstruct_writes_the_occupancy_on_the_structures_grid(tmp_path, capsys):
+    import json
+
+    import mrcfile
+    import torch
+
+    from cryolab.cli import main
+    from cryolab.nn.posevox import PoseVox
+    from cryolab.train import Trainer
+
+    rng = np.random.default_rng(8)
+    pdb = tmp_path / "blob.pdb"
+    _write_pdb(pdb, _blob(rng, 200)[0])
+    views = tmp_path / "views"
+    assert main(["afm", str(pdb), "--views", "6", "--out", str(views), "--image-size", "32"]) == 0
+    grid = json.loads((views / "grid.json").read_text())
+    torch.manual_seed(0)
+    model = PoseVox(width=2, depth=1)
+    checkpoint = Trainer(model, torch.optim.Adam(model.parameters()),
+                         lambda t, b: {}).save(tmp_path / "tiny.pt")
+    out = tmp_path / "occupancy.mrc"
+    assert main(["afm-reconstruct", str(views), "--checkpoint", str(checkpoint),
+                 "--out", str(out)]) == 0
+    assert "grid.json" in capsys.readouterr().out
+    with mrcfile.open(out) as mrc:  # placed as every MRC reader places it
+        data = mrc.data.copy()
+        voxel = float(mrc.voxel_size.x)
+        origin = np.array([float(mrc.header.origin[a]) for a in ("x", "y", "z")])
+    assert data.shape == (32, 32, 32) and 0 <= data.min() and data.max() <= 1
+    assert voxel == pytest.approx(grid["voxel_size_A"], rel=1e-6)
+    np.testing.assert_allclose(origin + 15.5 * voxel, grid["centre_A"], atol=1e-3)
+    # the same views as one .npy with --orientations, and an explicit --box, give the same map
+    again = tmp_path / "again.mrc"
+    box = ",".join(map(str, [*grid["centre_A"], grid["voxel_size_A"]]))
+    assert main(["afm-reconstruct", str(views / "views.npy"), "--orientations",
+                 str(views / "orientations.csv"), "--box", box, "--checkpoint",
+                 str(checkpoint), "--out", str(again)]) == 0
+    with mrcfile.open(again) as mrc:
+        np.testing.assert_allclose(mrc.data, data, atol=1e-6)
+    # never overwrites silently; bad input is one line naming the file, and leaves nothing
+    assert main(["afm-reconstruct", str(views), "--checkpoint", str(checkpoint),
+                 "--out", str(out)]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    short = tmp_path / "short.csv"
+    short.write_text("\n".join((views / "orientations.csv").read_text().splitlines()[:3]))
+    bad_out = tmp_path / "bad.mrc"
+    assert main(["afm-reconstruct", str(views / "views.npy"), "--orientations", str(short),
+                 "--checkpoint", str(checkpoint), "--out", str(bad_out)]) == 2
+    err = capsys.readouterr().err
+    assert "short.csv" in err and "2 orientations for 6 views" in err
+    assert err.count("\n") == 1 and not bad_out.exists()
+    assert main(["afm-reconstruct", str(views), "--box", "1,2,3", "--checkpoint",
+                 str(checkpoint), "--out", str(bad_out)]) == 2
+    assert "--box" in capsys.readouterr().err and not bad_out.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["blob.pdb", "views", "tiny.pt", "occupancy.mrc", "again.mrc", "short.csv"])

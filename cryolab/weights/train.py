@@ -66,6 +66,7 @@ def train_afm(out: Path, seed: int = 0, epochs: int | None = None, threads: int 
     from ..pipelines import afm_views as A
 
     start = time.perf_counter()
+    commit = _commit()  # the code that trains, not the tree when the card is written
     torch.set_num_threads(threads)
     cfg = replace(A.PROFILES["pretrained"], pose_seed=seed,
                   pose_epochs=epochs or A.PROFILES["pretrained"].pose_epochs)
@@ -124,7 +125,7 @@ def train_afm(out: Path, seed: int = 0, epochs: int | None = None, threads: int 
             "wall_seconds": round(train_seconds, 1),
             "hardware": _hardware(),
             "cryolab_version": __version__,
-            "commit": _commit(),
+            "commit": commit,
             "log": history.records,
         },
         "evaluation": {
