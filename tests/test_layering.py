@@ -2,6 +2,8 @@
 
 - ``cryolab.commands`` (and ``cryolab.cli``) sit on top of the core and never import chapter
   glue (``cryolab.pipelines``);
+- ``cryolab.weights.train``, the script that retrains the shipped models, composes chapters as
+  the notebooks do: it sits above the pipelines, and nothing in the package imports it;
 - chapter pipelines never import one another (shared steps move into the core);
 - the core never imports ``cryolab.pipelines``, ``cryolab.commands`` or ``cryolab.cli``;
 - physics modules take arrays and structures and never fetch data: ``cryolab.data`` is not
@@ -73,7 +75,13 @@ def _closure(name: str) -> set[str]:
     return seen
 
 
+#: Scripts that compose chapters, as the notebooks do (above the pipelines).
+COMPOSITIONS = ("cryolab.weights.train",)
+
+
 def _layer(name: str) -> str:
+    if name in COMPOSITIONS:
+        return "compositions"
     if name.startswith("cryolab.pipelines"):
         return "pipelines"
     if name.startswith("cryolab.commands") or name == "cryolab.cli":
@@ -85,6 +93,10 @@ def test_the_import_reader_sees_relative_and_lazy_imports():
     assert "cryolab.tomo.microscope" in IMPORTS["cryolab.tomo.simulate"]
     assert "cryolab.data" in IMPORTS["cryolab.tomo.particles"]
     assert "cryolab.train" in IMPORTS["cryolab.apply"]  # imported inside generate_map
+
+
+def test_nothing_in_the_package_imports_a_composition():
+    assert not {n for n in MODULES if set(COMPOSITIONS) & IMPORTS[n]}
 
 
 @pytest.mark.parametrize("name", sorted(n for n in MODULES if _layer(n) == "commands"))
