@@ -1,4 +1,5 @@
-"""Benchmark: AFM images per second, cryolab's stacked tip dilation against scipy's.
+"""Benchmark: AFM images per second, cryolab's stacked tip dilation against scipy's; and the
+time to reconstruct a shape from V views (space carving, back-projection, the shipped PoseVox).
 
 Both renderers compute the same images of the same structures in one run: the vectorised
 height map (``cryolab.afm.height_map``), then the tip–sample dilation either with
@@ -6,7 +7,10 @@ height map (``cryolab.afm.height_map``), then the tip–sample dilation either w
 stack of views at once) or with ``scipy.ndimage.grey_dilation(structure=-T)`` image by image,
 the reference implementation the unit tests compare against. The table gives images per second
 (the best of ``--repeats``), the ratio to scipy (> 1: we are faster) and the largest difference
-between the two (it must be 0). Structure reading and rotation are not timed.
+between the two (it must be 0). Structure reading and rotation are not timed. The second table
+gives milliseconds per structure (best of ``--repeats``) to carve a 32³ grid from V views, to
+back-project them (:func:`cryolab.carving.backproject`) and to run the shipped PoseVox on the
+result (one thread).
 
     python benchmarks/bench_afm.py [--quick]
 
@@ -59,6 +63,40 @@ def _best(repeats: int, *args) -> tuple[float, np.ndarray]:
     return best, result
 
 
+def _ms(repeats: int, fn, *args) -> float:
+    """Shortest of ``repeats`` timings of ``fn(*args)`` in milliseconds."""
+    best = np.inf
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn(*args)
+        best = min(best, time.perf_counter() - start)
+    return 1000 * best
+
+
+def _reconstruction_rows(name: str, repeats: int) -> list[dict]:
+    import torch
+
+    from cryolab import carving, weights
+    from cryolab.pipelines.afm_views import pose_predict
+
+    torch.set_num_threads(1)
+    model = weights.load("posevox")
+    atoms = atoms_of(read_structure(fetch(name)), hydrogens=False)
+    xyz, radii = afm.principal_frame(atoms.xyz), afm.vdw_radii(atoms.element)
+    views = afm.afm_views(xyz, radii, 10, np.random.default_rng(0), noise=1.0)
+    centre, voxel = afm.grid_geometry(xyz, radii, 32)
+    rows = []
+    for v in (1, 5, 10):
+        evidence = carving.backproject(views, centre, voxel, 32, n_views=v)[None]
+        rows.append(dict(
+            structure=Path(name).name, views=v,
+            carve_ms=_ms(repeats, carving.carve, views, centre, voxel, 32, 0.0, v),
+            backproject_ms=_ms(repeats, carving.backproject, views, centre, voxel, 32, v),
+            posevox_ms=_ms(repeats, pose_predict, model, evidence, v),
+        ))
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="one structure, one tip (< 60 s)")
@@ -99,11 +137,17 @@ def main() -> None:
         print(f"{r['structure']:28s} {r['atoms']:6d} {r['tip']:>16s} {r['footprint_px']:6d} "
               f"{r['ours_images_per_s']:10.1f} {r['scipy_images_per_s']:10.1f} "
               f"{r['speedup']:8.2f} {r['max_abs_diff']:9.2g}")
+    recon = _reconstruction_rows(names[0], args.repeats)
+    print(f"\n{'structure':28s} {'views':>5s} {'carve ms':>9s} {'backproject ms':>15s} "
+          f"{'PoseVox ms':>11s}")
+    for r in recon:
+        print(f"{r['structure']:28s} {r['views']:5d} {r['carve_ms']:9.1f} "
+              f"{r['backproject_ms']:15.1f} {r['posevox_ms']:11.1f}")
     out = repo_root() / "results" / "benchmarks" / "afm.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"quick": args.quick, "image_size": args.size, "views": views,
                                "note": "timings on a shared 2-core machine are noisy",
-                               "rows": rows}, indent=2))
+                               "rows": rows, "reconstruction": recon}, indent=2))
     print(f"-> {out}")
 
 

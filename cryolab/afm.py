@@ -273,6 +273,12 @@ class AFMViews:
         """The view rotations as a scipy ``Rotation`` stack."""
         return Rotation.from_quat(self.quaternions)
 
+    def select(self, index: np.ndarray | list[int]) -> AFMViews:
+        """The views numbered ``index``, in that order."""
+        index = np.asarray(index)
+        return AFMViews(self.images[index], self.heights[index], self.quaternions[index],
+                        self.floors[index], self.pixel_size)
+
 
 def afm_views(
     xyz: np.ndarray,

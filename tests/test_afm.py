@@ -194,3 +194,216 @@ def test_split_keeps_each_complex_on_one_side():
         sides = {v for v, h in zip(val, groups, strict=True) if h == g}
         assert len(sides) == 1
     np.testing.assert_array_equal(val, split_groups(groups, 0.25, seed=0))
+
+
+# ------------------------------------------------------- back-projection and the box of a hull
+
+
+def _ball_views(rotations: Rotation, radius: float = 10.0, n: int = 32, pixel: float = 1.0):
+    """Needle-tip views of one sphere (an atom of ``radius`` Å) at the origin."""
+    return afm.afm_views(np.zeros((1, 3)), np.array([radius]), len(rotations), None,
+                         image_size=n, pixel_size=pixel, tip=afm.Tip(0.0, 0.0),
+                         rotations=rotations)
+
+
+def test_backproject_depths_of_a_ball_are_analytical():
+    views = _ball_views(Rotation.random(3, random_state=1))
+    # grid: 1 Å voxels, so the voxel at the centre lies 10 Å below every top and 10 Å above
+    # every substrate (clipped at 3 voxels: +1); a voxel 14 Å above the centre along z
+    # pokes out of the ball in every view that looks at it from near +z
+    evidence = carving.backproject(views, np.zeros(3), 1.0, size=31, clip=3.0)
+    assert evidence.shape == (2, 31, 31, 31) and evidence.dtype == np.float32
+    np.testing.assert_allclose(evidence[:, 15, 15, 15], [1.0, 1.0])
+    below, above = carving.depths(views, np.zeros(3), 1.0, size=31)
+    centre = 15 * 31 * 31 + 15 * 31 + 15
+    np.testing.assert_allclose(below[:, centre], 10.0, atol=0.05)  # 2r tall, floor at -r
+    np.testing.assert_allclose(above[:, centre], 10.0, atol=1e-9)
+    # the sign of the soft hull is the carving test
+    hull = carving.carve(views, np.zeros(3), 1.0, size=31)
+    np.testing.assert_array_equal(evidence[0] >= 0, hull)
+    assert evidence[0][~hull].max() < 0
+
+
+def test_hull_box_finds_the_atoms_box_from_many_views():
+    rng = np.random.default_rng(3)
+    xyz, radii = _blob(rng)
+    xyz = afm.principal_frame(xyz)
+    views = afm.afm_views(xyz, radii, 40, np.random.default_rng(4), image_size=64,
+                          tip=afm.Tip(0.0, 0.0))
+    centre, voxel = afm.grid_geometry(xyz, radii, 32)
+    got_centre, got_voxel = carving.hull_box(views, 32, fine=96)
+    step = 64 * views.pixel_size / 96  # Å, the fine grid's
+    # the hull holds the object (needle tip, no noise), so its box is at least the atoms' box
+    # less two fine voxels (voxel centres and pixels round), and with 40 views hardly more
+    np.testing.assert_allclose(got_centre, centre, atol=2 * step)
+    assert voxel * 32 - 2 * step <= got_voxel * 32 <= voxel * 32 * 1.08
+
+
+def test_views_select_keeps_what_belongs_to_each_view():
+    views = _ball_views(Rotation.random(4, random_state=2))
+    picked = views.select([2, 0])
+    np.testing.assert_array_equal(picked.heights, views.heights[[2, 0]])
+    np.testing.assert_array_equal(picked.quaternions, views.quaternions[[2, 0]])
+    np.testing.assert_array_equal(picked.floors, views.floors[[2, 0]])
+
+
+def test_cube_symmetry_turns_every_array_alike():
+    from cryolab.pipelines.afm_views import cube_symmetry
+
+    rng = np.random.default_rng(0)
+    volume = rng.normal(size=(2, 4, 4, 4))
+    target = volume[0] > 0
+    seen = set()
+    for _ in range(400):
+        a, t = cube_symmetry([volume, target], rng)
+        np.testing.assert_array_equal(a[0] > 0, t)  # the same transform on both
+        assert sorted(a[1].ravel()) == sorted(volume[1].ravel())  # a permutation of voxels
+        seen.add(a[0].tobytes())
+    assert len(seen) == 48  # all the symmetries of the cube, and no others
+
+
+# ------------------------------------------------------------ the verdict against baselines
+
+
+def _scores(diff: np.ndarray, views=(1, 3), base: float = 0.5):
+    import pandas as pd
+
+    from cryolab.pipelines.afm_views import CARVING, MEAN_SHAPE
+
+    rows = []
+    for v in views:
+        for i, d in enumerate(diff):
+            rows += [dict(method="net", split="validation", views=v, structure=i, iou=base + d),
+                     dict(method=MEAN_SHAPE, split="validation", views=v, structure=i,
+                          iou=base),
+                     dict(method=CARVING, split="validation", views=v, structure=i,
+                          iou=base + d - 0.2 * (v > 2))]
+    return pd.DataFrame(rows)
+
+
+def test_verdict_margins_and_their_bootstrap_interval():
+    from cryolab.pipelines.afm_views import CARVING, MEAN_SHAPE, AFMVerdict, verdict
+
+    better = verdict(_scores(np.full(20, 0.1)), "net", n_boot=200)
+    for m in better.over(MEAN_SHAPE):  # a constant difference has no spread
+        assert m.margin == pytest.approx(0.1) and m.low == pytest.approx(0.1)
+        assert m.high == pytest.approx(0.1) and m.beats
+    # level with carving at 1 view (same IoU), 0.2 better at 3: not "beats at 1-3 views"
+    assert [m.beats for m in better.over(CARVING)] == [False, True]
+    assert better.beats_mean_shape and not better.beats_carving_few_views
+    assert not better.holds
+    assert AFMVerdict.from_dict(better.to_dict()) == better
+    assert "beats the mean training shape at 1, 3 views" in better.describe()
+    # a difference of ±0.1 on alternate structures: the interval straddles zero
+    mixed = verdict(_scores(np.tile([0.1, -0.1], 10)), "net", n_boot=500)
+    m = mixed.over(MEAN_SHAPE)[0]
+    assert m.low < 0 < m.high and not m.beats
+    assert np.std(np.tile([0.1, -0.1], 10)) / np.sqrt(20) * 3 > m.high - m.margin > 0.01
+
+
+# ----------------------------------------------------- the paper profile takes PDB ids
+
+
+def test_structure_table_from_pdb_ids(mirror):
+    from dataclasses import replace
+
+    from cryolab.pipelines.afm_views import PROFILES, RCSB_PREFIX, structure_table
+
+    catalogue = structure_table(PROFILES["book"])
+    known = catalogue["group"].iloc[0]
+    table = structure_table(replace(PROFILES["paper"], pdb_ids=(known.lower(), "9ZZZ", known)))
+    assert set(table.loc[table.group == known, "name"]) == set(
+        catalogue.loc[catalogue.group == known, "name"])  # every registered file of the entry
+    assert table.loc[table.group == "9ZZZ", "name"].tolist() == [RCSB_PREFIX + "9ZZZ"]
+    assert len(table) == (catalogue.group == known).sum() + 1  # duplicates dropped
+
+
+# ------------------------------------------------------------------------ afm-reconstruct
+
+
+def test_afm_reconstruct_writes_the_occupancy_on_the_structures_grid(tmp_path, capsys):
+    import json
+
+    import mrcfile
+    import torch
+
+    from cryolab.cli import main
+    from cryolab.nn.posevox import PoseVox
+    from cryolab.train import Trainer
+
+    rng = np.random.default_rng(8)
+    pdb = tmp_path / "blob.pdb"
+    _write_pdb(pdb, _blob(rng, 200)[0])
+    views = tmp_path / "views"
+    assert main(["afm", str(pdb), "--views", "6", "--out", str(views), "--image-size", "32"]) == 0
+    grid = json.loads((views / "grid.json").read_text())
+    torch.manual_seed(0)
+    model = PoseVox(width=2, depth=1)
+    checkpoint = Trainer(model, torch.optim.Adam(model.parameters()),
+                         lambda t, b: {}).save(tmp_path / "tiny.pt")
+    out = tmp_path / "occupancy.mrc"
+    assert main(["afm-reconstruct", str(views), "--checkpoint", str(checkpoint),
+                 "--out", str(out)]) == 0
+    assert "grid.json" in capsys.readouterr().out
+    with mrcfile.open(out) as mrc:  # placed as every MRC reader places it
+        data = mrc.data.copy()
+        voxel = float(mrc.voxel_size.x)
+        origin = np.array([float(mrc.header.origin[a]) for a in ("x", "y", "z")])
+    assert data.shape == (32, 32, 32) and 0 <= data.min() and data.max() <= 1
+    assert voxel == pytest.approx(grid["voxel_size_A"], rel=1e-6)
+    np.testing.assert_allclose(origin + 15.5 * voxel, grid["centre_A"], atol=1e-3)
+    # the same views as one .npy with --orientations, and an explicit --box, give the same map
+    again = tmp_path / "again.mrc"
+    box = ",".join(map(str, [*grid["centre_A"], grid["voxel_size_A"]]))
+    assert main(["afm-reconstruct", str(views / "views.npy"), "--orientations",
+                 str(views / "orientations.csv"), "--box", box, "--checkpoint",
+                 str(checkpoint), "--out", str(again)]) == 0
+    with mrcfile.open(again) as mrc:
+        np.testing.assert_allclose(mrc.data, data, atol=1e-6)
+    # never overwrites silently; bad input is one line naming the file, and leaves nothing
+    assert main(["afm-reconstruct", str(views), "--checkpoint", str(checkpoint),
+                 "--out", str(out)]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    short = tmp_path / "short.csv"
+    short.write_text("\n".join((views / "orientations.csv").read_text().splitlines()[:3]))
+    bad_out = tmp_path / "bad.mrc"
+    assert main(["afm-reconstruct", str(views / "views.npy"), "--orientations", str(short),
+                 "--checkpoint", str(checkpoint), "--out", str(bad_out)]) == 2
+    err = capsys.readouterr().err
+    assert "short.csv" in err and "2 orientations for 6 views" in err
+    assert err.count("\n") == 1 and not bad_out.exists()
+    assert main(["afm-reconstruct", str(views), "--box", "1,2,3", "--checkpoint",
+                 str(checkpoint), "--out", str(bad_out)]) == 2
+    assert "--box" in capsys.readouterr().err and not bad_out.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["blob.pdb", "views", "tiny.pt", "occupancy.mrc", "again.mrc", "short.csv"])
+
+
+def test_afm_reconstruct_with_the_shipped_weights_beats_carving(mirror, tmp_path, capsys):
+    """A structure the shipped PoseVox never saw (the card's CI sample), 5 noisy views from
+    `cryolab afm`, reconstructed without --checkpoint: better than carving the same views."""
+    import mrcfile
+
+    from cryolab import weights
+    from cryolab.cli import main
+    from cryolab.data import fetch
+    from cryolab.io import atoms_of, read_structure
+
+    name = weights.card("posevox")["ci_check"]["names"][0]
+    views = tmp_path / "views"
+    assert main(["afm", name, "--views", "5", "--noise", "1", "--out", str(views)]) == 0
+    out = tmp_path / "occupancy.mrc"
+    assert main(["afm-reconstruct", str(views), "--out", str(out)]) == 0
+    assert "shipped weights 'posevox'" in capsys.readouterr().out
+    atoms = atoms_of(read_structure(fetch(name)), hydrogens=False)
+    xyz, radii = afm.principal_frame(atoms.xyz), afm.vdw_radii(atoms.element)
+    target = afm.occupancy_grid(xyz, radii, 32)
+    centre, voxel = afm.grid_geometry(xyz, radii, 32)
+    heights = np.load(views / "views.npy")
+    rows = np.loadtxt(views / "orientations.csv", delimiter=",", skiprows=1)
+    seen = afm.AFMViews(heights, heights, rows[:, 1:5], rows[:, 8], float(rows[0, 9]))
+    carved = iou(carving.carve(seen, centre, voxel, 32), target)
+    with mrcfile.open(out) as mrc:
+        ours = iou(mrc.data, target, threshold=weights.card("posevox")["architecture"][
+            "threshold"])
+    assert ours > 0.6 and ours > carved + 0.05

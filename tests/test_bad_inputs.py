@@ -288,6 +288,12 @@ CASES = [
     c("afm-out-foreign-folder", f"{AF} --overwrite", "did not write", setup="foreign_views"),
     c("afm-out-earlier-run", AF, "--overwrite", setup="earlier_views"),
     c("afm-ctrl-c-while-writing", AF, "interrupted", fault="interrupt_save", status=130),
+    # ---- afm-reconstruct
+    c("afmrec-missing-views", "afm-reconstruct {in}/nope.npy --out o.mrc", "nope.npy"),
+    c("afmrec-no-orientations", "afm-reconstruct {in}/map.mrc --out o.mrc", "orientations"),
+    c("afmrec-views-not-npy", "afm-reconstruct {in}/map.mrc --orientations {in}/config.yml "
+      "--out o.mrc", "map.mrc"),
+    c("afmrec-out-is-input", "afm-reconstruct {in}/map.mrc --out {in}/map.mrc", "map.mrc"),
     # ---- simulate-tomo
     c("tomo-missing-config", "simulate-tomo {in}/nope.yml --out tomo", "nope.yml"),
     c("tomo-empty-config", "simulate-tomo {in}/empty.yml --out tomo", "empty.yml"),

@@ -88,8 +88,8 @@ def test_afm_rerun_into_an_earlier_run_leaves_no_stale_views(tmp_path, capsys):
     assert (out / "view_002.png").is_file()
     assert main([*base, "--views", "2", "--overwrite"]) == 0
     names = sorted(_files(out))
-    assert names == [".cryolab-output", "orientations.csv", "view_000.png", "view_001.png",
-                     "views.npy"]
+    assert names == [".cryolab-output", "grid.json", "orientations.csv", "view_000.png",
+                     "view_001.png", "views.npy"]
     assert np.load(out / "views.npy").shape == (2, 8, 8)
 
 

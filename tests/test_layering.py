@@ -2,6 +2,8 @@
 
 - ``cryolab.commands`` (and ``cryolab.cli``) sit on top of the core and never import chapter
   glue (``cryolab.pipelines``);
+- ``cryolab.weights.train``, the script that retrains the shipped models, composes chapters as
+  the notebooks do: it sits above the pipelines, and nothing in the package imports it;
 - chapter pipelines never import one another (shared steps move into the core);
 - the core never imports ``cryolab.pipelines``, ``cryolab.commands`` or ``cryolab.cli``;
 - physics modules take arrays and structures and never fetch data: ``cryolab.data`` is not
@@ -73,7 +75,14 @@ def _closure(name: str) -> set[str]:
     return seen
 
 
+#: Scripts that compose chapters, as the notebooks do (above the pipelines). ``cryolab train
+#: CHAPTER`` is one: it trains a chapter's networks with the functions its notebook calls.
+COMPOSITIONS = ("cryolab.weights.train", "cryolab.commands.train")
+
+
 def _layer(name: str) -> str:
+    if name in COMPOSITIONS:
+        return "compositions"
     if name.startswith("cryolab.pipelines"):
         return "pipelines"
     if name.startswith("cryolab.commands") or name == "cryolab.cli":
@@ -87,14 +96,11 @@ def test_the_import_reader_sees_relative_and_lazy_imports():
     assert "cryolab.train" in IMPORTS["cryolab.apply"]  # imported inside generate_map
 
 
-#: The one command whose job is to run chapter glue: ``cryolab train CHAPTER`` trains a
-#: chapter's networks with the very functions its notebook calls (issue 18), so it imports the
-#: chapters' pipelines; no other command may.
-CHAPTER_RUNNERS = {"cryolab.commands.train"}
+def test_nothing_in_the_package_imports_a_composition():
+    assert not {n for n in MODULES if set(COMPOSITIONS) & IMPORTS[n]}
 
 
-@pytest.mark.parametrize("name", sorted(n for n in MODULES
-                                        if _layer(n) == "commands" and n not in CHAPTER_RUNNERS))
+@pytest.mark.parametrize("name", sorted(n for n in MODULES if _layer(n) == "commands"))
 def test_commands_import_the_core_only(name):
     assert not {m for m in IMPORTS[name] if _layer(m) == "pipelines"}, (
         f"{name} imports chapter glue; move what it needs into a core module")

@@ -1,10 +1,12 @@
-"""``cryolab afm STRUCTURE --views N --out DIR``: virtual AFM images of a structure."""
+"""``cryolab afm STRUCTURE --views N --out DIR``: virtual AFM images of a structure; and
+``cryolab afm-reconstruct VIEWS --out occupancy.mrc``: its 3D shape back from such views."""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
 import io
+import json
 from pathlib import Path
 
 import numpy as np
@@ -12,10 +14,12 @@ import numpy as np
 from .. import afm
 from ..errors import ConfigError
 from ..fanout import add_set_options
-from ..outputs import add_overwrite_option, atomic_folder, check_folder
+from ..outputs import add_overwrite_option, atomic_folder, check_file, check_folder
 from ..validation import grid_memory, option
 
 __all__ = ["register"]
+
+GRID = 32  # side of the occupancy grid of grid.json (the reconstruction's)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -51,6 +55,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_set_options(p, "view sets")
     p.add_argument("--quiet", action="store_true", help="no progress bar (sets)")
     p.set_defaults(func=_dispatch)
+    _register_reconstruct(sub)
 
 
 def _dispatch(args: argparse.Namespace) -> int:
@@ -116,5 +121,121 @@ def _run(args: argparse.Namespace) -> int:
                 zip(views.quaternions, euler, views.floors, strict=True))
         ]
         (tmp / "orientations.csv").write_text("\n".join(rows) + "\n")
+        centre, voxel = afm.grid_geometry(xyz, radii, GRID)
+        (tmp / "grid.json").write_text(json.dumps(
+            {"centre_A": centre.tolist(), "voxel_size_A": voxel, "size": GRID}) + "\n")
     print(f"{args.views} views ({args.image_size}² px at {views.pixel_size:.2f} Å) -> {args.out}")
+    return 0
+
+
+# ------------------------------------------------------------------------ afm-reconstruct
+
+
+def _register_reconstruct(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "afm-reconstruct", help="3D occupancy of a molecule from AFM height images with "
+        "known orientations (the shipped PoseVox)",
+        description="Reads VIEWS (a folder written by `cryolab afm`, or a views.npy of "
+        "heights in Å, V×n×n, with --orientations) and writes the predicted occupancy "
+        "probabilities (32³) as an MRC map in the orientations' frame (centred on the "
+        "centroid), with its voxel size in Å. The grid box comes from --box, else from the "
+        "views folder's grid.json, else from the views' visual hull (an estimate).",
+    )
+    p.add_argument("views", type=Path, help="folder with views.npy and orientations.csv, or "
+                   "a .npy of heights in Å")
+    p.add_argument("--orientations", type=Path, default=None,
+                   help="orientations.csv as `cryolab afm` writes it (default: VIEWS folder's)")
+    p.add_argument("--box", default=None, metavar="X,Y,Z,VOXEL",
+                   help="grid centre x,y,z and voxel size, Å (default: grid.json or estimate)")
+    p.add_argument("--checkpoint", type=Path, default=None,
+                   help="a PoseVox checkpoint (default: the shipped weights, posevox)")
+    p.add_argument("--out", type=Path, required=True, help="output map (.mrc, .map[.gz])")
+    add_overwrite_option(p)
+    p.set_defaults(func=_reconstruct)
+
+
+def _read_views(args: argparse.Namespace) -> tuple[afm.AFMViews, Path]:
+    """The views and the folder of their orientations file."""
+    import pandas as pd
+
+    folder = args.views if args.views.is_dir() else args.views.parent
+    npy = args.views / "views.npy" if args.views.is_dir() else args.views
+    csv = args.orientations or folder / "orientations.csv"
+    for path, what in ((npy, "views"), (csv, "--orientations")):
+        if not path.is_file():
+            raise ConfigError(f"{path}: no such file ({what})")
+    try:
+        heights = np.load(npy, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{npy}: not a readable .npy of heights ({exc})") from None
+    if heights.ndim == 2:
+        heights = heights[None]
+    if heights.ndim != 3 or heights.shape[1] != heights.shape[2] or not np.isfinite(
+            heights).all():
+        raise ConfigError(f"{npy}: need finite square height images V×n×n in Å, got shape "
+                          f"{heights.shape}")
+    try:
+        table = pd.read_csv(csv)
+        quats = table[["qx", "qy", "qz", "qw"]].to_numpy(dtype=np.float64)
+        floors = table["substrate_z_A"].to_numpy(dtype=np.float64)
+        pixel = table["pixel_size_A"].to_numpy(dtype=np.float64)
+    except (OSError, ValueError, KeyError, pd.errors.ParserError) as exc:
+        raise ConfigError(f"{csv}: not an orientations table with columns qx,qy,qz,qw,"
+                          f"substrate_z_A,pixel_size_A ({exc})") from None
+    if len(table) != len(heights):
+        raise ConfigError(f"{csv}: {len(table)} orientations for {len(heights)} views in {npy}")
+    if not (np.all(pixel > 0) and np.allclose(pixel, pixel[0])
+            and np.allclose(np.linalg.norm(quats, axis=1), 1, atol=1e-3)):
+        raise ConfigError(f"{csv}: quaternions must be unit and the pixel size one positive "
+                          "value")
+    views = afm.AFMViews(heights.astype(np.float32), heights.astype(np.float32), quats, floors,
+                         float(pixel[0]))
+    return views, csv.parent
+
+
+def _grid_box(args: argparse.Namespace, views: afm.AFMViews, folder: Path
+              ) -> tuple[np.ndarray, float, str]:
+    from .. import carving
+
+    if args.box is not None:
+        try:
+            *centre, voxel = (float(x) for x in args.box.split(","))
+        except ValueError:
+            centre, voxel = [], 0.0
+        if len(centre) != 3 or not voxel > 0:
+            raise ConfigError(f"--box {args.box!r}: give X,Y,Z,VOXEL in Å with VOXEL > 0")
+        return np.array(centre), voxel, "--box"
+    grid = folder / "grid.json"
+    if grid.is_file():
+        try:
+            spec = json.loads(grid.read_text())
+            return np.array(spec["centre_A"], dtype=float), float(spec["voxel_size_A"]), str(
+                grid)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ConfigError(f"{grid}: not a grid description ({exc})") from None
+    centre, voxel = carving.hull_box(views, GRID)
+    return centre, voxel, "the views' visual hull (estimate)"
+
+
+def _reconstruct(args: argparse.Namespace) -> int:
+    from .. import weights
+    from ..io import Volume, write_map
+    from ..nn.posevox import PoseVox, reconstruct
+    from ..train import load_model
+
+    check_file(args.out, inputs=(args.views, args.orientations, args.checkpoint),
+               overwrite=args.overwrite)
+    views, folder = _read_views(args)
+    centre, voxel, box_from = _grid_box(args, views, folder)
+    if args.checkpoint is None:
+        model, source = weights.load("posevox"), "shipped weights 'posevox'"
+    else:
+        model, source = load_model(args.checkpoint, PoseVox), str(args.checkpoint)
+    prob = reconstruct(model, views, centre, voxel)
+    size = prob.shape[0]
+    origin = np.asarray(centre)[::-1] - (size - 1) / 2 * voxel  # (z, y, x) of voxel [0,0,0]
+    write_map(args.out, Volume(prob, voxel, origin),
+              label=f"cryolab afm-reconstruct ({len(views.heights)} views)")
+    print(f"{len(views.heights)} views -> {args.out} ({size}³ at {voxel:.2f} Å; box from "
+          f"{box_from}; {source})")
     return 0

@@ -19,9 +19,10 @@ from tqdm.auto import tqdm
 
 from .. import afm, carving
 from ..data import fetch, find
-from ..errors import CryolabError
+from ..errors import CryolabError, DataError
 from ..io import atoms_of, read_structure
 from ..metrics import iou
+from ..nn.posevox import pose_predict, reconstruct
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,21 @@ __all__ = [
     "train_pix2vox",
     "predict",
     "evaluate_network",
-    "evaluate_carving",
+    "mean_shape",
+    "pose_evidence",
+    "cube_symmetry",
+    "train_posevox",
+    "structure_scores",
+    "network_probabilities",
+    "best_threshold",
+    "Margin",
+    "FEW_VIEWS",
+    "AFMVerdict",
+    "verdict",
+    "iou_table",
+    "structure_file",
+    "held_out_sample",
+    "sample_iou",
     "gap_table",
     "plot_views",
     "plot_iou_vs_views",
@@ -96,6 +111,15 @@ class AFMProfile:
     gap_epochs: int = 3
     max_atoms: int = 60000
     torch_threads: int | None = None  # None = torch's default
+    pose_width: int = 8  # PoseVox: channels at full resolution
+    pose_depth: int = 2  # PoseVox: poolings
+    pose_epochs: int = 4
+    pose_views: tuple[int, int] = (1, 10)  # views per training sample, inclusive
+    pose_lr: float = 2e-3
+    pose_augment: bool = True  # the 48 symmetries of the cube on evidence and target
+    bootstrap: int = 2000  # resamples of the validation structures for the margins
+    pose_seed: int = 0  # PoseVox's training seed (``seed`` also fixes the data and split)
+    pdb_ids: tuple[str, ...] | None = None  # None = the catalogue; else these PDB entries
     seed: int = 0
     extra: dict = field(default_factory=dict, compare=False, hash=False)
 
@@ -103,7 +127,10 @@ class AFMProfile:
         """The settings the rendered dataset depends on (the cache is keyed on them)."""
         keys = ("n_structures", "n_views", "image_size", "grid", "tip_radius", "tip_half_angle",
                 "noise", "mode", "val_fraction", "max_atoms", "seed")
-        return {k: getattr(self, k) for k in keys}
+        key = {k: getattr(self, k) for k in keys}
+        if self.pdb_ids is not None:
+            key["pdb_ids"] = list(self.pdb_ids)
+        return key
 
 
 PROFILES = {
@@ -111,16 +138,22 @@ PROFILES = {
         n_structures=6, n_views=5, image_size=32, epochs=2, batch_size=3, train_views=(1, 2),
         lr=3e-3, width=4, decoder_width=2, merger_width=8, refiner_width=2, refiner_hidden=64,
         eval_views=(1, 3, 5), gap_variants=("as the paper (none)", "all three"), gap_epochs=1,
-        max_atoms=4000, val_fraction=0.34, torch_threads=1,
+        max_atoms=4000, val_fraction=0.34, torch_threads=1, pose_width=4, pose_epochs=3,
+        pose_views=(1, 5), bootstrap=200,
     ),
     "book": AFMProfile(
         n_structures=None, epochs=4, train_views=(2, 4),
         gap_variants=("as the paper (none)", "all three"), gap_epochs=4, torch_threads=1,
     ),
+    # the shipped PoseVox (cryolab/weights/posevox.pt): the book's data, trained for longer
+    "pretrained": AFMProfile(
+        n_structures=None, epochs=4, train_views=(2, 4), torch_threads=1, pose_epochs=28,
+    ),
+    # the paper's scale: give ``pdb_ids`` (about 8,000 entries, see structure_table)
     "paper": AFMProfile(
         n_structures=None, image_size=128, epochs=150, batch_size=16, train_views=(1, 10),
         width=32, decoder_width=16, merger_width=16, refiner_width=32, refiner_hidden=2048,
-        eval_train_max=100000, gap_epochs=50,
+        eval_train_max=100000, gap_epochs=50, pose_width=16, pose_depth=3, pose_epochs=100,
     ),
 }
 
@@ -128,15 +161,49 @@ PROFILES = {
 # ------------------------------------------------------------------------------- the data
 
 
+#: where :func:`structure_file` finds an unregistered PDB entry, ``{id}`` upper case
+RCSB_URL = "https://files.rcsb.org/download/{id}.cif.gz"
+RCSB_PREFIX = "rcsb/"
+
+
+def structure_file(name: str) -> Path:
+    """The local file of a structure: a registered catalogue name (:func:`cryolab.data.fetch`)
+    or ``rcsb/<PDB id>``, downloaded once from the RCSB into the user cache with pooch."""
+    if not name.startswith(RCSB_PREFIX):
+        return fetch(name)
+    import pooch
+
+    pdb_id = name[len(RCSB_PREFIX):].upper()
+    folder = Path(pooch.os_cache("cryolab")) / "rcsb"
+    try:
+        return Path(pooch.retrieve(RCSB_URL.format(id=pdb_id), known_hash=None,
+                                   fname=f"{pdb_id}.cif.gz", path=folder))
+    except (OSError, ValueError) as exc:
+        raise DataError(f"cannot download PDB entry {pdb_id} from the RCSB into {folder} "
+                        f"({exc}); offline? use the registered structures (pdb_ids=None)"
+                        ) from exc
+
+
 def structure_table(cfg: AFMProfile) -> pd.DataFrame:
-    """Catalogue rows of the structures to use, with a ``group`` column for splitting.
+    """Rows (name, group) of the structures to use; ``group`` is what the split keeps together.
 
     Every structure file is one complex; its group is its PDB id (the file name when it has
-    none), so the same complex can never be both in training and in validation.
+    none), so the same complex can never be both in training and in validation. Without
+    ``cfg.pdb_ids`` these are the catalogue's structure files; with them, each id's registered
+    files when the catalogue has the entry, else ``rcsb/<id>`` (downloaded by
+    :func:`structure_file`). That is how the paper's ~8,000 structures are built: put their
+    ids, one per line, in a file and run with
+    ``replace(PROFILES["paper"], pdb_ids=tuple(Path("ids.txt").read_text().split()))``.
     """
     df = find(kind="structure")
     df = df[df["n_atoms"].fillna(0) <= cfg.max_atoms].copy()
     df["group"] = np.where(df["pdb_id"].str.len() > 0, df["pdb_id"].str.upper(), df["name"])
+    if cfg.pdb_ids is not None:
+        wanted = list(dict.fromkeys(i.strip().upper() for i in cfg.pdb_ids if i.strip()))
+        known = df[df["group"].isin(wanted)][["name", "group"]]
+        extra = [i for i in wanted if i not in set(known["group"])]
+        df = pd.concat([known, pd.DataFrame({"name": [RCSB_PREFIX + i for i in extra],
+                                             "group": extra})])
     if cfg.n_structures is not None:
         rng = np.random.default_rng(cfg.seed)
         df = df.iloc[np.sort(rng.choice(len(df), cfg.n_structures, replace=False))]
@@ -249,7 +316,7 @@ def build_dataset(cfg: AFMProfile, cache: Path | None = None, progress: bool = T
     for name in tqdm(table["name"], desc="rendering AFM views", disable=not progress,
                      mininterval=1.0):
         try:
-            records.append((name, *render_structure(fetch(name), cfg, rng)))
+            records.append((name, *render_structure(structure_file(name), cfg, rng)))
         except CryolabError as exc:
             skipped.append(name)
             log.info("skipping %s: %s", name, exc)
@@ -397,21 +464,284 @@ def evaluate_network(model, ds: AFMDataset, cfg: AFMProfile,
     return pd.DataFrame(rows)
 
 
-def evaluate_carving(ds: AFMDataset, cfg: AFMProfile, margin: float = 0.0) -> pd.DataFrame:
-    """Mean IoU of space carving (known orientations) with the first V views, by split and V.
+# ------------------------------------------------------------ PoseVox: views with their poses
 
-    Columns: split, views, iou, n.
+
+def mean_shape(ds: AFMDataset) -> np.ndarray:
+    """The voxel-wise mean (g, g, g) float32 of the training targets: the shape prior."""
+    return ds.targets[~ds.validation].mean(axis=0, dtype=np.float64).astype(np.float32)
+
+
+def pose_evidence(ds: AFMDataset, i: int, views: Sequence[int]) -> np.ndarray:
+    """Back-projected evidence (2, g, g, g) of structure ``i``'s views numbered ``views``
+    (:func:`cryolab.carving.backproject` on the structure's grid)."""
+    return carving.backproject(ds.views(i).select(list(views)), ds.centre[i],
+                               float(ds.voxel[i]), ds.targets.shape[-1])
+
+
+def cube_symmetry(volumes: Sequence[np.ndarray], rng: np.random.Generator) -> list[np.ndarray]:
+    """The same random one of the 48 symmetries of the cube (an axis permutation and flips)
+    applied to the last three axes of every array in ``volumes``."""
+    order = rng.permutation(3)
+    flips = np.flatnonzero(rng.random(3) < 0.5)
+    out = []
+    for v in volumes:
+        lead = v.ndim - 3
+        moved = np.transpose(v, (*range(lead), *(lead + order)))
+        out.append(np.ascontiguousarray(np.flip(moved, tuple(lead + flips))))
+    return out
+
+
+def _pose_batches(ds: AFMDataset, cfg: AFMProfile, index: np.ndarray, prior: np.ndarray):
+    def batches(epoch: int, rng: np.random.Generator) -> Iterator[tuple[np.ndarray, ...]]:
+        order = rng.permutation(index)
+        for start in range(0, len(order), cfg.batch_size):
+            evidence, priors, counts, targets = [], [], [], []
+            for i in order[start : start + cfg.batch_size]:
+                n = int(rng.integers(cfg.pose_views[0], cfg.pose_views[1] + 1))
+                views = rng.choice(cfg.n_views, min(n, cfg.n_views), replace=False)
+                arrays = [pose_evidence(ds, i, views), prior, ds.targets[i].astype(np.float32)]
+                if cfg.pose_augment:
+                    arrays = cube_symmetry(arrays, rng)
+                evidence.append(arrays[0])
+                priors.append(arrays[1][None])
+                targets.append(arrays[2])
+                counts.append(len(views))
+            yield (np.stack(evidence), np.stack(priors), np.array(counts, np.float32),
+                   np.stack(targets))
+
+    return batches
+
+
+def _pose_step(trainer, batch) -> dict[str, float]:
+    import torch.nn.functional as F  # noqa: N812 - the usual torch alias
+
+    evidence, prior, counts, targets = trainer.to_device(batch)
+    with trainer.autocast():
+        logits = trainer.model(trainer.model.inputs(evidence, counts, prior))
+    loss = F.binary_cross_entropy_with_logits(logits.float(), targets)
+    trainer.optimise(loss)
+    return {"loss": loss.item()}
+
+
+def train_posevox(ds: AFMDataset, cfg: AFMProfile, checkpoint: Path | None,
+                  epochs: int | None = None, progress: bool = True):
+    """Train PoseVox on the training structures; returns ``(model, history)``.
+
+    The model's prior is the mean training shape. Each sample is a random number of views
+    (``cfg.pose_views``) of one structure, back-projected with their orientations, and (with
+    ``cfg.pose_augment``) evidence, prior and target are turned by the same random symmetry
+    of the cube. Resumes from ``checkpoint``.
     """
+    import torch
+
+    from ..nn.posevox import PoseVox
+    from ..train import Trainer
+
+    model = PoseVox(grid=cfg.grid, width=cfg.pose_width, depth=cfg.pose_depth)
+    prior = mean_shape(ds)
+    model.prior.copy_(torch.from_numpy(prior))
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.pose_lr)
+    n_epochs = epochs or cfg.pose_epochs
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=n_epochs)
+    config = {k: v for k, v in asdict(cfg).items() if k != "extra"}
+    trainer = Trainer(model, optimizer, _pose_step, checkpoint=checkpoint,
+                      config={**config, "pose_epochs": n_epochs, "model": "PoseVox"},
+                      schedulers={"model": schedule}, seed=cfg.pose_seed)
+    history = trainer.fit(_pose_batches(ds, cfg, np.flatnonzero(~ds.validation), prior),
+                          epochs=n_epochs, progress=progress)
+    return model.eval(), history
+
+
+def held_out_sample(names: Sequence[str], cfg: AFMProfile, seed: int = 0
+                    ) -> list[tuple[afm.AFMViews, np.ndarray, np.ndarray, float]]:
+    """Views, target, grid centre and voxel size of each structure in ``names``, rendered as
+    the profile renders its dataset but each with its own generator ``(seed, k)``, so that a
+    small sample is reproducible on its own (the shipped models' CI check)."""
+    return [render_structure(structure_file(name), cfg, np.random.default_rng([seed, k]))
+            for k, name in enumerate(names)]
+
+
+def sample_iou(model, names: Sequence[str], cfg: AFMProfile, views: int, threshold: float,
+               sample_seed: int = 0) -> list[float]:
+    """IoU of a PoseVox on each structure of :func:`held_out_sample` from its first ``views``
+    views, at ``threshold``."""
+    return [iou(reconstruct(model, v.select(range(views)), centre, voxel), target,
+                threshold=threshold)
+            for v, target, centre, voxel in held_out_sample(names, cfg, sample_seed)]
+
+
+# ------------------------------------------------------------ every method, structure by structure
+
+MEAN_SHAPE = "mean training shape"
+CARVING = "space carving"
+PIX2VOX = "Pix2Vox++"
+POSEVOX = "PoseVox"
+
+
+def structure_scores(ds: AFMDataset, cfg: AFMProfile, networks: dict | None = None,
+                     index: dict[str, np.ndarray] | None = None) -> pd.DataFrame:
+    """IoU of every method on every evaluated structure with the first V views.
+
+    Methods: the mean training shape (thresholded where it is best on the training
+    structures; no views), space carving, and each of ``networks``: ``{name: (model,
+    threshold)}``, a Pix2Vox++ (images only) or a PoseVox (views and orientations, told
+    apart by class). ``index`` maps split names to structure indices (default: the
+    validation structures and up to ``cfg.eval_train_max`` training ones).
+
+    Columns: method, split, views, structure (index into ``ds``), iou.
+    """
+    index = index if index is not None else _eval_index(ds, cfg)
+    prior = mean_shape(ds)
+    train = np.flatnonzero(~ds.validation)
+    prior_t = max(cfg.thresholds, key=lambda t: np.mean(
+        [iou(prior, ds.targets[i], threshold=t) for i in train]))
     rows = []
-    for split, index in _eval_index(ds, cfg).items():
+    for split, idx in index.items():
         for v in cfg.eval_views:
-            scores = [
-                iou(carving.carve(ds.views(i), ds.centre[i], float(ds.voxel[i]), cfg.grid,
-                                  margin=margin, n_views=v), ds.targets[i])
-                for i in index
-            ]
-            rows.append(dict(split=split, views=v, iou=float(np.mean(scores)), n=len(index)))
+            scores = {MEAN_SHAPE: [iou(prior, ds.targets[i], threshold=prior_t) for i in idx],
+                      CARVING: [iou(carving.carve(ds.views(i), ds.centre[i], float(ds.voxel[i]),
+                                                  cfg.grid, n_views=v), ds.targets[i])
+                                for i in idx]}
+            for name, (model, threshold) in (networks or {}).items():
+                scores[name] = [iou(p, ds.targets[i], threshold=threshold) for p, i in
+                                zip(network_probabilities(model, ds, idx, v, cfg.batch_size),
+                                    idx, strict=True)]
+            rows += [dict(method=m, split=split, views=v, structure=int(i), iou=float(x))
+                     for m, xs in scores.items() for i, x in zip(idx, xs, strict=True)]
     return pd.DataFrame(rows)
+
+
+def network_probabilities(model, ds: AFMDataset, index: np.ndarray, views: int,
+                          batch_size: int = 8) -> np.ndarray:
+    """Occupancy probabilities (S, g, g, g) of structures ``index`` from their first ``views``
+    views: a PoseVox gets them back-projected with their orientations, a Pix2Vox++ the
+    images alone."""
+    from ..nn.posevox import PoseVox
+
+    if isinstance(model, PoseVox):
+        evidence = np.stack([pose_evidence(ds, i, range(views)) for i in index])
+        return pose_predict(model, evidence, views, batch_size)
+    return predict(model, ds.images[index, :views], batch_size)
+
+
+def best_threshold(ds: AFMDataset, cfg: AFMProfile, model, views: int = 5) -> float:
+    """The threshold of ``cfg.thresholds`` with the best mean IoU on the training structures
+    (up to ``cfg.eval_train_max``) with ``views`` views — never chosen on validation."""
+    index = _eval_index(ds, cfg)["train"]
+    prob = network_probabilities(model, ds, index, views, cfg.batch_size)
+    return max(cfg.thresholds, key=lambda t: np.mean(
+        [iou(p, ds.targets[i], threshold=t) for p, i in zip(prob, index, strict=True)]))
+
+
+@dataclass(frozen=True)
+class Margin:
+    """Mean IoU of a method minus a baseline's on the same structures and views, with the
+    95% bootstrap interval over structures (resampled with replacement)."""
+
+    method: str
+    baseline: str
+    views: int
+    method_iou: float
+    baseline_iou: float
+    margin: float
+    low: float
+    high: float
+
+    @property
+    def beats(self) -> bool:
+        """The method is better beyond the spread: the whole interval is above zero."""
+        return self.low > 0
+
+
+#: the view counts at which a network must beat carving (few views, where priors matter)
+FEW_VIEWS = (1, 2, 3)
+
+
+@dataclass(frozen=True)
+class AFMVerdict:
+    """Whether a network reconstructs shape from the views: it must beat the mean training
+    shape at every number of views, and space carving at 1–3 views, on validation
+    structures, each by a margin whose bootstrap interval excludes zero."""
+
+    method: str
+    margins: tuple[Margin, ...]
+
+    def over(self, baseline: str) -> list[Margin]:
+        """The margins over one baseline, by number of views."""
+        return [m for m in self.margins if m.baseline == baseline]
+
+    @property
+    def beats_mean_shape(self) -> bool:
+        """Better than the mean training shape at every number of views."""
+        return all(m.beats for m in self.over(MEAN_SHAPE))
+
+    @property
+    def beats_carving_few_views(self) -> bool:
+        """Better than space carving at every evaluated number of views in :data:`FEW_VIEWS`."""
+        few = [m for m in self.over(CARVING) if m.views in FEW_VIEWS]
+        return bool(few) and all(m.beats for m in few)
+
+    @property
+    def holds(self) -> bool:
+        """Both of the above."""
+        return self.beats_mean_shape and self.beats_carving_few_views
+
+    def to_dict(self) -> dict:
+        """Plain JSON-ready form (``from_dict`` reads it back)."""
+        return {"method": self.method, "beats_mean_shape": self.beats_mean_shape,
+                "beats_carving_few_views": self.beats_carving_few_views, "holds": self.holds,
+                "margins": [asdict(m) for m in self.margins]}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> AFMVerdict:
+        """The verdict stored by :meth:`to_dict` (e.g. in a chapter's metrics.json)."""
+        return cls(d["method"], tuple(Margin(**m) for m in d["margins"]))
+
+    def describe(self) -> str:
+        """Where the method beats, ties with and falls below each baseline, in words."""
+
+        def counts(views: list[int]) -> str:
+            return ", ".join(map(str, views)) + (" view" if views == [1] else " views")
+
+        clauses = []
+        for baseline in (MEAN_SHAPE, CARVING):
+            margins = self.over(baseline)
+            groups = {"beats": [m.views for m in margins if m.beats],
+                      "is level with": [m.views for m in margins if m.low <= 0 <= m.high],
+                      "falls below": [m.views for m in margins if m.high < 0]}
+            said = [f"{how} the {baseline} at {counts(v)}" for how, v in groups.items() if v]
+            clauses.append(" and ".join(said))
+        return f"{self.method} " + "; it ".join(clauses)
+
+    def table(self) -> pd.DataFrame:
+        """The margins as a table indexed by baseline and views."""
+        return pd.DataFrame([asdict(m) for m in self.margins]).set_index(["baseline", "views"])
+
+
+def verdict(scores: pd.DataFrame, method: str, n_boot: int = 2000, seed: int = 0,
+            split: str = "validation") -> AFMVerdict:
+    """:class:`AFMVerdict` of ``method`` against the mean shape and carving, from
+    :func:`structure_scores`, with ``n_boot`` bootstrap resamples of the structures."""
+    rng = np.random.default_rng(seed)
+    s = scores[scores.split == split]
+    margins = []
+    for baseline in (MEAN_SHAPE, CARVING):
+        for v in sorted(s.views.unique()):
+            a = s[(s.method == method) & (s.views == v)].set_index("structure")["iou"]
+            b = s[(s.method == baseline) & (s.views == v)].set_index("structure")["iou"]
+            diff = (a - b.loc[a.index]).to_numpy()
+            boot = diff[rng.integers(0, len(diff), (n_boot, len(diff)))].mean(axis=1)
+            low, high = np.quantile(boot, [0.025, 0.975])
+            margins.append(Margin(method, baseline, int(v), float(a.mean()), float(b.mean()),
+                                  float(diff.mean()), float(low), float(high)))
+    return AFMVerdict(method, tuple(margins))
+
+
+def iou_table(scores: pd.DataFrame) -> pd.DataFrame:
+    """Mean IoU by split and views (rows) and method (columns), from :func:`structure_scores`."""
+    return scores.pivot_table(index=["split", "views"], columns="method", values="iou",
+                              sort=False)
 
 
 def gap_table(ds: AFMDataset, cfg: AFMProfile, folder: Path, threshold: float,

@@ -1,0 +1,186 @@
+"""Reproduce a shipped model from scratch: ``python -m cryolab.weights.train afm``.
+
+Trains the chapter's model with its ``pretrained`` profile, deterministically for a seed,
+prints the training log, and writes the slim checkpoint ``<name>.pt`` (weights and sizes
+only: plain tensors, dicts, lists, strings and numbers, so that ``torch.load(...,
+weights_only=True)`` reads it) and its model card ``<name>.json`` into ``--out`` (default
+this package folder).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+
+from .. import __version__
+from ..results import repo_root
+from . import _folder
+
+__all__ = ["train_afm", "refresh_book_model", "main"]
+
+CI_SAMPLE = 4  # validation structures in the card's CI check
+CI_VIEWS = 3
+CI_TOLERANCE = 0.02  # IoU: BLAS and platform differences in the last bits of a logit
+
+
+def _commit() -> str:
+    try:
+        out = subprocess.run(["git", "-C", str(repo_root(Path(__file__))), "describe",
+                              "--always", "--dirty", "--abbrev=40"],
+                             capture_output=True, text=True, check=True, timeout=10)
+        return out.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def _hardware() -> str:
+    import torch
+
+    return (f"{platform.machine()} {platform.system()}, {os.cpu_count()} CPUs, "
+            f"torch {torch.__version__} with {torch.get_num_threads()} thread(s)")
+
+
+def _book_model() -> dict | None:
+    """Chapter 06's book run, if there is one: its validation IoU by views of Pix2Vox++ and
+    of the PoseVox it trains in minutes."""
+    path = repo_root(Path(__file__)) / "results" / "06_afm_pix2vox" / "book" / "metrics.json"
+    if not path.is_file():
+        return None
+    m = json.loads(path.read_text())
+    return {name: {str(x["views"]): x["method_iou"] for x in m["verdicts"][name]["margins"]
+                   if x["baseline"] == "mean training shape"}
+            for name in ("Pix2Vox++", "PoseVox")} | {"written": m.get("written")}
+
+
+def refresh_book_model(card_path: Path) -> None:
+    """Put the latest book run of chapter 06 beside the evaluation in an existing card."""
+    card = json.loads(card_path.read_text())
+    card["evaluation"]["book_model"] = _book_model()
+    card_path.write_text(json.dumps(card, indent=1) + "\n")
+
+
+def train_afm(out: Path, seed: int = 0, epochs: int | None = None, threads: int = 1,
+              cache: Path | None = None, name: str = "posevox") -> dict:
+    """Train PoseVox on every registered structure (training split) and write
+    ``out/<name>.pt`` and ``out/<name>.json``; returns the card."""
+    import torch
+
+    from ..pipelines import afm_views as A
+
+    start = time.perf_counter()
+    commit = _commit()  # the code that trains, not the tree when the card is written
+    torch.set_num_threads(threads)
+    cfg = replace(A.PROFILES["pretrained"], pose_seed=seed,
+                  pose_epochs=epochs or A.PROFILES["pretrained"].pose_epochs)
+    ds = A.build_dataset(cfg, cache, progress=False)
+    print(f"{len(ds.names)} structures ({int(ds.validation.sum())} validation), "
+          f"{len(ds.skipped)} skipped; {time.perf_counter() - start:.0f} s", flush=True)
+    work = out / f".{name}-training.pt"
+    model, history = A.train_posevox(ds, cfg, work, progress=False)
+    for record in history.records:
+        print(json.dumps({k: round(v, 5) for k, v in record.items()}), flush=True)
+    train_seconds = time.perf_counter() - start
+    threshold = A.best_threshold(ds, cfg, model)
+    scores = A.structure_scores(ds, cfg, {A.POSEVOX: (model, threshold)})
+    table = A.iou_table(scores)
+    verdict = A.verdict(scores, A.POSEVOX, cfg.bootstrap, cfg.seed)
+    ci_names = sorted(str(n) for n in ds.names[ds.validation])[:CI_SAMPLE]
+    ci_iou = A.sample_iou(model, ci_names, cfg, CI_VIEWS, threshold, sample_seed=0)
+    state = {
+        "cryolab_version": __version__,
+        "architecture": {"model": {"class": type(model).__name__,
+                                   "hparams": dict(model.hparams)}},
+        "models": {"model": {k: v.detach().cpu().clone()
+                             for k, v in model.state_dict().items()}},
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    torch.save(state, out / f"{name}.pt")
+
+    def by_views(split: str, method: str) -> dict[str, float]:
+        return {str(v): float(x) for v, x in table.loc[split, method].items()}
+
+    card = {
+        "name": name,
+        "task": "chapter 06: 32³ occupancy of a protein complex from AFM height images with "
+                "known orientations",
+        "model_class": f"{type(model).__module__}.{type(model).__name__}",
+        "architecture": {
+            "summary": "views back-projected with their orientations into the structure's "
+                       "grid (soft visual hull + mean depth), with the mean training shape "
+                       "and 1/V as extra channels, refined by a 3D U-Net",
+            "hparams": dict(model.hparams),
+            "parameters": int(sum(p.numel() for p in model.parameters())),
+            "input": "AFM heights in Å (V × n × n), view quaternions (scalar last, canonical "
+                     "-> view), substrate z in Å, pixel size in Å, grid centre and voxel "
+                     "size in Å",
+            "output": "occupancy probabilities (32³, z y x)",
+            "threshold": threshold,
+        },
+        "training": {
+            "profile": "pretrained",
+            "settings": {k: v for k, v in asdict(cfg).items() if k != "extra"},
+            "epochs": cfg.pose_epochs,
+            "seed": seed,
+            "n_structures": int((~ds.validation).sum()),
+            "names": sorted(str(n) for n in ds.names[~ds.validation]),
+            "skipped": list(ds.skipped),
+            "wall_seconds": round(train_seconds, 1),
+            "hardware": _hardware(),
+            "cryolab_version": __version__,
+            "commit": commit,
+            "log": history.records,
+        },
+        "evaluation": {
+            "split": "validation (grouped by PDB entry; never trained on)",
+            "n_validation": int(ds.validation.sum()),
+            "n_train_scored": int(len(scores[(scores.split == "train")].structure.unique())),
+            "views": list(cfg.eval_views),
+            "iou": {m: by_views("validation", m) for m in (A.POSEVOX, A.MEAN_SHAPE,
+                                                           A.CARVING)},
+            "train_iou": {m: by_views("train", m) for m in (A.POSEVOX, A.MEAN_SHAPE,
+                                                            A.CARVING)},
+            "verdict": verdict.to_dict(),
+            "paper": {s: {str(v): x for v, x in d.items()} for s, d in A.PAPER_IOU.items()},
+            "book_model": _book_model(),
+        },
+        "ci_check": {
+            "names": ci_names, "views": CI_VIEWS, "sample_seed": 0, "threshold": threshold,
+            "iou": ci_iou, "tolerance": CI_TOLERANCE,
+        },
+    }
+    (out / f"{name}.json").write_text(json.dumps(card, indent=1) + "\n")
+    work.unlink(missing_ok=True)
+    print(f"wrote {out / (name + '.pt')} ({(out / (name + '.pt')).stat().st_size / 1e6:.2f} "
+          f"MB) and its card; {time.perf_counter() - start:.0f} s", flush=True)
+    return card
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m cryolab.weights.train",
+                                description="Reproduce a shipped model from scratch.")
+    p.add_argument("chapter", choices=("afm",), help="which model (afm: PoseVox, chapter 06)")
+    p.add_argument("--out", type=Path, default=_folder(), help="folder (default: the package)")
+    p.add_argument("--seed", type=int, default=0, help="training seed (0)")
+    p.add_argument("--epochs", type=int, default=None, help="override the profile's epochs")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (1)")
+    p.add_argument("--cache", type=Path, default=None,
+                   help="rendered dataset cache (.npz; the book run's can be reused)")
+    p.add_argument("--book-only", action="store_true",
+                   help="do not train: put the chapter's latest book run into the card")
+    args = p.parse_args(argv)
+    if args.book_only:
+        refresh_book_model(args.out / "posevox.json")
+    else:
+        train_afm(args.out, args.seed, args.epochs, args.threads, args.cache)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
