@@ -288,6 +288,8 @@ CASES = [
     c("afm-out-foreign-folder", f"{AF} --overwrite", "did not write", setup="foreign_views"),
     c("afm-out-earlier-run", AF, "--overwrite", setup="earlier_views"),
     c("afm-ctrl-c-while-writing", AF, "interrupted", fault="interrupt_save", status=130),
+    # ---- models
+    c("models-unknown-name", "models no-such-model", "no-such-model"),
     # ---- afm-reconstruct
     c("afmrec-missing-views", "afm-reconstruct {in}/nope.npy --out o.mrc", "nope.npy"),
     c("afmrec-no-orientations", "afm-reconstruct {in}/map.mrc --out o.mrc", "orientations"),

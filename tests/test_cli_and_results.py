@@ -197,3 +197,18 @@ def test_an_empty_folder_of_the_users_is_kept_and_filled(tmp_path, capsys):
     assert out.stat().st_ino == inode and stat.S_IMODE(out.stat().st_mode) == 0o700
     assert (out / "view_000.png").is_file() and (out / ".cryolab-output").is_file()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ala.pdb", "views"]
+
+
+def test_models_lists_every_shipped_model_and_prints_its_card(capsys):
+    import json
+
+    from cryolab import weights
+
+    assert main(["models"]) == 0
+    listing = capsys.readouterr().out
+    for name in weights.available():
+        assert any(line.startswith(f"{name}\t") for line in listing.splitlines())
+    assert f"{len(weights.available())} shipped models" in listing
+    name = weights.available()[0]
+    assert main(["models", name]) == 0
+    assert json.loads(capsys.readouterr().out) == weights.card(name)
