@@ -259,19 +259,23 @@ def splat(index: np.ndarray, weights: np.ndarray, shape: tuple[int, ...], linear
     shape = tuple(int(n) for n in shape)
     index = np.asarray(index, dtype=np.float64)
     weights = np.asarray(weights, dtype=np.float64)
-    if linear:
-        base = np.floor(index).astype(np.int64)
+    base = np.floor(index).astype(np.int64)
+    if linear:  # per axis: (N, 2) voxel indices and shares of the two voxels around the point
         frac = index - base
-        corners = np.array(list(np.ndindex(2, 2, 2)))  # (8, 3)
-        pos = base[:, None, :] + corners[None]  # (N, 8, 3)
-        share = np.prod(np.where(corners[None] == 1, frac[:, None], 1.0 - frac[:, None]), axis=2)
-        share = share * weights[:, None]
+        pos = [base[:, a, None] + np.arange(2) for a in range(3)]
+        part = [np.stack([1.0 - frac[:, a], frac[:, a]], axis=1) for a in range(3)]
     else:
-        pos = np.floor(index).astype(np.int64)[:, None, :]
-        share = weights[:, None]
-    inside = np.all((pos >= 0) & (pos < np.array(shape)), axis=2)
-    flat = np.bincount(np.ravel_multi_index(tuple(pos[inside].T), shape),
-                       weights=share[inside], minlength=int(np.prod(shape)))
+        pos = [base[:, a, None] for a in range(3)]
+        part = [np.ones((len(index), 1)) for _ in range(3)]
+    # a share outside the grid gets weight 0 (and a harmless in-grid index)
+    for a in range(3):
+        part[a] = np.where((pos[a] >= 0) & (pos[a] < shape[a]), part[a], 0.0)
+        pos[a] = np.clip(pos[a], 0, shape[a] - 1)
+    share = weights[:, None, None, None] * (
+        part[0][:, :, None, None] * part[1][:, None, :, None] * part[2][:, None, None, :])
+    flat = (pos[0][:, :, None, None] * shape[1] + pos[1][:, None, :, None]) * shape[2] \
+        + pos[2][:, None, None, :]
+    flat = np.bincount(flat.ravel(), weights=share.ravel(), minlength=int(np.prod(shape)))
     return flat.reshape(shape)
 
 
