@@ -234,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
                                                                    "pdb2mrc")}
         rows.append(row)
         ratios = " ".join(f"{row['over_gemmi'][k]:17.2f}" if k in row["over_gemmi"]
-                          else f"{t.get(k, float('nan')):16.2f}s" for k in OURS)
+                          else (f"{t[k]:16.2f}s" if k in t else f"{'—':>17}") for k in OURS)
         g = f"{t['gemmi']:8.3f}" if "gemmi" in t else f"{'—':>8}"
         tp = f"{tempy:8.3f}" if tempy else f"{'—':>8}"
         print(f"{n:>8} {flatten:10.3f} {g} {ratios} {tp}", flush=True)
