@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from cryolab import density
 from cryolab.apply import generate_map
 from cryolab.data import fetch
 from cryolab.io import read_structure
@@ -60,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
 
     structure = read_structure(fetch("structures/ccpem/5me2.pdb.gz"))
     gan = UNetPlusPlus3D(32).eval()
-    voxels = generate_map(gan, structure).data.size
+    voxels = density.molmap(structure, 2.0, voxel_size=1.0).data.size  # the generator's grid
     for mode, whole in (("tiles", False), ("whole map", True)):
         t = seconds(lambda w=whole: generate_map(gan, structure, whole=w), repeats)
         rows.append({"task": f"GAN 5ME2 ({mode})", "voxels": voxels, "seconds": t,
