@@ -25,7 +25,6 @@ the ratios (same run, interleaved), not the seconds.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import resource
 import subprocess
@@ -40,10 +39,9 @@ import numpy as np
 from cryolab import density
 from cryolab.data import fetch
 from cryolab.io import atoms_of, read_structure
-from cryolab.results import repo_root
 
 sys.path.insert(0, str(Path(__file__).parent))
-from machine import machine  # noqa: E402
+from machine import write_result  # noqa: E402
 
 TEMPY_SNIPPET = r"""
 import json, sys, time, warnings
@@ -244,17 +242,14 @@ def main(argv: list[str] | None = None) -> int:
           f"correlation {error['correlation']:.6f}")
     for note in sorted(notes):
         print(f"note: {note}")
-    out = repo_root() / "results" / "benchmarks" / "density.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({
+    write_result("density", {
         "benchmark": "density", "peer": "gemmi DensityCalculatorE",
         "resolution_A": args.resolution, "grid_step": "R/3", "repeats": repeats,
         "quick": args.quick, "rows": rows, "fft_vs_direct_10k": error, "notes": sorted(notes),
-        "machine": machine(), "command": "python benchmarks/bench_density.py"
+        "command": "python benchmarks/bench_density.py"
         + (" --quick" if args.quick else ""),
         "caveat": "shared machine; ratios are medians of interleaved runs",
-    }, indent=2))
-    print(f"wrote {out}")
+    })
     return 0
 
 

@@ -17,7 +17,6 @@ Writes ``results/benchmarks/inference.json``. Timings on a shared machine are no
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -32,11 +31,10 @@ from cryolab.io import read_structure
 from cryolab.nn.unet import UNet, denoise_volume, segment_volume
 from cryolab.nn.unet3d import UNet3D
 from cryolab.nn.unetpp import UNetPlusPlus3D
-from cryolab.results import repo_root
 from cryolab.tiles import predict_volume
 
 sys.path.insert(0, str(Path(__file__).parent))
-from machine import machine  # noqa: E402
+from machine import write_result  # noqa: E402
 
 
 def seconds(fn, repeats: int) -> float:
@@ -85,16 +83,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{task:<28} {volume.size:>10} voxels {t:8.2f} s "
               f"{volume.size / t:12.0f} voxels/s", flush=True)
 
-    out = repo_root() / "results" / "benchmarks" / "inference.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({
+    write_result("inference", {
         "benchmark": "inference", "threads": args.threads, "repeats": repeats,
         "quick": args.quick, "rows": rows, "goal": "GAN 5ME2 < 5 s on 2 CPU cores",
-        "machine": machine(),
         "command": "python benchmarks/bench_inference.py" + (" --quick" if args.quick else ""),
         "caveat": "random weights (speed does not depend on them); shared machine",
-    }, indent=2))
-    print(f"wrote {out}")
+    })
     return 0
 
 

@@ -25,7 +25,6 @@ noisy.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -36,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from machine import machine  # noqa: E402
+from machine import write_result  # noqa: E402
 
 ASTRA_SNIPPET = r"""
 import sys, time, numpy as np, astra
@@ -197,7 +196,6 @@ def main() -> None:
         bp = backprojection(399, 64)
         den = denoise_throughput((32, 128, 128))
     record = {
-        "machine": machine(),
         "quick": args.quick,
         "pipeline": pipe,
         "pipeline_reference": "CTS tutorial: 300x400x50 @ 12 Å, < 2 min model + < 1 min "
@@ -224,10 +222,7 @@ def main() -> None:
     print(f"denoise: ours {den['ours_voxels_per_s']:,.0f} voxels/s", end="")
     print(f", Topaz {den['topaz_voxels_per_s']:,.0f} voxels/s" if "topaz_voxels_per_s" in den
           else f"; Topaz skipped: {den['topaz_skipped']}")
-    out = Path(__file__).resolve().parents[1] / "results" / "benchmarks" / "tomo.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(record, indent=2))
-    print(f"wrote {out}")
+    write_result("tomo", record)
 
 
 if __name__ == "__main__":

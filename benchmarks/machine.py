@@ -27,3 +27,14 @@ def machine() -> dict:
     return {"cpu": cpu, "cores": len(os.sched_getaffinity(0)), "cpu_count": os.cpu_count(),
             "load_average": os.getloadavg(), "platform": platform.platform(),
             "python": platform.python_version(), "numpy": np.__version__, **torch_info}
+
+
+def write_result(name: str, record: dict) -> None:
+    """Write ``results/benchmarks/<name>.json`` (with the machine) and say where."""
+    import json
+    from pathlib import Path
+
+    out = Path(__file__).resolve().parents[1] / "results" / "benchmarks" / f"{name}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({**record, "machine": machine()}, indent=2))
+    print(f"wrote {out}")
