@@ -328,11 +328,10 @@ def molmap(
 
 def electron_counts(atoms: Atoms) -> np.ndarray:
     """EMAN2's electron count per atom (:data:`ELECTRONS`, else the atomic number)."""
-    return np.array(
-        [ELECTRONS.get(e.upper(), float(z)) for e, z in zip(atoms.element, atoms.atomic_number,
-                                                            strict=True)],
-        dtype=np.float64,
-    )
+    symbols, which = np.unique(np.char.upper(atoms.element.astype(str)), return_inverse=True)
+    known = np.array([s in ELECTRONS for s in symbols])[which]
+    counts = np.array([ELECTRONS.get(s, 0.0) for s in symbols], dtype=np.float64)[which]
+    return np.where(known, counts, np.asarray(atoms.atomic_number, dtype=np.float64))
 
 
 def pdb2mrc(

@@ -281,3 +281,10 @@ def test_atoms_of_keeps_the_first_of_alternative_residues():
     first.remove_alternative_conformations()
     expected = sum(len(r) for ch in first[0] for r in ch)
     assert len(atoms_of(st)) == expected < sum(len(r) for ch in st[0] for r in ch)
+
+
+def test_electron_counts_per_element_and_atomic_number_otherwise():
+    """The table wins for its elements (whatever Z says), Z serves the others."""
+    atoms = Atoms(np.zeros((5, 3)), np.array([99, 99, 26, 99, 34]), np.ones(5),
+                  np.array(["C", "h", "Fe", "O", "Se"]))
+    np.testing.assert_array_equal(density.electron_counts(atoms), [6, 1, 26, 8, 34])
