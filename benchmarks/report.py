@@ -76,14 +76,14 @@ def density_section(d: dict) -> list[str]:
         ":::{figure} figures/performance_density.png",
         ":alt: Seconds per map against number of atoms, log-log, for each simulator and gemmi",
         "",
-        "Seconds per map against atoms (log-log). Slope 1 is linear in the atoms; the spreading "
-        "simulators flatten out where the grid, not the atoms, sets the cost.",
+        "Seconds per map against atoms (log-log), structure conversion and boxing included; "
+        "slope 1 is linear in the atoms. At 1M atoms only the spreading simulators ran.",
         ":::",
         "",
     ]
     if big:
-        lines.append(f"Peak memory of `pdb2mrc` at {big[0]['atoms']:,} atoms: "
-                     f"{big[0]['peak_memory_gib']['pdb2mrc']:.2f} GiB above the structure.")
+        lines += [f"Peak memory of `pdb2mrc` at {big[0]['atoms']:,} atoms: "
+                  f"{big[0]['peak_memory_gib']['pdb2mrc']:.2f} GiB above the structure.", ""]
     if err:
         lines.append(f"Spreading + filter (`molmap_fft`) against the exact window sums at 10k "
                      f"atoms: max |Δ| {err['max_abs_over_peak']:.1%} of the peak, rms "
