@@ -104,19 +104,36 @@ def inference_section(d: dict) -> list[str]:
 
 
 def tomo_section(d: dict) -> list[str]:
-    bp, pipe = d["backprojection"], d["pipeline"]
-    return [
+    bp, pipe, den = d["backprojection"], d["pipeline"], d.get("denoise", {})
+    size = f"{bp['slices']} slices of {bp['n']}², {bp['angles']} tilts"
+    lines = [
         "## Tomograms", "",
         "| benchmark | ours s | peer | peer s | peer / ours |", "|---|---:|---|---:|---:|",
-        f"| back-projection, {bp['slices']} slices of {bp['n']}², {bp['angles']} tilts "
-        f"| {bp['ours_s']:.2f} | `skimage.transform.iradon` | {bp['skimage_s']:.2f} "
-        f"| {bp['speedup']:.1f} |",
-        f"| whole simulation {'×'.join(map(str, pipe['shape_xyz']))} voxels, "
-        f"{pipe['n_tilts']} tilts | {pipe['total_s']:.1f} | CTS tutorial (< 180 s) | — | — |",
-        "", f"Machine: {machine_line(d)}.", "",
-        "Reproduce: `python benchmarks/bench_tomo.py" + (" --quick" if d["quick"] else "") + "`",
-        "",
+        f"| back-projection, {size} | {bp['ours_s']:.2f} | `skimage.transform.iradon` "
+        f"| {bp['skimage_s']:.2f} | {bp['speedup']:.1f} |",
     ]
+    if "astra_s" in bp:
+        lines.append(f"| back-projection, {size} | {bp['ours_s']:.2f} | astra-toolbox CPU FBP "
+                     f"| {bp['astra_s']:.2f} | {bp['astra_over_ours']:.2f} |")
+    lines.append(f"| whole simulation {'×'.join(map(str, pipe['shape_xyz']))} voxels, "
+                 f"{pipe['n_tilts']} tilts | {pipe['total_s']:.1f} | CTS tutorial (< 180 s) "
+                 "| — | — |")
+    if "topaz_voxels_per_s" in den:
+        shape = "×".join(map(str, den["shape_zyx"]))
+        lines += ["", f"Denoising a {shape} tomogram: our tomogram U-Net "
+                  f"{den['ours_voxels_per_s']:,.0f} voxels/s, Topaz `denoise3d` (`unet-3d`, "
+                  f"start-up of {den['topaz_startup_s']:.0f} s taken off) "
+                  f"{den['topaz_voxels_per_s']:,.0f} voxels/s — "
+                  f"{den['ours_over_topaz_throughput']:.1f}× the throughput, with a smaller "
+                  "network (quality: chapter 05)."]
+    for key in ("astra_skipped", "topaz_skipped"):
+        if key in bp or key in den:
+            lines += ["", f"Skipped: {bp.get(key) or den.get(key)}"]
+    lines += ["", f"Machine: {machine_line(d)}.", "",
+              "Reproduce: `CRYOLAB_ASTRA_PYTHON=… CRYOLAB_TOPAZ_PYTHON=… python "
+              "benchmarks/bench_tomo.py" + (" --quick" if d["quick"] else "") + "` (astra-toolbox "
+              "and Topaz each in their own environment; see the benchmark's docstring).", ""]
+    return lines
 
 
 def afm_section(d: dict) -> list[str]:
