@@ -51,6 +51,7 @@ student: $(VENV)/.installed
 
 bench: $(VENV)/.installed
 	for b in benchmarks/bench_*.py; do $(BIN)/python $$b || exit 1; done
+	$(BIN)/python benchmarks/report.py
 
 clean:
 	rm -rf _build results/*/smoke results/*/book

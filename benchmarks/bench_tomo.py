@@ -5,7 +5,16 @@
    300×400×50 model at 12 Å in under 2 min plus under 1 min of simulation. Target: < 60 s on
    2 CPU cores (torch on CUDA when present).
 2. Back-projection: ours (all y slices at once, one sparse product per group of tilts)
-   against ``skimage.transform.iradon`` slice by slice, same sinograms, same N×N output.
+   against ``skimage.transform.iradon`` and astra-toolbox's CPU FBP (``FBP`` with a
+   ``linear`` projector), both slice by slice, same sinograms, same N×N output. astra's wheel
+   needs the CUDA runtime libraries even on a CPU, so it lives in its own environment:
+   ``$CRYOLAB_ASTRA_PYTHON`` (default ``/tmp/h23_astra_venv/bin/python``); skipped with a
+   reason when absent.
+3. Denoising throughput: cryolab's tomogram U-Net (3D, random weights, 64³ tiles) against
+   Topaz ``denoise3d`` with its shipped ``unet-3d`` model, on the same random tomograms of two
+   thicknesses; voxels per second from the difference (so start-up and model loading cancel).
+   Topaz runs in its own environment: ``$CRYOLAB_TOPAZ_PYTHON`` (default
+   ``/work/topaz-venv/bin/python``); skipped with a reason when absent. Quality: see chapter 05.
 
     python benchmarks/bench_tomo.py [--quick]
 
@@ -16,13 +25,45 @@ noisy.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
+import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from machine import write_result  # noqa: E402
+
+ASTRA_SNIPPET = r"""
+import sys, time, numpy as np, astra
+sino = np.load(sys.argv[1])  # (slices, n, angles)
+theta = np.deg2rad(np.load(sys.argv[2]))
+n = sino.shape[1]
+vol_geom = astra.create_vol_geom(n, n)
+proj_geom = astra.create_proj_geom("parallel", 1.0, n, theta)
+projector = astra.create_projector("linear", proj_geom, vol_geom)
+out = np.empty((len(sino), n, n), np.float32)
+start = time.perf_counter()
+for i, s in enumerate(sino):
+    sid = astra.data2d.create("-sino", proj_geom, np.ascontiguousarray(s.T))
+    rid = astra.data2d.create("-vol", vol_geom)
+    cfg = astra.astra_dict("FBP")
+    cfg["ProjectorId"], cfg["ProjectionDataId"], cfg["ReconstructionDataId"] = projector, sid, rid
+    alg = astra.algorithm.create(cfg)
+    astra.algorithm.run(alg)
+    out[i] = astra.data2d.get(rid)
+    astra.algorithm.delete(alg); astra.data2d.delete([sid, rid])
+print(time.perf_counter() - start)
+np.save(sys.argv[3], out)
+"""
+
+
+def peer_python(variable: str, default: str) -> str | None:
+    path = os.environ.get(variable, default)
+    return path if Path(path).is_file() else None
 
 
 def pipeline(size_xy: float, thickness: float, seed: int = 0) -> dict:
@@ -72,9 +113,72 @@ def backprojection(n: int, n_slices: int, n_angles: int = 61) -> dict:
     yy, xx = np.mgrid[:n, :n] - n // 2
     inside = yy**2 + xx**2 < (n // 2 - 4) ** 2
     r = np.corrcoef(ours.transpose(1, 0, 2)[:, inside].ravel(), ref[:, inside].ravel())[0, 1]
-    return {"n": n, "slices": n_slices, "angles": n_angles, "skimage_s": round(t_sk, 3),
-            "ours_s": round(t_ours, 3), "speedup": round(t_sk / t_ours, 1),
-            "correlation": round(float(r), 5)}
+    record = {"n": n, "slices": n_slices, "angles": n_angles, "skimage_s": round(t_sk, 3),
+              "ours_s": round(t_ours, 3), "speedup": round(t_sk / t_ours, 1),
+              "correlation": round(float(r), 5)}
+    python = peer_python("CRYOLAB_ASTRA_PYTHON", "/tmp/h23_astra_venv/bin/python")
+    if python is None:
+        record["astra_skipped"] = "no astra environment ($CRYOLAB_ASTRA_PYTHON)"
+        return record
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = [str(Path(tmp) / f) for f in ("sino.npy", "theta.npy", "out.npy")]
+        np.save(paths[0], sinograms)
+        np.save(paths[1], theta)
+        run = subprocess.run([python, "-c", ASTRA_SNIPPET, *paths], capture_output=True,
+                             text=True, timeout=1800)
+        if run.returncode != 0:
+            record["astra_skipped"] = (run.stderr.strip().splitlines() or ["failed"])[-1]
+            return record
+        astra_out = np.load(paths[2])
+    # astra's image axes differ from iradon's: report the best match of the flips
+    best = max(abs(np.corrcoef(np.asarray(a)[:, inside].ravel(), ref[:, inside].ravel())[0, 1])
+               for a in (astra_out, astra_out[:, ::-1], astra_out[:, :, ::-1],
+                         astra_out.transpose(0, 2, 1)))
+    t_astra = float(run.stdout.split()[-1])
+    record.update(astra_s=round(t_astra, 3), astra_over_ours=round(t_astra / t_ours, 2),
+                  astra_correlation_with_iradon=round(float(best), 5))
+    return record
+
+
+def denoise_throughput(shape: tuple[int, int, int]) -> dict:
+    """Voxels per second of our tomogram U-Net and of Topaz denoise3d (unet-3d) on the same
+    random tomogram; Topaz's time is its whole command, less its start-up (``topaz --help``)."""
+    import mrcfile
+    import torch
+
+    from cryolab.nn.unet import UNet, denoise_volume
+
+    torch.set_num_threads(2)
+    volume = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    start = time.perf_counter()
+    denoise_volume(UNet(dims=3).eval(), volume)
+    ours = time.perf_counter() - start
+    record = {"shape_zyx": list(shape), "ours_s": ours, "ours_voxels_per_s": volume.size / ours}
+    python = peer_python("CRYOLAB_TOPAZ_PYTHON", "/work/topaz-venv/bin/python")
+    if python is None:
+        record["topaz_skipped"] = "no Topaz environment ($CRYOLAB_TOPAZ_PYTHON)"
+        return record
+    topaz = str(Path(python).parent / "topaz")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "tomo.mrc"
+        with mrcfile.new(path) as mrc:
+            mrc.set_data(volume)
+        start = time.perf_counter()
+        subprocess.run([topaz, "--help"], capture_output=True, timeout=600)
+        startup = time.perf_counter() - start
+        start = time.perf_counter()
+        run = subprocess.run([topaz, "denoise3d", "-m", "unet-3d", "-d", "-1", "-j", "2",
+                              "-o", str(Path(tmp) / "out"), str(path)],
+                             capture_output=True, text=True, timeout=3600)
+        total = time.perf_counter() - start
+    if run.returncode != 0:
+        record["topaz_skipped"] = (run.stderr.strip().splitlines() or ["failed"])[-1]
+        return record
+    record.update(topaz_s=total, topaz_startup_s=startup,
+                  topaz_voxels_per_s=volume.size / max(total - startup, 1e-9))
+    record["ours_over_topaz_throughput"] = record["ours_voxels_per_s"] / record[
+        "topaz_voxels_per_s"]
+    return record
 
 
 def main() -> None:
@@ -86,17 +190,19 @@ def main() -> None:
     if args.quick:
         pipe = pipeline(2000.0, 400.0)
         bp = backprojection(127, 16)
+        den = denoise_throughput((16, 64, 64))
     else:
         pipe = pipeline(4000.0, 500.0)
         bp = backprojection(399, 64)
+        den = denoise_throughput((32, 128, 128))
     record = {
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
         "quick": args.quick,
         "pipeline": pipe,
         "pipeline_reference": "CTS tutorial: 300x400x50 @ 12 Å, < 2 min model + < 1 min "
                               "simulation (MATLAB + IMOD, laptop)",
         "pipeline_target_s": 60,
         "backprojection": bp,
+        "denoise": den,
     }
     print(f"{'step':<28}{'seconds':>10}")
     for k, v in pipe["stages_s"].items():
@@ -107,10 +213,16 @@ def main() -> None:
     print(f"{'back-projection':<28}{'ours':>10}{'iradon':>10}{'ratio':>8}{'corr':>9}")
     print(f"  {bp['slices']} slices of {bp['n']}²{'':<6}{bp['ours_s']:>10.2f}"
           f"{bp['skimage_s']:>10.2f}{bp['speedup']:>8.1f}{bp['correlation']:>9.4f}")
-    out = Path(__file__).resolve().parents[1] / "results" / "benchmarks" / "tomo.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(record, indent=2))
-    print(f"wrote {out}")
+    if "astra_s" in bp:
+        print(f"  astra CPU FBP{'':<15}{bp['astra_s']:>10.2f}  (astra / ours "
+              f"{bp['astra_over_ours']:.2f}, corr. with iradon "
+              f"{bp['astra_correlation_with_iradon']:.4f})")
+    else:
+        print(f"  astra skipped: {bp['astra_skipped']}")
+    print(f"denoise: ours {den['ours_voxels_per_s']:,.0f} voxels/s", end="")
+    print(f", Topaz {den['topaz_voxels_per_s']:,.0f} voxels/s" if "topaz_voxels_per_s" in den
+          else f"; Topaz skipped: {den['topaz_skipped']}")
+    write_result("tomo", record)
 
 
 if __name__ == "__main__":

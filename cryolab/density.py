@@ -186,7 +186,9 @@ def _direct(
     Each Gaussian is separable: ``w·gz(z)·gy(y)·gx(x)``. Seen as a matrix with rows (z, y) and
     columns x, the map is ``Σ_a (w_a gz_a ⊗ gy_a) gx_aᵀ = P Qᵀ``, where column ``a`` of the sparse
     matrix ``P`` holds atom ``a``'s (z, y) window and row ``a`` of ``Q`` its x profile. scipy
-    multiplies the two in compiled code, without ever building the atoms × window³ array.
+    multiplies the two in compiled code, without ever building the atoms × window³ array. It
+    forms the transpose ``Qᵀ Pᵀ`` (no conversion of the large ``P``), in float32 with int32
+    indices: a relative difference of about 3e-7 of the peak from float64 sums.
     """
     shape = np.array(grid.shape)
     idx = grid.index_of(xyz)  # (N, 3) fractional z, y, x
@@ -195,7 +197,8 @@ def _direct(
     width = np.floor(2 * reach).astype(int) + 1
     first = np.ceil(idx - reach).astype(np.int64)
     norm = (2 * np.pi) ** -1.5 / sigma**3  # so that each Gaussian integrates to its weight
-    out = np.zeros((shape[0] * shape[1], shape[2]))
+    k_zy, k_x = width[0] * width[1], width[2]
+    out = np.zeros((shape[2], shape[0] * shape[1]), np.float32)  # x, (z, y): transposed
     for start in range(0, len(xyz), chunk):
         sl = slice(start, start + chunk)
         n = len(idx[sl])
@@ -204,21 +207,24 @@ def _direct(
             pos = first[sl, a, None] + np.arange(width[a])[None, :]  # (n, k) voxel indices
             d = (pos - idx[sl, a, None]) * grid.voxel_size[a]  # Å
             inside = (pos >= 0) & (pos < shape[a]) & (np.abs(d) <= cutoff * sigma)
-            profiles.append(np.where(inside, np.exp(-0.5 * (d / sigma) ** 2), 0.0))
-            positions.append(np.clip(pos, 0, shape[a] - 1))
-        zy = (w[sl] * norm)[:, None, None] * profiles[0][:, :, None] * profiles[1][:, None, :]
-        rows = positions[0][:, :, None] * shape[1] + positions[1][:, None, :]
-        k_zy, k_x = width[0] * width[1], width[2]
-        p = sparse.csc_matrix(
-            (zy.ravel(), rows.ravel(), np.arange(0, n * k_zy + 1, k_zy)),
-            shape=(shape[0] * shape[1], n),
+            profiles.append(np.where(inside, np.exp(-0.5 * (d / sigma) ** 2), 0.0)
+                            .astype(np.float32))
+            positions.append(np.clip(pos, 0, shape[a] - 1).astype(np.int32))
+        zy = (w[sl] * norm).astype(np.float32)[:, None, None] \
+            * profiles[0][:, :, None] * profiles[1][:, None, :]
+        rows = positions[0][:, :, None] * np.int32(shape[1]) + positions[1][:, None, :]
+        # Pᵀ (atoms × zy) and Qᵀ (x × atoms): the product Qᵀ Pᵀ is the map, transposed
+        p_t = sparse.csr_matrix(
+            (zy.ravel(), rows.ravel(), np.arange(0, n * k_zy + 1, k_zy, dtype=np.int32)),
+            shape=(n, shape[0] * shape[1]),
         )
-        q = sparse.csr_matrix(
-            (profiles[2].ravel(), positions[2].ravel(), np.arange(0, n * k_x + 1, k_x)),
-            shape=(n, shape[2]),
+        x_ptr = np.arange(0, n * k_x + 1, k_x, dtype=np.int32)
+        q_t = sparse.csc_matrix(
+            (profiles[2].ravel(), positions[2].ravel(), x_ptr),
+            shape=(shape[2], n),
         )
-        out += (p @ q).toarray()
-    return out.reshape(tuple(shape))
+        out += (q_t.tocsr() @ p_t).toarray()
+    return out.T.reshape(tuple(shape))
 
 
 def _spread_and_filter(
@@ -259,19 +265,23 @@ def splat(index: np.ndarray, weights: np.ndarray, shape: tuple[int, ...], linear
     shape = tuple(int(n) for n in shape)
     index = np.asarray(index, dtype=np.float64)
     weights = np.asarray(weights, dtype=np.float64)
-    if linear:
-        base = np.floor(index).astype(np.int64)
+    base = np.floor(index).astype(np.int64)
+    if linear:  # per axis: (N, 2) voxel indices and shares of the two voxels around the point
         frac = index - base
-        corners = np.array(list(np.ndindex(2, 2, 2)))  # (8, 3)
-        pos = base[:, None, :] + corners[None]  # (N, 8, 3)
-        share = np.prod(np.where(corners[None] == 1, frac[:, None], 1.0 - frac[:, None]), axis=2)
-        share = share * weights[:, None]
+        pos = [base[:, a, None] + np.arange(2) for a in range(3)]
+        part = [np.stack([1.0 - frac[:, a], frac[:, a]], axis=1) for a in range(3)]
     else:
-        pos = np.floor(index).astype(np.int64)[:, None, :]
-        share = weights[:, None]
-    inside = np.all((pos >= 0) & (pos < np.array(shape)), axis=2)
-    flat = np.bincount(np.ravel_multi_index(tuple(pos[inside].T), shape),
-                       weights=share[inside], minlength=int(np.prod(shape)))
+        pos = [base[:, a, None] for a in range(3)]
+        part = [np.ones((len(index), 1)) for _ in range(3)]
+    # a share outside the grid gets weight 0 (and a harmless in-grid index)
+    for a in range(3):
+        part[a] = np.where((pos[a] >= 0) & (pos[a] < shape[a]), part[a], 0.0)
+        pos[a] = np.clip(pos[a], 0, shape[a] - 1)
+    share = weights[:, None, None, None] * (
+        part[0][:, :, None, None] * part[1][:, None, :, None] * part[2][:, None, None, :])
+    flat = (pos[0][:, :, None, None] * shape[1] + pos[1][:, None, :, None]) * shape[2] \
+        + pos[2][:, None, None, :]
+    flat = np.bincount(flat.ravel(), weights=share.ravel(), minlength=int(np.prod(shape)))
     return flat.reshape(shape)
 
 
@@ -318,11 +328,10 @@ def molmap(
 
 def electron_counts(atoms: Atoms) -> np.ndarray:
     """EMAN2's electron count per atom (:data:`ELECTRONS`, else the atomic number)."""
-    return np.array(
-        [ELECTRONS.get(e.upper(), float(z)) for e, z in zip(atoms.element, atoms.atomic_number,
-                                                            strict=True)],
-        dtype=np.float64,
-    )
+    symbols, which = np.unique(np.char.upper(atoms.element.astype(str)), return_inverse=True)
+    known = np.array([s in ELECTRONS for s in symbols])[which]
+    counts = np.array([ELECTRONS.get(s, 0.0) for s in symbols], dtype=np.float64)[which]
+    return np.where(known, counts, np.asarray(atoms.atomic_number, dtype=np.float64))
 
 
 def pdb2mrc(

@@ -248,7 +248,7 @@ def predict_volume(
     model = model.to(dev).eval()
 
     def run(cubes: np.ndarray) -> np.ndarray:
-        with torch.no_grad():
+        with torch.inference_mode():  # no autograd bookkeeping at all (faster than no_grad)
             x = torch.from_numpy(cubes[:, None]).to(dev)
             return model(x)[:, 0].float().cpu().numpy()
 

@@ -206,3 +206,85 @@ def test_cli_simulate_map(tmp_path, capsys):
     assert main(["simulate-map", str(pdb), "--out", str(tmp_path / "y.mrc")]) == 2
     assert "--resolution" in capsys.readouterr().err
 
+
+
+def _splat_reference(index, weights, shape, linear):
+    """Point by point with np.add.at: the plain loop the vectorised splat must equal."""
+    out = np.zeros(shape)
+    for point, w in zip(index, weights, strict=True):
+        base = np.floor(point).astype(int)
+        corners = np.ndindex(2, 2, 2) if linear else [(0, 0, 0)]
+        for corner in corners:
+            pos = base + np.array(corner)
+            if np.all((pos >= 0) & (pos < shape)):
+                f = point - base
+                share = np.prod(np.where(np.array(corner) == 1, f, 1 - f)) if linear else 1.0
+                np.add.at(out, tuple(pos), w * share)
+    return out
+
+
+@pytest.mark.parametrize("linear", [True, False])
+def test_splat_equals_point_by_point_sum_including_edges(linear):
+    rng = np.random.default_rng(3)
+    shape = (5, 6, 7)
+    index = rng.uniform(-1.5, 7.5, (300, 3))  # many points straddle or leave the grid
+    weights = rng.uniform(0.5, 8, 300)
+    got = density.splat(index, weights, shape, linear=linear)
+    np.testing.assert_allclose(got, _splat_reference(index, weights, shape, linear),
+                               rtol=1e-12, atol=1e-12)
+
+
+def _atoms_reference(structure, hydrogens=True):
+    """The per-atom loop atoms_of replaced (first occurrence of each atom name per residue)."""
+    xyz, z, mass, names = [], [], [], []
+    for chain in structure[0]:
+        for residue in chain:
+            seen = set()
+            for atom in residue:
+                if atom.name in seen or (not hydrogens and atom.element.is_hydrogen):
+                    continue
+                seen.add(atom.name)
+                xyz.append(atom.pos.tolist())
+                z.append(atom.element.atomic_number)
+                mass.append(atom.element.weight)
+                names.append(atom.element.name)
+    return np.array(xyz), np.array(z), np.array(mass), np.array(names)
+
+
+@pytest.mark.parametrize("name", ["structures/ccpem/5me2.pdb.gz",
+                                  "structures/biotite/1l2y.cif.gz"])
+@pytest.mark.parametrize("hydrogens", [True, False])
+def test_vectorised_atoms_of_equals_per_atom_loop(name, hydrogens):
+    from cryolab.data import fetch
+    from cryolab.io import atoms_of, read_structure
+
+    st = read_structure(fetch(name))
+    atoms = atoms_of(st, hydrogens=hydrogens)
+    xyz, z, mass, names = _atoms_reference(st, hydrogens)
+    assert len(atoms) == len(xyz) > 100
+    assert np.abs(atoms.xyz - xyz).max() <= 5e-4 + 1e-9  # 3 decimals of the atom table
+    np.testing.assert_array_equal(atoms.atomic_number, z)
+    np.testing.assert_allclose(atoms.mass, mass)
+    np.testing.assert_array_equal(atoms.element, names)
+    if not hydrogens:
+        assert not np.isin(atoms.element, ["H", "D"]).any()
+
+
+def test_atoms_of_keeps_the_first_of_alternative_residues():
+    """3JQH holds residues with several alternative identities (A PRO/SER 1 …): gemmi's first
+    conformer keeps one residue per position, where a name-by-name loop kept both."""
+    from cryolab.data import fetch
+    from cryolab.io import atoms_of, read_structure
+
+    st = read_structure(fetch("structures/biopython/3JQH.cif.gz"))
+    first = st.clone()
+    first.remove_alternative_conformations()
+    expected = sum(len(r) for ch in first[0] for r in ch)
+    assert len(atoms_of(st)) == expected < sum(len(r) for ch in st[0] for r in ch)
+
+
+def test_electron_counts_per_element_and_atomic_number_otherwise():
+    """The table wins for its elements (whatever Z says), Z serves the others."""
+    atoms = Atoms(np.zeros((5, 3)), np.array([99, 99, 26, 99, 34]), np.ones(5),
+                  np.array(["C", "h", "Fe", "O", "Se"]))
+    np.testing.assert_array_equal(density.electron_counts(atoms), [6, 1, 26, 8, 34])

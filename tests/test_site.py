@@ -248,3 +248,18 @@ def test_interactive_viewers_draw_and_launch_buttons_show(site, server):
                     problems.append(f"{name}: viewer {viewer['id']} is blank ({drawn:.1%} drawn)")
         browser.close()
     assert not problems, "\n".join(problems)
+
+
+def test_performance_page_renders_every_measured_benchmark(site):
+    """The Performance page (book/performance.md, written by benchmarks/report.py from the
+    committed benchmark JSON) is in the site with a table per measured benchmark and its
+    scaling figure; the browser test above opens it like every page."""
+    html = site.parent / "book" / "performance.html"
+    assert html.is_file(), "book/performance.md is missing from the site"
+    text = html.read_text()
+    measured = sorted(p.stem for p in (ROOT / "results" / "benchmarks").glob("*.json"))
+    assert measured, "no benchmark JSON committed for the Performance page"
+    assert text.count("<table") >= len(measured)
+    if "density" in measured:
+        assert "performance_density" in text and "gemmi" in text
+        assert (site.parent / "_images" / "performance_density.png").is_file()
