@@ -13,26 +13,37 @@ everything from here:
   :func:`cryolab.density.ground_truth_map`;
 - :func:`training_batches`: random, augmented patch batches for :class:`cryolab.train.Trainer`;
 - :func:`predict_map`, :func:`crop_around` and :func:`evaluate`: tiled inference and the
-  chapter's metrics (EMRinger, RSCC, PCC, FSC resolution against the ground truth).
+  chapter's metrics (EMRinger, RSCC, PCC, FSC resolution against the ground truth);
+- real maps, the step beyond the paper: :data:`REAL_PAIRS` (the mirror's five experimental
+  map/model pairs), :func:`load_real_map`, :func:`score_real` (EMRinger, map–model FSC at 0.5
+  and 0.143, RSCC in the model mask, ChimeraX-style correlation), :func:`real_map_table`,
+  :func:`map_character` (what differs between synthetic inputs and real maps) and
+  :func:`make_realistic_pairs` (training pairs degraded by
+  :func:`cryolab.degrade.realistic_degrade`);
+- :func:`estimate_resolution`: a half-map-free resolution estimate (map–model FSC when a
+  model is given, else the amplitude fall-off) that ``cryolab sharpen`` uses to decline maps
+  outside a model's training range.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import gemmi
 import numpy as np
 import torch
+from scipy import ndimage
 
 from . import metrics
 from .data import fetch, find
-from .degrade import NoiseParams, degrade
-from .density import ground_truth_map
+from .degrade import NoiseParams, RealisticParams, degrade, realistic_degrade
+from .density import ground_truth_map, resample
 from .emringer import GAMMA_ATOMS, emringer
 from .errors import ConfigError
-from .io import Volume, atoms_of, read_structure
+from .io import Volume, atoms_of, read_map, read_structure
 from .normalise import percentile_scale
+from .sharpen import bfactor_sharpen, guinier_fit, radial_amplitude
 from .tiles import predict_volume, random_patches
 
 __all__ = [
@@ -52,6 +63,17 @@ __all__ = [
     "predict_map",
     "crop_around",
     "evaluate",
+    "RealPair",
+    "REAL_PAIRS",
+    "RealMap",
+    "load_real_map",
+    "score_real",
+    "REAL_SCORES",
+    "real_map_table",
+    "bfactor_baseline",
+    "map_character",
+    "make_realistic_pairs",
+    "estimate_resolution",
 ]
 
 #: The paper's Table 1 test structures; none of them is in the mirror.
@@ -128,6 +150,12 @@ PROFILES = {
     ),
     "book": SuperResProfile(
         n_train=40, n_test=10, patch=32, patches_per_epoch=256, epochs=12, depth=3, base=16,
+        lr=1e-3, real_crop=60.0,
+    ),
+    # the shipped model (python -m cryolab.weights.train superres): every training entry,
+    # inputs from realistic_degrade; the book's sizes, trained for longer
+    "pretrained": SuperResProfile(
+        n_train=200, n_test=10, patch=32, patches_per_epoch=256, epochs=60, depth=3, base=16,
         lr=1e-3, real_crop=60.0,
     ),
     "paper": SuperResProfile(
@@ -288,3 +316,174 @@ def evaluate(pair: Pair, prediction: Volume, mask_radius: float = 2.0) -> dict[s
     return row
 
 
+
+
+# ------------------------------------------------------------------------------- real maps
+
+
+@dataclass(frozen=True)
+class RealPair:
+    """An experimental map of the mirror with its deposited model.
+
+    Attributes:
+        label: the EMDB entry.
+        map_name, model_name: registered names.
+        chain: the only chain to keep (None: all).
+        resolution: the reported resolution in Å (EMD-2566: the published 3.2 Å).
+    """
+
+    label: str
+    map_name: str
+    model_name: str
+    chain: str | None
+    resolution: float
+
+
+#: The mirror's five experimental map/model pairs (``shared/data/README.md``).
+REAL_PAIRS = (
+    RealPair("EMD-0093", "maps/emd_0093_masked.map.gz", "structures/mainmastseg/6gyn.pdb.gz",
+             None, 3.4),
+    RealPair("EMD-2566", "maps/emd_2566_segment_3j6b_chain9.mrc.gz",
+             "structures/daq/3J6B_chain9.pdb.gz", None, 3.2),
+    RealPair("EMD-3488", "maps/emd_3488.map.gz", "structures/ccpem/5me2.pdb.gz", None, 3.2),
+    RealPair("EMD-30342", "maps/emd_30342_chainA_zone4A.map.gz", "structures/mapq/7cec.cif.gz",
+             "A", 3.9),
+    RealPair("EMD-5778", "maps/emd_5778_tm_rosettaframe.map.gz",
+             "structures/rosetta_demos/3j5p_tm_chainA_rosettaframe.pdb.gz", None, 3.4),
+)
+
+
+@dataclass
+class RealMap:
+    """A real map ready for the networks and its references, all on one 1 Å grid.
+
+    Attributes:
+        pair: which map.
+        structure: the deposited model (only ``pair.chain`` when set).
+        volume: the map cropped around the model, resampled to 1 Å (cubic spline) and divided
+            by its 99.9th percentile.
+        model_map: a map computed from the model (:func:`cryolab.density.ground_truth_map`,
+            its atoms' B-factors + 10 Å²) on the same grid: the reference of the map–model
+            FSC, the RSCC and the correlation, and the target of fine-tuning.
+        mask: voxels within 2 Å of the model's atoms (the RSCC's mask).
+    """
+
+    pair: RealPair
+    structure: gemmi.Structure
+    volume: Volume
+    model_map: Volume
+    mask: np.ndarray
+
+
+def load_real_map(pair: RealPair, crop: float | None = None) -> RealMap:
+    """Read ``pair``'s map and model and put them on the 1 Å grid of :class:`RealMap`
+    (``crop``: keep a cube of that many Å around the model's centre; None keeps the map)."""
+    st = read_structure(fetch(pair.model_name))
+    st.remove_ligands_and_waters()
+    if pair.chain is not None:
+        for name in {ch.name for ch in st[0]} - {pair.chain}:
+            st[0].remove_chain(name)
+    vol = read_map(fetch(pair.map_name))
+    if crop:
+        vol = crop_around(vol, st, crop)
+    grid = resample(vol, 1.0, order=3, mode="nearest")
+    grid = grid.with_data(percentile_scale(grid.data, INPUT_PERCENTILE))
+    model_map = resample(ground_truth_map(st, voxel=1.0, pad=4.0), like=grid, order=1)
+    model_map = model_map.with_data(percentile_scale(model_map.data, INPUT_PERCENTILE))
+    xyz = atoms_of(st, hydrogens=False).xyz
+    mask = metrics.model_mask(grid.shape, grid.voxel_size, grid.origin, xyz, 2.0)
+    return RealMap(pair, st, grid, model_map, mask)
+
+
+#: The scores :func:`score_real` gives a map: EMRinger, map–model FSC crossings (Å), RSCC in
+#: the model mask, the ChimeraX-style correlation (voxels above the model map's top 1 %).
+REAL_SCORES = ("emringer", "fsc05", "fsc0143", "rscc", "cc_chimerax")
+
+
+def score_real(real: RealMap, volume: Volume) -> dict[str, float]:
+    """:data:`REAL_SCORES` of a map on ``real``'s grid against the deposited model."""
+    model = real.model_map.data
+    curve = metrics.fsc(volume.data, model, volume.voxel_size)
+    return {
+        "emringer": emringer(volume, real.structure).score,
+        "fsc05": curve.resolution(0.5),
+        "fsc0143": curve.resolution(0.143),
+        "rscc": metrics.rscc(volume.data, model, real.mask),
+        "cc_chimerax": metrics.chimerax_correlation(volume.data, model),
+    }
+
+
+def bfactor_baseline(real: RealMap) -> Volume:
+    """Global B-factor sharpening of a real map at its reported resolution (Guinier fit from
+    10 Å): the classical baseline every network must beat."""
+    return bfactor_sharpen(real.volume, real.pair.resolution)[0]
+
+
+def real_map_table(reals: Sequence[RealMap],
+                   methods: dict[str, Callable[[RealMap], Volume]]):  # noqa: ANN201 - pandas
+    """One row per (map, method) of :data:`REAL_SCORES`; the map as it is comes first as
+    ``"input"``. ``methods`` maps a name to ``fn(real) -> map on real.volume's grid``."""
+    import pandas as pd
+
+    rows = []
+    for real in reals:
+        for name, fn in {"input": lambda r: r.volume, **methods}.items():
+            rows.append({"map": real.pair.label, "method": name,
+                         **score_real(real, fn(real))})
+    return pd.DataFrame(rows)
+
+
+def map_character(volume: Volume, mask: np.ndarray, resolution: float) -> dict[str, float]:
+    """What a map looks like to a network, in numbers: the Guinier B of its amplitudes (10 Å
+    to ``resolution``), the fraction of exact zeros (masking), the solvent's noise relative to
+    the molecule's signal (std outside vs inside ``mask``), the B-factor of the solvent's
+    spectrum, and the voxel size (Å)."""
+    solvent = ~ndimage.binary_dilation(mask, iterations=3)
+    data = volume.data
+    zeros = float(np.mean(data == 0))
+    live = solvent & (data != 0)
+    noise = float(data[live].std()) if live.sum() > 100 else 0.0
+    out = {"bfactor": guinier_fit(volume, resolution).bfactor, "zero_fraction": zeros,
+           "noise_to_signal": noise / float(data[mask].std()) if mask.any() else np.nan,
+           "voxel": float(volume.voxel_size.max())}
+    if live.sum() > 100:
+        out["noise_bfactor"] = guinier_fit(volume.with_data(np.where(live, data, 0.0)),
+                                           resolution).bfactor
+    else:
+        out["noise_bfactor"] = np.nan
+    return out
+
+
+def make_realistic_pairs(entries: Sequence[Entry], params: RealisticParams,
+                         rng: np.random.Generator, copies: int = 1) -> list[Pair]:
+    """Like :func:`make_pairs`, with :func:`cryolab.degrade.realistic_degrade` instead of the
+    paper's noise model: ``copies`` differently degraded inputs per entry."""
+    pairs = []
+    for entry in entries:
+        truth = ground_truth_map(entry.structure, voxel=1.0, pad=6.0)
+        truth = truth.with_data(percentile_scale(truth.data, INPUT_PERCENTILE))
+        for _ in range(copies):
+            bad, _ = realistic_degrade(truth, params, rng)
+            pairs.append(Pair(entry, truth,
+                              bad.with_data(percentile_scale(bad.data, INPUT_PERCENTILE))))
+    return pairs
+
+
+def estimate_resolution(volume: Volume, model_map: Volume | None = None,
+                        floor_factor: float = 2.0) -> float:
+    """A resolution estimate in Å that needs no half maps.
+
+    With a ``model_map`` on the same grid: where the map–model FSC falls below 0.5. Without:
+    from the amplitude fall-off, the highest frequency at which the radially averaged
+    amplitude still exceeds ``floor_factor`` times the noise floor (the median amplitude of
+    the outer fifth of the shells up to Nyquist), i.e. where the signal sinks into the noise.
+    A map whose amplitudes never reach the floor returns Nyquist.
+    """
+    if model_map is not None:
+        return metrics.fsc_resolution(volume.data, model_map.data, volume.voxel_size, 0.5)
+    s, amplitude = radial_amplitude(volume)
+    floor = float(np.median(amplitude[int(0.8 * len(s)):]))
+    above = np.flatnonzero(amplitude > floor_factor * floor)
+    if above.size == 0:
+        return float(1.0 / s[0])
+    return float(1.0 / s[min(above[-1], len(s) - 1)])

@@ -137,6 +137,10 @@ PROFILES = {
         data=sr.PROFILES["book"], n_val=4, patch=24, patches_per_epoch=128, epochs=10,
         depth=2, base=8, latent_channels=16, n_samples=6, n_uncertainty=2, lr=2e-3,
     ),
+    "pretrained": SharpeningProfile(
+        data=sr.PROFILES["pretrained"], n_val=6, patch=24, patches_per_epoch=256, epochs=60,
+        depth=2, base=8, latent_channels=16, n_samples=8, n_uncertainty=2, lr=2e-3,
+    ),
     "paper": SharpeningProfile(
         data=sr.PROFILES["paper"], n_val=10, patch=64, patches_per_epoch=800, epochs=60,
         depth=3, base=32, latent_channels=16, n_samples=16, lr=2e-4,
