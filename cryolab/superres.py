@@ -74,6 +74,9 @@ __all__ = [
     "map_character",
     "make_realistic_pairs",
     "estimate_resolution",
+    "character_table",
+    "RealVerdict",
+    "shipped_superres",
 ]
 
 #: The paper's Table 1 test structures; none of them is in the mirror.
@@ -155,7 +158,7 @@ PROFILES = {
     # the shipped model (python -m cryolab.weights.train superres): every training entry,
     # inputs from realistic_degrade; the book's sizes, trained for longer
     "pretrained": SuperResProfile(
-        n_train=200, n_test=10, patch=32, patches_per_epoch=256, epochs=60, depth=3, base=16,
+        n_train=200, n_test=10, patch=32, patches_per_epoch=128, epochs=60, depth=3, base=16,
         lr=1e-3, real_crop=60.0,
     ),
     "paper": SuperResProfile(
@@ -366,6 +369,7 @@ class RealMap:
             its atoms' B-factors + 10 Å²) on the same grid: the reference of the map–model
             FSC, the RSCC and the correlation, and the target of fine-tuning.
         mask: voxels within 2 Å of the model's atoms (the RSCC's mask).
+        native_voxel: the deposited map's (largest) voxel size in Å.
     """
 
     pair: RealPair
@@ -373,6 +377,7 @@ class RealMap:
     volume: Volume
     model_map: Volume
     mask: np.ndarray
+    native_voxel: float
 
 
 def load_real_map(pair: RealPair, crop: float | None = None) -> RealMap:
@@ -386,13 +391,29 @@ def load_real_map(pair: RealPair, crop: float | None = None) -> RealMap:
     vol = read_map(fetch(pair.map_name))
     if crop:
         vol = crop_around(vol, st, crop)
+        _keep_residues_in(st, vol, margin=6.0)
     grid = resample(vol, 1.0, order=3, mode="nearest")
     grid = grid.with_data(percentile_scale(grid.data, INPUT_PERCENTILE))
     model_map = resample(ground_truth_map(st, voxel=1.0, pad=4.0), like=grid, order=1)
     model_map = model_map.with_data(percentile_scale(model_map.data, INPUT_PERCENTILE))
     xyz = atoms_of(st, hydrogens=False).xyz
     mask = metrics.model_mask(grid.shape, grid.voxel_size, grid.origin, xyz, 2.0)
-    return RealMap(pair, st, grid, model_map, mask)
+    return RealMap(pair, st, grid, model_map, mask, float(vol.voxel_size.max()))
+
+
+def _keep_residues_in(structure: gemmi.Structure, volume: Volume, margin: float) -> None:
+    """Remove (in place) the residues whose first atom lies more than ``margin`` Å outside
+    the map's box: they cannot be scored, and the model map is faster without them."""
+    low = volume.origin[::-1] - margin
+    high = volume.origin[::-1] + (np.array(volume.shape[::-1]) - 1) * volume.voxel_size[::-1] \
+        + margin
+    for chain in structure[0]:
+        for i in reversed(range(len(chain))):
+            pos = chain[i][0].pos
+            xyz = np.array([pos.x, pos.y, pos.z])
+            if np.any(xyz < low) or np.any(xyz > high):
+                del chain[i]
+    structure.remove_empty_chains()
 
 
 #: The scores :func:`score_real` gives a map: EMRinger, map–model FSC crossings (Å), RSCC in
@@ -487,3 +508,99 @@ def estimate_resolution(volume: Volume, model_map: Volume | None = None,
     if above.size == 0:
         return float(1.0 / s[0])
     return float(1.0 / s[min(above[-1], len(s) - 1)])
+
+
+def character_table(reals: Sequence[RealMap], synthetic: Sequence[Pair],
+                    realistic: Sequence[Pair] = (), resolution: float = 3.5):  # noqa: ANN201
+    """:func:`map_character` of the real maps (at their reported resolutions, with their
+    native voxel sizes), of synthetic inputs from the paper's noise model and of inputs from
+    :func:`cryolab.degrade.realistic_degrade` (both fitted to ``resolution`` Å), one row each."""
+    import pandas as pd
+
+    def mask_of(pair: Pair) -> np.ndarray:
+        t = pair.target
+        return metrics.model_mask(t.shape, t.voxel_size, t.origin,
+                                  atoms_of(pair.entry.structure, hydrogens=False).xyz, 2.0)
+
+    rows = [{"source": "real", "map": r.pair.label,
+             **map_character(r.volume, r.mask, r.pair.resolution), "voxel": r.native_voxel}
+            for r in reals]
+    for kind, pairs in (("paper noise model", synthetic), ("realistic degradation", realistic)):
+        rows += [{"source": kind, "map": p.entry.pdb_id,
+                  **map_character(p.degraded, mask_of(p), resolution)} for p in pairs]
+    return pd.DataFrame(rows)
+
+
+@dataclass(frozen=True)
+class RealVerdict:
+    """Does a method improve the real maps? Read from a :func:`real_map_table`.
+
+    Attributes:
+        method: the method judged.
+        emringer_up: ``{map: EMRinger of the method > that of the input}``.
+        fsc_better: ``{map: map–model FSC-0.5 resolution of the method < that of the input}``
+            (Å, lower is better; a tie within 0.05 Å is not better).
+        beats_bfactor: ``{map: EMRinger and FSC-0.5 both at least as good as global B-factor
+            sharpening's, and one of them better}``.
+    """
+
+    method: str
+    emringer_up: dict[str, bool]
+    fsc_better: dict[str, bool]
+    beats_bfactor: dict[str, bool]
+
+    @classmethod
+    def of(cls, table, method: str, baseline: str = "B-factor sharpening",  # noqa: ANN001
+           tie: float = 0.05) -> RealVerdict:
+        """The verdict on ``method`` (a ``method`` value of ``table``)."""
+        up, fsc_ok, beats = {}, {}, {}
+        for name, rows in table.groupby("map", sort=False):
+            row = rows.set_index("method")
+            m, i, b = row.loc[method], row.loc["input"], row.loc[baseline]
+            up[name] = bool(m["emringer"] > i["emringer"])
+            fsc_ok[name] = bool(m["fsc05"] < i["fsc05"] - tie)
+            not_worse = m["emringer"] >= b["emringer"] and m["fsc05"] <= b["fsc05"] + tie
+            better = m["emringer"] > b["emringer"] or m["fsc05"] < b["fsc05"] - tie
+            beats[name] = bool(not_worse and better)
+        return cls(method, up, fsc_ok, beats)
+
+    @property
+    def improves_all(self) -> bool:
+        """EMRinger up and FSC-0.5 better than the input's on every map (the issue's bar)."""
+        return all(self.emringer_up.values()) and all(self.fsc_better.values())
+
+    @property
+    def n_beats_bfactor(self) -> int:
+        """Maps on which the method beats global B-factor sharpening."""
+        return sum(self.beats_bfactor.values())
+
+    @property
+    def holds(self) -> bool:
+        """The claim: improves every map over its input and beats B-factor sharpening on at
+        least three of five."""
+        return self.improves_all and self.n_beats_bfactor >= 3
+
+    def claim(self) -> str:
+        """One sentence for the book, computed from the run."""
+        n = len(self.emringer_up)
+        return (f"{self.method}: EMRinger up on {sum(self.emringer_up.values())} of {n} real "
+                f"maps, map–model FSC-0.5 better on {sum(self.fsc_better.values())} of {n}, "
+                f"beats global B-factor sharpening on {self.n_beats_bfactor} of {n}")
+
+    def to_dict(self) -> dict:
+        """For metrics.json."""
+        return {"method": self.method, "emringer_up": self.emringer_up,
+                "fsc_better": self.fsc_better, "beats_bfactor": self.beats_bfactor,
+                "improves_all": self.improves_all, "n_beats_bfactor": self.n_beats_bfactor,
+                "holds": self.holds, "claim": self.claim()}
+
+
+def shipped_superres(device: str | None = None) -> Callable[[RealMap], Volume] | None:
+    """``fn(real) -> map``: the shipped super-resolution U-Net
+    (:mod:`cryolab.weights`, ``"superres"``) on a real map's grid; None when not shipped."""
+    from . import weights
+
+    if "superres" not in weights.available():
+        return None
+    model = weights.load("superres", device=device)
+    return lambda real: predict_map(model, real.volume, PROFILES["pretrained"], device)

@@ -208,14 +208,11 @@ def _fit_for(trainer, batches, max_epochs: int, minutes: float, start: float) ->
 def _predictor(name: str, model):  # noqa: ANN001, ANN202
     """``fn(real) -> map``: the shipped model ``name`` applied to a real map's 1 Å grid."""
     from .. import superres as sr
-    from ..normalise import zscore
     from ..pipelines import sharpening as sp
 
     if name == "superres":
         return lambda real: sr.predict_map(model, real.volume, sr.PROFILES["pretrained"])
-    cfg = sp.PROFILES["pretrained"]
-    return lambda real: sp.predict_vae(model, real.volume.with_data(zscore(real.volume.data)),
-                                       cfg)
+    return sp.vae_on_real(model, sp.PROFILES["pretrained"])
 
 
 def card_real_maps(name: str, model, crop: float = 60.0) -> dict:  # noqa: ANN001
@@ -369,7 +366,7 @@ def train_vae(out: Path, seed: int = 0, minutes: float = 15.0, epochs: int | Non
                                   stride=cfg.stride, seed=k)
         errors.append((mean - p.target.data).ravel())
         spreads.append(std.ravel())
-    scale = calibration_scale(np.concatenate(errors), np.concatenate(spreads))
+    scale = sp.calibration_scale(np.concatenate(errors), np.concatenate(spreads))
     card = _training_card(name, model, cfg.data, cfg.config(True), train + val, done, seed,
                           seconds, commit, trainer.history.records)
     card["task"] = "chapter 03: sharpening with a VAE (skips), z-scored 1 Å maps, uncertainty"
@@ -380,14 +377,6 @@ def train_vae(out: Path, seed: int = 0, minutes: float = 15.0, epochs: int | Non
     work.unlink(missing_ok=True)
     print(f"wrote {out / (name + '.pt')}; {time.perf_counter() - start:.0f} s", flush=True)
     return card
-
-
-def calibration_scale(errors, spreads) -> float:  # noqa: ANN001 - arrays
-    """The factor ``c`` that makes ``c·σ`` a calibrated standard deviation of the error:
-    ``c = sqrt(mean(e²) / mean(σ²))`` (so that ``e / (cσ)`` has unit variance)."""
-    import numpy as np
-
-    return float(np.sqrt(np.mean(np.square(errors)) / max(np.mean(np.square(spreads)), 1e-12)))
 
 
 def main(argv: list[str] | None = None) -> int:
