@@ -27,8 +27,9 @@ everything from here:
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import gemmi
 import numpy as np
@@ -77,6 +78,8 @@ __all__ = [
     "character_table",
     "RealVerdict",
     "shipped_superres",
+    "real_pair",
+    "finetune_leave_one_out",
 ]
 
 #: The paper's Table 1 test structures; none of them is in the mirror.
@@ -112,6 +115,8 @@ class SuperResProfile:
         stride: sliding-window stride at inference, voxels.
         real_crop: edge in Å of the cube around the model kept from each real cryo-EM map
             before prediction (None = the whole map).
+        finetune_steps: optimiser steps of each leave-one-map-out fine-tuning on real pairs
+            (:func:`finetune_leave_one_out`; 0 = none).
         seed: base seed.
     """
 
@@ -128,6 +133,7 @@ class SuperResProfile:
     noise: NoiseParams = field(default_factory=NoiseParams)
     stride: int | None = None
     real_crop: float | None = None
+    finetune_steps: int = 0
     seed: int = 0
 
     @property
@@ -149,11 +155,11 @@ class SuperResProfile:
 PROFILES = {
     "smoke": SuperResProfile(
         n_train=4, n_test=2, patch=16, patches_per_epoch=16, epochs=4, depth=2, base=8,
-        lr=1e-3, stride=16, real_crop=30.0,
+        lr=1e-3, stride=16, real_crop=30.0, finetune_steps=2,
     ),
     "book": SuperResProfile(
         n_train=40, n_test=10, patch=32, patches_per_epoch=256, epochs=12, depth=3, base=16,
-        lr=1e-3, real_crop=60.0,
+        lr=1e-3, real_crop=60.0, finetune_steps=32,
     ),
     # the shipped model (python -m cryolab.weights.train superres): every training entry,
     # inputs from realistic_degrade; the book's sizes, trained for longer
@@ -163,7 +169,7 @@ PROFILES = {
     ),
     "paper": SuperResProfile(
         n_train=100, n_test=12, patch=128, patches_per_epoch=400, epochs=200, depth=4, base=32,
-        stride=64,
+        stride=64, finetune_steps=400,
     ),
 }
 
@@ -587,6 +593,17 @@ class RealVerdict:
                 f"maps, map–model FSC-0.5 better on {sum(self.fsc_better.values())} of {n}, "
                 f"beats global B-factor sharpening on {self.n_beats_bfactor} of {n}")
 
+    @property
+    def n_improved(self) -> int:
+        """Maps on which both EMRinger and the map–model FSC-0.5 beat the input's."""
+        return sum(self.emringer_up[k] and self.fsc_better[k] for k in self.emringer_up)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> RealVerdict:
+        """Read back :meth:`to_dict` (a chapter's metrics.json)."""
+        return cls(d["method"], dict(d["emringer_up"]), dict(d["fsc_better"]),
+                   dict(d["beats_bfactor"]))
+
     def to_dict(self) -> dict:
         """For metrics.json."""
         return {"method": self.method, "emringer_up": self.emringer_up,
@@ -604,3 +621,39 @@ def shipped_superres(device: str | None = None) -> Callable[[RealMap], Volume] |
         return None
     model = weights.load("superres", device=device)
     return lambda real: predict_map(model, real.volume, PROFILES["pretrained"], device)
+
+
+def real_pair(real: RealMap) -> Pair:
+    """A real map as a training pair: input the experimental map, target the map computed from
+    its deposited model (DeepEMhancer's and EMReady's recipe), on the same 1 Å grid."""
+    return Pair(Entry(real.pair.label, real.pair.map_name, real.structure), real.model_map,
+                real.volume)
+
+
+def finetune_leave_one_out(model: torch.nn.Module, reals: Sequence[RealMap],
+                           profile: SuperResProfile, steps: int | None = None,
+                           lr_factor: float = 0.25, device: str | None = None
+                           ) -> dict[str, Volume]:
+    """Leave-one-map-out fine-tuning on real pairs: for each map, a copy of ``model``
+    fine-tuned (Dice loss, Adam at ``lr_factor`` × the profile's rate, ``steps`` steps of
+    augmented patches) on the *other* maps' :func:`real_pair`, then applied to the held-out
+    map. Returns ``{map label: prediction}``; no prediction comes from a model that saw its
+    map."""
+    from .nn.unet3d import dice_loss
+    from .train import Trainer, supervised_step
+
+    steps = profile.finetune_steps if steps is None else steps
+    out = {}
+    for k, held in enumerate(reals):
+        others = [real_pair(r) for r in reals if r is not held]
+        net = copy.deepcopy(model).train()
+        seed = profile.seed + k
+        torch.manual_seed(seed)
+        trainer = Trainer(net, torch.optim.Adam(net.parameters(), lr=profile.lr * lr_factor,
+                                                betas=profile.betas),
+                          supervised_step(dice_loss), seed=seed, device=device)
+        source = training_batches(others, replace(profile, patches_per_epoch=steps
+                                                  * profile.batch))
+        trainer.fit(source, epochs=1, progress=False)
+        out[held.pair.label] = predict_map(trainer.model.eval(), held.volume, profile, device)
+    return out

@@ -231,3 +231,56 @@ def test_calibration_scale_and_reliability_are_exact_on_gaussian_errors():
     raw, fixed = reliability(errors, narrow), reliability(errors, narrow, scale)
     assert (raw["observed"] < raw["nominal"] - 0.2).all()
     np.testing.assert_allclose(fixed["observed"], fixed["nominal"], atol=0.02)
+
+
+def _needs_shipped(name):
+    from cryolab import weights
+
+    if name not in weights.available():
+        pytest.skip(f"no shipped {name} model in this tree")
+
+
+def test_sharpen_declines_a_map_sharper_than_the_shipped_models_range(tmp_path, capsys):
+    """Do no harm: a 1.75 Å map on 0.8 Å voxels is outside the shipped U-Net's 2.8–4.5 Å;
+    the command says so in one line, exits non-zero and writes nothing."""
+    from cryolab.cli import main
+    from cryolab.io import write_map
+
+    _needs_shipped("superres")
+    src = write_map(tmp_path / "sharp.mrc", _lowpassed_atoms(1.75, 0.1, voxel=0.8, n=80))
+    out = tmp_path / "out.mrc"
+    assert main(["sharpen", str(src), "--method", "unet3d", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "training range" in err[0] and "sharp.mrc" in err[0]
+    assert not out.exists()
+    # the user may overrule the estimate: the stated resolution is then checked instead
+    assert main(["sharpen", str(src), "--method", "unet3d", "--resolution", "1.8",
+                 "--out", str(out)]) == 2
+    assert "1.80 Å (--resolution)" in capsys.readouterr().err
+
+
+def test_sharpen_vae_uses_the_shipped_model_and_writes_a_calibrated_uncertainty(tmp_path,
+                                                                              capsys):
+    from cryolab import weights
+    from cryolab.cli import main
+    from cryolab.io import read_map, write_map
+
+    _needs_shipped("vae")
+    vol = _lowpassed_atoms(3.5, 0.2, n=32)
+    src = write_map(tmp_path / "in.mrc", vol)
+    out = tmp_path / "out.mrc"
+    assert main(["sharpen", str(src), "--method", "vae", "--patch", "16", "--resolution",
+                 "3.5", "--out", str(out)]) == 0
+    said = capsys.readouterr().out
+    assert "shipped model 'vae'" in said and "calibrated" in said
+    sharp, spread = read_map(out), read_map(tmp_path / "out_uncertainty.mrc")
+    assert sharp.shape == spread.shape == vol.shape
+    np.testing.assert_allclose(spread.origin, vol.origin, atol=1e-4)
+    assert (spread.data >= 0).all() and spread.data.mean() > 0
+    assert f"× {weights.card('vae')['uncertainty']['scale']:.3g}" in said
+    # an existing uncertainty map is the user's: refused before any work, nothing written
+    out2 = tmp_path / "again.mrc"
+    (tmp_path / "again_uncertainty.mrc").write_text("mine")
+    assert main(["sharpen", str(src), "--method", "vae", "--resolution", "3.5",
+                 "--out", str(out2)]) == 2
+    assert not out2.exists() and (tmp_path / "again_uncertainty.mrc").read_text() == "mine"

@@ -120,9 +120,20 @@ def _network(args: argparse.Namespace, model_class: type):  # noqa: ANN202 - a t
         return load_model(args.checkpoint, model_class, device=args.device)
     from .. import weights
 
-    name = SHIPPED[args.method]
+    name = _shipped_name(args.method)
     print(f"using the shipped model {name!r} ({weights.path(name)}; no --checkpoint given)")
     return weights.load(name, device=args.device)
+
+
+def _shipped_name(method: str) -> str:
+    """The shipped model of a network method; :class:`ConfigError` when none is installed."""
+    from .. import weights
+
+    name = SHIPPED[method]
+    if name not in weights.available():
+        raise ConfigError(f"--method {method} needs --checkpoint CKPT (no shipped model "
+                          f"{name!r} in this installation)")
+    return name
 
 
 def uncertainty_path(out: Path) -> Path:
@@ -139,7 +150,7 @@ def _check_training_range(args: argparse.Namespace, volume: Volume) -> None:
     from .. import weights
     from ..superres import estimate_resolution
 
-    low, high = weights.card(SHIPPED[args.method])["resolution_range"]
+    low, high = weights.card(_shipped_name(args.method))["resolution_range"]
     if args.resolution is not None:
         resolution, how = float(args.resolution), "--resolution"
     elif args.model is not None:

@@ -15,7 +15,11 @@ stream, so the test maps here are the test maps there. On top of them:
   otherwise trained here with that chapter's functions;
 - :func:`compare_methods`: one row per (entry, method) of RSCC, PCC, FSC resolution and
   EMRinger, through :func:`cryolab.superres.evaluate`;
-- :func:`uncertainty_agreement`: how well the VAE's per-voxel spread tracks its error.
+- :func:`uncertainty_agreement`: how well the VAE's per-voxel spread tracks its error;
+  :func:`calibration_scale`, :func:`reliability` and :func:`plot_reliability`: one scale fitted
+  on validation maps that makes the spread a calibrated standard deviation, and the check;
+- :func:`vae_on_real` and :func:`shipped_vae`: a VAE (this run's or the shipped one) applied
+  to the real maps of :func:`cryolab.superres.load_real_map`.
 
 The ``cryolab sharpen --method vae|bfactor`` command applies this chapter's models through
 :func:`cryolab.apply.apply_model` and :func:`cryolab.sharpen.bfactor_sharpen`.
