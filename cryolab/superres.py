@@ -428,13 +428,16 @@ REAL_SCORES = ("emringer", "fsc05", "fsc0143", "rscc", "cc_chimerax")
 
 
 def score_real(real: RealMap, volume: Volume) -> dict[str, float]:
-    """:data:`REAL_SCORES` of a map on ``real``'s grid against the deposited model."""
+    """:data:`REAL_SCORES` of a map on ``real``'s grid against the deposited model. FSC
+    crossings are capped at the deposited map's Nyquist resolution (2 × its voxel size): the
+    1 Å grid's finer shells hold only what the interpolation put there."""
     model = real.model_map.data
     curve = metrics.fsc(volume.data, model, volume.voxel_size)
+    nyquist = 2.0 * real.native_voxel  # finer shells of the 1 Å grid are interpolation
     return {
         "emringer": emringer(volume, real.structure).score,
-        "fsc05": curve.resolution(0.5),
-        "fsc0143": curve.resolution(0.143),
+        "fsc05": max(curve.resolution(0.5), nyquist),
+        "fsc0143": max(curve.resolution(0.143), nyquist),
         "rscc": metrics.rscc(volume.data, model, real.mask),
         "cc_chimerax": metrics.chimerax_correlation(volume.data, model),
     }

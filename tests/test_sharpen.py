@@ -216,7 +216,8 @@ def test_the_five_real_maps_load_on_one_grid_with_their_models(mirror):
         assert 0.3 < scores["rscc"] <= 1 and scores["fsc05"] >= scores["fsc0143"] - 1e-9
         # the model map against itself: perfect correlation, FSC at Nyquist
         self_scores = score_real(real, real.model_map)
-        assert self_scores["rscc"] == pytest.approx(1.0) and self_scores["fsc05"] == 2.0
+        assert self_scores["rscc"] == pytest.approx(1.0)
+        assert self_scores["fsc05"] == pytest.approx(2 * real.native_voxel)  # native Nyquist
 
 
 def test_calibration_scale_and_reliability_are_exact_on_gaussian_errors():
@@ -284,3 +285,23 @@ def test_sharpen_vae_uses_the_shipped_model_and_writes_a_calibrated_uncertainty(
     assert main(["sharpen", str(src), "--method", "vae", "--resolution", "3.5",
                  "--out", str(out2)]) == 2
     assert not out2.exists() and (tmp_path / "again_uncertainty.mrc").read_text() == "mine"
+
+
+def test_sharpen_checks_a_real_map_by_its_map_model_fsc(tmp_path, capsys, mirror):
+    """With --model the resolution check uses the map–model FSC (EMD-2566 and its chain:
+    about 3.7 Å, inside the range), and the shipped U-Net then runs on the map's own grid."""
+    from cryolab.cli import main
+    from cryolab.data import fetch
+    from cryolab.io import read_map
+
+    _needs_shipped("superres")
+    src = fetch("maps/emd_2566_segment_3j6b_chain9.mrc.gz")
+    out = tmp_path / "sharp.mrc"
+    assert main(["sharpen", str(src), "--model", str(fetch("structures/daq/3J6B_chain9.pdb.gz")),
+                 "--out", str(out)]) == 0
+    said = capsys.readouterr().out
+    assert "map–model FSC 0.5" in said and "shipped model 'superres'" in said
+    resolution = float(said.split("input resolution ")[1].split(" Å")[0])
+    assert 3.0 < resolution < 4.5
+    got, before = read_map(out), read_map(src)
+    assert got.shape == before.shape and np.allclose(got.origin, before.origin, atol=1e-3)
