@@ -280,6 +280,18 @@ def synthetic_evaluation(name: str, model) -> dict:  # noqa: ANN001
     return out
 
 
+def _book_map_model(name: str) -> dict | None:
+    """The chapter's latest book run, if any: its real-map table and verdicts (the model it
+    trains in minutes), to stand beside the shipped model's; None without a book run."""
+    notebook = {"superres": "02_superres_unet3d", "vae": "03_sharpening_vae"}[name]
+    path = repo_root(Path(__file__)) / "results" / notebook / "book" / "metrics.json"
+    if not path.is_file():
+        return None
+    m = json.loads(path.read_text())
+    return {"real_maps": m.get("real_maps"), "real_verdicts": m.get("real_verdicts"),
+            "written": m.get("written")}
+
+
 def evaluate_card(name: str, folder: Path) -> dict:
     """Recompute a shipped card's evaluation (real maps, synthetic test entries, CI sample)
     from its checkpoint in ``folder``; the training record is kept."""
@@ -291,6 +303,7 @@ def evaluate_card(name: str, folder: Path) -> dict:
     model = load_model(folder / f"{name}.pt", getattr(importlib.import_module(module), cls))
     card["evaluation"]["real_maps"] = card_real_maps(name, model)
     card["evaluation"]["synthetic"] = synthetic_evaluation(name, model)
+    card["evaluation"]["book_model"] = _book_map_model(name)
     card["ci_check"] = {"map": MAP_CI[0], "crop": MAP_CI[1],
                         **card["evaluation"]["real_maps"]["ci"], "tolerance": MAP_CI_TOLERANCE}
     card_path.write_text(json.dumps(card, indent=1) + "\n")
