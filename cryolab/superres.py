@@ -13,27 +13,39 @@ everything from here:
   :func:`cryolab.density.ground_truth_map`;
 - :func:`training_batches`: random, augmented patch batches for :class:`cryolab.train.Trainer`;
 - :func:`predict_map`, :func:`crop_around` and :func:`evaluate`: tiled inference and the
-  chapter's metrics (EMRinger, RSCC, PCC, FSC resolution against the ground truth).
+  chapter's metrics (EMRinger, RSCC, PCC, FSC resolution against the ground truth);
+- real maps, the step beyond the paper: :data:`REAL_PAIRS` (the mirror's five experimental
+  map/model pairs), :func:`load_real_map`, :func:`score_real` (EMRinger, map–model FSC at 0.5
+  and 0.143, RSCC in the model mask, ChimeraX-style correlation), :func:`real_map_table`,
+  :func:`map_character` (what differs between synthetic inputs and real maps) and
+  :func:`make_realistic_pairs` (training pairs degraded by
+  :func:`cryolab.degrade.realistic_degrade`);
+- :func:`estimate_resolution`: a half-map-free resolution estimate (map–model FSC when a
+  model is given, else the amplitude fall-off) that ``cryolab sharpen`` uses to decline maps
+  outside a model's training range.
 """
 
 from __future__ import annotations
 
+import copy
 import os
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
 
 import gemmi
 import numpy as np
 import torch
+from scipy import ndimage
 
 from . import metrics
 from .data import fetch, find
-from .degrade import NoiseParams, degrade
-from .density import ground_truth_map
+from .degrade import NoiseParams, RealisticParams, degrade, realistic_degrade
+from .density import ground_truth_map, resample
 from .emringer import GAMMA_ATOMS, emringer
 from .errors import ConfigError
-from .io import Volume, atoms_of, read_structure
+from .io import Volume, atoms_of, read_map, read_structure
 from .normalise import percentile_scale
+from .sharpen import bfactor_sharpen, guinier_fit, radial_amplitude
 from .tiles import predict_volume, random_patches
 
 __all__ = [
@@ -54,6 +66,22 @@ __all__ = [
     "predict_map",
     "crop_around",
     "evaluate",
+    "RealPair",
+    "REAL_PAIRS",
+    "RealMap",
+    "load_real_map",
+    "score_real",
+    "REAL_SCORES",
+    "real_map_table",
+    "bfactor_baseline",
+    "map_character",
+    "make_realistic_pairs",
+    "estimate_resolution",
+    "character_table",
+    "RealVerdict",
+    "shipped_superres",
+    "real_pair",
+    "finetune_leave_one_out",
 ]
 
 #: The paper's Table 1 test structures; none of them is in the mirror.
@@ -89,6 +117,8 @@ class SuperResProfile:
         stride: sliding-window stride at inference, voxels.
         real_crop: edge in Å of the cube around the model kept from each real cryo-EM map
             before prediction (None = the whole map).
+        finetune_steps: optimiser steps of each leave-one-map-out fine-tuning on real pairs
+            (:func:`finetune_leave_one_out`; 0 = none).
         seed: base seed.
     """
 
@@ -105,6 +135,7 @@ class SuperResProfile:
     noise: NoiseParams = field(default_factory=NoiseParams)
     stride: int | None = None
     real_crop: float | None = None
+    finetune_steps: int = 0
     seed: int = 0
 
     @property
@@ -126,15 +157,21 @@ class SuperResProfile:
 PROFILES = {
     "smoke": SuperResProfile(
         n_train=4, n_test=2, patch=16, patches_per_epoch=16, epochs=4, depth=2, base=8,
-        lr=1e-3, stride=16, real_crop=30.0,
+        lr=1e-3, stride=16, real_crop=30.0, finetune_steps=2,
     ),
     "book": SuperResProfile(
         n_train=40, n_test=10, patch=32, patches_per_epoch=256, epochs=12, depth=3, base=16,
+        lr=1e-3, real_crop=60.0, finetune_steps=32,
+    ),
+    # the shipped model (python -m cryolab.weights.train superres): every training entry,
+    # inputs from realistic_degrade; the book's sizes, trained for longer
+    "pretrained": SuperResProfile(
+        n_train=200, n_test=10, patch=32, patches_per_epoch=128, epochs=60, depth=3, base=16,
         lr=1e-3, real_crop=60.0,
     ),
     "paper": SuperResProfile(
         n_train=100, n_test=12, patch=128, patches_per_epoch=400, epochs=200, depth=4, base=32,
-        stride=64,
+        stride=64, finetune_steps=400,
     ),
 }
 
@@ -314,3 +351,338 @@ def evaluate(pair: Pair, prediction: Volume, mask_radius: float = 2.0) -> dict[s
     return row
 
 
+
+
+# ------------------------------------------------------------------------------- real maps
+
+
+@dataclass(frozen=True)
+class RealPair:
+    """An experimental map of the mirror with its deposited model.
+
+    Attributes:
+        label: the EMDB entry.
+        map_name, model_name: registered names.
+        chain: the only chain to keep (None: all).
+        resolution: the reported resolution in Å (EMD-2566: the published 3.2 Å).
+    """
+
+    label: str
+    map_name: str
+    model_name: str
+    chain: str | None
+    resolution: float
+
+
+#: The mirror's five experimental map/model pairs (``shared/data/README.md``).
+REAL_PAIRS = (
+    RealPair("EMD-0093", "maps/emd_0093_masked.map.gz", "structures/mainmastseg/6gyn.pdb.gz",
+             None, 3.4),
+    RealPair("EMD-2566", "maps/emd_2566_segment_3j6b_chain9.mrc.gz",
+             "structures/daq/3J6B_chain9.pdb.gz", None, 3.2),
+    RealPair("EMD-3488", "maps/emd_3488.map.gz", "structures/ccpem/5me2.pdb.gz", None, 3.2),
+    RealPair("EMD-30342", "maps/emd_30342_chainA_zone4A.map.gz", "structures/mapq/7cec.cif.gz",
+             "A", 3.9),
+    RealPair("EMD-5778", "maps/emd_5778_tm_rosettaframe.map.gz",
+             "structures/rosetta_demos/3j5p_tm_chainA_rosettaframe.pdb.gz", None, 3.4),
+)
+
+
+@dataclass
+class RealMap:
+    """A real map ready for the networks and its references, all on one 1 Å grid.
+
+    Attributes:
+        pair: which map.
+        structure: the deposited model (only ``pair.chain`` when set).
+        volume: the map cropped around the model, resampled to 1 Å (cubic spline) and divided
+            by its 99.9th percentile.
+        model_map: a map computed from the model (:func:`cryolab.density.ground_truth_map`,
+            its atoms' B-factors + 10 Å²) on the same grid: the reference of the map–model
+            FSC, the RSCC and the correlation, and the target of fine-tuning.
+        mask: voxels within 2 Å of the model's atoms (the RSCC's mask).
+        native_voxel: the deposited map's (largest) voxel size in Å.
+    """
+
+    pair: RealPair
+    structure: gemmi.Structure
+    volume: Volume
+    model_map: Volume
+    mask: np.ndarray
+    native_voxel: float
+
+
+def load_real_map(pair: RealPair, crop: float | None = None) -> RealMap:
+    """Read ``pair``'s map and model and put them on the 1 Å grid of :class:`RealMap`
+    (``crop``: keep a cube of that many Å around the model's centre; None keeps the map)."""
+    st = read_structure(fetch(pair.model_name))
+    st.remove_ligands_and_waters()
+    if pair.chain is not None:
+        for name in {ch.name for ch in st[0]} - {pair.chain}:
+            st[0].remove_chain(name)
+    vol = read_map(fetch(pair.map_name))
+    if crop:
+        vol = crop_around(vol, st, crop)
+        _keep_residues_in(st, vol, margin=6.0)
+    grid = resample(vol, 1.0, order=3, mode="nearest")
+    grid = grid.with_data(percentile_scale(grid.data, INPUT_PERCENTILE))
+    model_map = resample(ground_truth_map(st, voxel=1.0, pad=4.0), like=grid, order=1)
+    model_map = model_map.with_data(percentile_scale(model_map.data, INPUT_PERCENTILE))
+    xyz = atoms_of(st, hydrogens=False).xyz
+    mask = metrics.model_mask(grid.shape, grid.voxel_size, grid.origin, xyz, 2.0)
+    return RealMap(pair, st, grid, model_map, mask, float(vol.voxel_size.max()))
+
+
+def _keep_residues_in(structure: gemmi.Structure, volume: Volume, margin: float) -> None:
+    """Remove (in place) the residues whose first atom lies more than ``margin`` Å outside
+    the map's box: they cannot be scored, and the model map is faster without them."""
+    low = volume.origin[::-1] - margin
+    high = volume.origin[::-1] + (np.array(volume.shape[::-1]) - 1) * volume.voxel_size[::-1] \
+        + margin
+    for chain in structure[0]:
+        for i in reversed(range(len(chain))):
+            pos = chain[i][0].pos
+            xyz = np.array([pos.x, pos.y, pos.z])
+            if np.any(xyz < low) or np.any(xyz > high):
+                del chain[i]
+    structure.remove_empty_chains()
+
+
+#: The scores :func:`score_real` gives a map: EMRinger, map–model FSC crossings (Å), RSCC in
+#: the model mask, the ChimeraX-style correlation (voxels above the model map's top 1 %).
+REAL_SCORES = ("emringer", "fsc05", "fsc0143", "rscc", "cc_chimerax")
+
+
+def score_real(real: RealMap, volume: Volume) -> dict[str, float]:
+    """:data:`REAL_SCORES` of a map on ``real``'s grid against the deposited model. FSC
+    crossings are capped at the deposited map's Nyquist resolution (2 × its voxel size): the
+    1 Å grid's finer shells hold only what the interpolation put there."""
+    model = real.model_map.data
+    curve = metrics.fsc(volume.data, model, volume.voxel_size)
+    nyquist = 2.0 * real.native_voxel  # finer shells of the 1 Å grid are interpolation
+    return {
+        "emringer": emringer(volume, real.structure).score,
+        "fsc05": max(curve.resolution(0.5), nyquist),
+        "fsc0143": max(curve.resolution(0.143), nyquist),
+        "rscc": metrics.rscc(volume.data, model, real.mask),
+        "cc_chimerax": metrics.chimerax_correlation(volume.data, model),
+    }
+
+
+def bfactor_baseline(real: RealMap) -> Volume:
+    """Global B-factor sharpening of a real map at its reported resolution (Guinier fit from
+    10 Å): the classical baseline every network must beat."""
+    return bfactor_sharpen(real.volume, real.pair.resolution)[0]
+
+
+def real_map_table(reals: Sequence[RealMap],
+                   methods: dict[str, Callable[[RealMap], Volume]]):  # noqa: ANN201 - pandas
+    """One row per (map, method) of :data:`REAL_SCORES`; the map as it is comes first as
+    ``"input"``. ``methods`` maps a name to ``fn(real) -> map on real.volume's grid``."""
+    import pandas as pd
+
+    rows = []
+    for real in reals:
+        for name, fn in {"input": lambda r: r.volume, **methods}.items():
+            rows.append({"map": real.pair.label, "method": name,
+                         **score_real(real, fn(real))})
+    return pd.DataFrame(rows)
+
+
+def map_character(volume: Volume, mask: np.ndarray, resolution: float) -> dict[str, float]:
+    """What a map looks like to a network, in numbers: the Guinier B of its amplitudes (10 Å
+    to ``resolution``), the fraction of exact zeros (masking), the solvent's noise relative to
+    the molecule's signal (std outside vs inside ``mask``), the B-factor of the solvent's
+    spectrum, and the voxel size (Å)."""
+    solvent = ~ndimage.binary_dilation(mask, iterations=3)
+    data = volume.data
+    zeros = float(np.mean(data == 0))
+    live = solvent & (data != 0)
+    noise = float(data[live].std()) if live.sum() > 100 else 0.0
+    out = {"bfactor": guinier_fit(volume, resolution).bfactor, "zero_fraction": zeros,
+           "noise_to_signal": noise / float(data[mask].std()) if mask.any() else np.nan,
+           "voxel": float(volume.voxel_size.max())}
+    if live.sum() > 100:
+        out["noise_bfactor"] = guinier_fit(volume.with_data(np.where(live, data, 0.0)),
+                                           resolution).bfactor
+    else:
+        out["noise_bfactor"] = np.nan
+    return out
+
+
+def make_realistic_pairs(entries: Sequence[Entry], params: RealisticParams,
+                         rng: np.random.Generator, copies: int = 1) -> list[Pair]:
+    """Like :func:`make_pairs`, with :func:`cryolab.degrade.realistic_degrade` instead of the
+    paper's noise model: ``copies`` differently degraded inputs per entry."""
+    pairs = []
+    for entry in entries:
+        truth = ground_truth_map(entry.structure, voxel=1.0, pad=6.0)
+        truth = truth.with_data(percentile_scale(truth.data, INPUT_PERCENTILE))
+        for _ in range(copies):
+            bad, _ = realistic_degrade(truth, params, rng)
+            pairs.append(Pair(entry, truth,
+                              bad.with_data(percentile_scale(bad.data, INPUT_PERCENTILE))))
+    return pairs
+
+
+def estimate_resolution(volume: Volume, model_map: Volume | None = None,
+                        floor_factor: float = 2.0) -> float:
+    """A resolution estimate in Å that needs no half maps.
+
+    With a ``model_map`` on the same grid: where the map–model FSC falls below 0.5. Without:
+    from the amplitude fall-off, the highest frequency at which the radially averaged
+    amplitude still exceeds ``floor_factor`` times the noise floor (the median amplitude of
+    the outer fifth of the shells up to Nyquist), i.e. where the signal sinks into the noise.
+    A map whose amplitudes never reach the floor returns Nyquist.
+    """
+    if model_map is not None:
+        return metrics.fsc_resolution(volume.data, model_map.data, volume.voxel_size, 0.5)
+    s, amplitude = radial_amplitude(volume)
+    floor = float(np.median(amplitude[int(0.8 * len(s)):]))
+    above = np.flatnonzero(amplitude > floor_factor * floor)
+    if above.size == 0:
+        return float(1.0 / s[0])
+    return float(1.0 / s[min(above[-1], len(s) - 1)])
+
+
+def character_table(reals: Sequence[RealMap], synthetic: Sequence[Pair],
+                    realistic: Sequence[Pair] = (), resolution: float = 3.5):  # noqa: ANN201
+    """:func:`map_character` of the real maps (at their reported resolutions, with their
+    native voxel sizes), of synthetic inputs from the paper's noise model and of inputs from
+    :func:`cryolab.degrade.realistic_degrade` (both fitted to ``resolution`` Å), one row each."""
+    import pandas as pd
+
+    def mask_of(pair: Pair) -> np.ndarray:
+        t = pair.target
+        return metrics.model_mask(t.shape, t.voxel_size, t.origin,
+                                  atoms_of(pair.entry.structure, hydrogens=False).xyz, 2.0)
+
+    rows = [{"source": "real", "map": r.pair.label,
+             **map_character(r.volume, r.mask, r.pair.resolution), "voxel": r.native_voxel}
+            for r in reals]
+    for kind, pairs in (("paper noise model", synthetic), ("realistic degradation", realistic)):
+        rows += [{"source": kind, "map": p.entry.pdb_id,
+                  **map_character(p.degraded, mask_of(p), resolution)} for p in pairs]
+    return pd.DataFrame(rows)
+
+
+@dataclass(frozen=True)
+class RealVerdict:
+    """Does a method improve the real maps? Read from a :func:`real_map_table`.
+
+    Attributes:
+        method: the method judged.
+        emringer_up: ``{map: EMRinger of the method > that of the input}``.
+        fsc_better: ``{map: map–model FSC-0.5 resolution of the method < that of the input}``
+            (Å, lower is better; a tie within 0.05 Å is not better).
+        beats_bfactor: ``{map: EMRinger and FSC-0.5 both at least as good as global B-factor
+            sharpening's, and one of them better}``.
+    """
+
+    method: str
+    emringer_up: dict[str, bool]
+    fsc_better: dict[str, bool]
+    beats_bfactor: dict[str, bool]
+
+    @classmethod
+    def of(cls, table, method: str, baseline: str = "B-factor sharpening",  # noqa: ANN001
+           tie: float = 0.05) -> RealVerdict:
+        """The verdict on ``method`` (a ``method`` value of ``table``)."""
+        up, fsc_ok, beats = {}, {}, {}
+        for name, rows in table.groupby("map", sort=False):
+            row = rows.set_index("method")
+            m, i, b = row.loc[method], row.loc["input"], row.loc[baseline]
+            up[name] = bool(m["emringer"] > i["emringer"])
+            fsc_ok[name] = bool(m["fsc05"] < i["fsc05"] - tie)
+            not_worse = m["emringer"] >= b["emringer"] and m["fsc05"] <= b["fsc05"] + tie
+            better = m["emringer"] > b["emringer"] or m["fsc05"] < b["fsc05"] - tie
+            beats[name] = bool(not_worse and better)
+        return cls(method, up, fsc_ok, beats)
+
+    @property
+    def improves_all(self) -> bool:
+        """EMRinger up and FSC-0.5 better than the input's on every map (the issue's bar)."""
+        return all(self.emringer_up.values()) and all(self.fsc_better.values())
+
+    @property
+    def n_beats_bfactor(self) -> int:
+        """Maps on which the method beats global B-factor sharpening."""
+        return sum(self.beats_bfactor.values())
+
+    @property
+    def holds(self) -> bool:
+        """The claim: improves every map over its input and beats B-factor sharpening on at
+        least three of five."""
+        return self.improves_all and self.n_beats_bfactor >= 3
+
+    def claim(self) -> str:
+        """One sentence for the book, computed from the run."""
+        n = len(self.emringer_up)
+        return (f"{self.method}: EMRinger up on {sum(self.emringer_up.values())} of {n} real "
+                f"maps, map–model FSC-0.5 better on {sum(self.fsc_better.values())} of {n}, "
+                f"beats global B-factor sharpening on {self.n_beats_bfactor} of {n}")
+
+    @property
+    def n_improved(self) -> int:
+        """Maps on which both EMRinger and the map–model FSC-0.5 beat the input's."""
+        return sum(self.emringer_up[k] and self.fsc_better[k] for k in self.emringer_up)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> RealVerdict:
+        """Read back :meth:`to_dict` (a chapter's metrics.json)."""
+        return cls(d["method"], dict(d["emringer_up"]), dict(d["fsc_better"]),
+                   dict(d["beats_bfactor"]))
+
+    def to_dict(self) -> dict:
+        """For metrics.json."""
+        return {"method": self.method, "emringer_up": self.emringer_up,
+                "fsc_better": self.fsc_better, "beats_bfactor": self.beats_bfactor,
+                "improves_all": self.improves_all, "n_beats_bfactor": self.n_beats_bfactor,
+                "holds": self.holds, "claim": self.claim()}
+
+
+def shipped_superres(device: str | None = None) -> Callable[[RealMap], Volume] | None:
+    """``fn(real) -> map``: the shipped super-resolution U-Net
+    (:mod:`cryolab.weights`, ``"superres"``) on a real map's grid; None when not shipped."""
+    from . import weights
+
+    if "superres" not in weights.available():
+        return None
+    model = weights.load("superres", device=device)
+    return lambda real: predict_map(model, real.volume, PROFILES["pretrained"], device)
+
+
+def real_pair(real: RealMap) -> Pair:
+    """A real map as a training pair: input the experimental map, target the map computed from
+    its deposited model (DeepEMhancer's and EMReady's recipe), on the same 1 Å grid."""
+    return Pair(Entry(real.pair.label, real.pair.map_name, real.structure), real.model_map,
+                real.volume)
+
+
+def finetune_leave_one_out(model: torch.nn.Module, reals: Sequence[RealMap],
+                           profile: SuperResProfile, steps: int | None = None,
+                           lr_factor: float = 0.25, device: str | None = None
+                           ) -> dict[str, Volume]:
+    """Leave-one-map-out fine-tuning on real pairs: for each map, a copy of ``model``
+    fine-tuned (Dice loss, Adam at ``lr_factor`` × the profile's rate, ``steps`` steps of
+    augmented patches) on the *other* maps' :func:`real_pair`, then applied to the held-out
+    map. Returns ``{map label: prediction}``; no prediction comes from a model that saw its
+    map."""
+    from .nn.unet3d import dice_loss
+    from .train import Trainer, supervised_step
+
+    steps = profile.finetune_steps if steps is None else steps
+    out = {}
+    for k, held in enumerate(reals):
+        others = [real_pair(r) for r in reals if r is not held]
+        net = copy.deepcopy(model).train()
+        seed = profile.seed + k
+        torch.manual_seed(seed)
+        trainer = Trainer(net, torch.optim.Adam(net.parameters(), lr=profile.lr * lr_factor,
+                                                betas=profile.betas),
+                          supervised_step(dice_loss), seed=seed, device=device)
+        source = training_batches(others, replace(profile, patches_per_epoch=steps
+                                                  * profile.batch))
+        trainer.fit(source, epochs=1, progress=False)
+        out[held.pair.label] = predict_map(trainer.model.eval(), held.volume, profile, device)
+    return out

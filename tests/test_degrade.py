@@ -97,3 +97,75 @@ def test_degrade_is_reproducible_and_lowers_the_resolution():
     assert curve.correlation[-1] < 0.5
     with pytest.raises(ConfigError):
         NoiseParams(ball_radius=-1)
+
+
+# ------------------------------------------------------------- realistic degradation
+
+
+def _atoms(n: int = 40, seed: int = 0) -> Volume:
+    rng = np.random.default_rng(seed)
+    data = np.zeros((n, n, n))
+    idx = rng.integers(10, n - 10, size=(300, 3))
+    np.add.at(data, tuple(idx.T), 1.0)
+    return Volume(ndimage.gaussian_filter(data, 0.6).astype(np.float32), 1.0, (0.0, 0.0, 0.0))
+
+
+@pytest.mark.parametrize("bfactor", [0.0, 60.0])
+def test_coloured_noise_has_unit_std_and_the_asked_fall_off(bfactor):
+    from cryolab.degrade import coloured_noise
+    from cryolab.sharpen import guinier_fit
+
+    noise = coloured_noise((48, 48, 48), 1.0, bfactor, np.random.default_rng(0))
+    assert noise.dtype == np.float32 and noise.std() == pytest.approx(1.0, rel=1e-5)
+    # the Guinier slope of its amplitudes (an independent fit) is the B it was made with
+    fit = guinier_fit(Volume(noise, 1.0, (0, 0, 0)), high=2.5, low=12.0)
+    assert fit.bfactor == pytest.approx(bfactor, abs=6.0)
+    with pytest.raises(ConfigError, match="noise B-factor"):
+        coloured_noise((8, 8, 8), 1.0, -1.0, np.random.default_rng(0))
+
+
+def test_realistic_degrade_draws_within_its_ranges_and_is_reproducible():
+    from cryolab.degrade import RealisticParams, realistic_degrade
+
+    truth = _atoms()
+    params = RealisticParams()
+    a, drawn = realistic_degrade(truth, params, np.random.default_rng(3))
+    b, again = realistic_degrade(truth, params, np.random.default_rng(3))
+    np.testing.assert_array_equal(a.data, b.data)
+    assert drawn == again
+    for name in ("resolution", "bfactor", "noise", "noise_bfactor", "voxel"):
+        low, high = getattr(params, name)
+        assert low <= drawn[name] <= high
+    assert a.shape == truth.shape and np.allclose(a.origin, truth.origin)
+    # worse than the truth, but still related to it
+    curve = fsc(a.data, truth.data, 1.0)
+    assert 0.3 < curve.correlation[1:4].mean() and curve.resolution(0.5) > 2.5
+
+
+def test_realistic_degrade_low_passes_and_masks_as_asked():
+    from cryolab.degrade import RealisticParams, realistic_degrade
+
+    truth = _atoms(48)
+    params = RealisticParams(resolution=(4.0, 4.0), voxel=(1.0, 1.0), mask_probability=1.0,
+                             mask_distance=3.0)
+    out, drawn = realistic_degrade(truth, params, np.random.default_rng(0))
+    assert drawn["masked"] == 1.0 and drawn["resolution"] == 4.0
+    # no amplitude beyond the raised-cosine edge (1/4 Å + 0.015/Å) before masking: the mask
+    # multiplies in real space, so check the masked-out corner instead
+    assert np.all(out.data[:3, :3, :3] == 0)  # far from every atom: exact zeros
+    unmasked, _ = realistic_degrade(truth, RealisticParams(resolution=(4.0, 4.0),
+                                                           voxel=(1.0, 1.0),
+                                                           mask_probability=0.0),
+                                    np.random.default_rng(0))
+    s = frequency_grid(truth.shape, 1.0)
+    spectrum = np.abs(np.fft.rfftn(unmasked.data))
+    assert spectrum[s > 0.25 + 0.015 + 1e-6].max() < 1e-4 * spectrum.max()
+
+
+def test_realistic_params_refuse_inverted_ranges():
+    from cryolab.degrade import RealisticParams
+
+    with pytest.raises(ConfigError, match="resolution"):
+        RealisticParams(resolution=(4.0, 3.0))
+    with pytest.raises(ConfigError, match="mask_probability"):
+        RealisticParams(mask_probability=1.5)

@@ -21,6 +21,29 @@ def test_smoke(run_notebook):
         assert row["emringer_truth"] > row["emringer_input"]
     for case in m["real_maps_full"].values():
         assert case["residues"] > 100 and case["emringer"] > 1.0
+    _check_real_maps(m, ("input", "B-factor sharpening", "U-Net (this run)"))
+
+
+def _check_real_maps(m, methods):
+    """The five-map table: every map scored by every method, finite scores in their ranges,
+    and each recorded verdict consistent with the table it was read from."""
+    import math
+
+    from cryolab.superres import REAL_PAIRS
+
+    rows = m["real_maps"]
+    assert {r["map"] for r in rows} == {p.label for p in REAL_PAIRS}
+    for label in {r["map"] for r in rows}:
+        assert set(methods) <= {r["method"] for r in rows if r["map"] == label}
+    for r in rows:
+        assert all(math.isfinite(r[k]) for k in ("emringer", "fsc05", "fsc0143", "rscc",
+                                                 "cc_chimerax"))
+        assert -1 <= r["rscc"] <= 1 and r["fsc05"] >= 2.1 - 1e-6  # native Nyquist, 1.05 Å
+    by = {(r["map"], r["method"]): r for r in rows}
+    for method, v in m["real_verdicts"].items():
+        for label, up in v["emringer_up"].items():
+            assert up == (by[label, method]["emringer"] > by[label, "input"]["emringer"])
+        assert v["holds"] == (v["improves_all"] and v["n_beats_bfactor"] >= 3)
 
 
 def test_book_thresholds():

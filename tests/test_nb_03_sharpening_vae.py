@@ -20,6 +20,13 @@ def test_smoke(run_notebook):
     assert m["vae_kl_finite"] and math.isfinite(m["vae_kl_last"]) and m["vae_kl_last"] >= 0
     assert set(METHODS) <= set(m["table"])
     assert len(m["val_rscc"]["VAE"]) == m["profile_settings"]["epochs"]
+    from test_nb_02_superres_unet3d import _check_real_maps
+
+    _check_real_maps(m, ("input", "B-factor sharpening", "VAE", "VAE with skips"))
+    # the calibration scale is fitted on validation maps and widens a too-narrow spread
+    assert m["calibration_scale"] > 0
+    for curve in m["reliability"].values():
+        assert all(0 <= p["observed"] <= 1 for p in curve)
 
 
 def test_book_thresholds():

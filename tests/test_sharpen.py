@@ -139,3 +139,169 @@ def test_cli_sharpen_bfactor(tmp_path, capsys):
     bad = tmp_path / "bad.mrc"
     assert main(["sharpen", str(src), "--method", "bfactor", "--out", str(bad)]) == 2
     assert "--resolution" in capsys.readouterr().err and not bad.exists()
+
+
+# --------------------------------------------------- resolution, real maps, calibration
+
+
+def _lowpassed_atoms(resolution: float, noise: float, voxel: float = 1.0, n: int = 64) -> Volume:
+    from cryolab.degrade import lowpass
+
+    vol = _atoms_map(n, voxel, seed=5)
+    sharp = lowpass(vol, resolution, edge=0.0)
+    rng = np.random.default_rng(6)
+    data = sharp.data + noise * sharp.data.std() * rng.normal(size=vol.shape)
+    return vol.with_data(data.astype(np.float32))
+
+
+@pytest.mark.parametrize("resolution", [3.0, 4.0])
+def test_estimate_resolution_from_the_fall_off_finds_the_low_pass(resolution):
+    from cryolab.superres import estimate_resolution
+
+    got = estimate_resolution(_lowpassed_atoms(resolution, 0.2))
+    assert got == pytest.approx(resolution, abs=0.35)
+
+
+def test_estimate_resolution_with_a_model_map_is_the_fsc_05_crossing():
+    from cryolab.superres import estimate_resolution
+
+    truth = _atoms_map(48, seed=7)
+    noisy = truth.with_data(truth.data + 0.5 * truth.data.std()
+                            * np.random.default_rng(8).normal(size=truth.shape))
+    got = estimate_resolution(noisy, truth)
+    assert got == metrics.fsc(noisy.data, truth.data, 1.0).resolution(0.5)
+
+
+def test_a_map_sharper_than_the_training_range_is_recognised():
+    """A 1.75 Å map on 0.8 Å voxels is estimated well below the shipped models' 2.8 Å."""
+    from cryolab.superres import estimate_resolution
+
+    got = estimate_resolution(_lowpassed_atoms(1.75, 0.1, voxel=0.8, n=80))
+    assert got < 2.3
+
+
+def test_real_verdict_reads_the_table():
+    import pandas as pd
+
+    from cryolab.superres import RealVerdict
+
+    rows = []
+    for m, (e_in, f_in, e_b, f_b, e_n, f_n) in {
+        "A": (1.0, 4.0, 1.5, 4.0, 2.0, 3.5),   # net beats input and B-factor
+        "B": (2.0, 3.5, 3.0, 3.4, 2.5, 3.4),   # net beats input, loses to B-factor (EMRinger)
+        "C": (3.0, 3.0, 3.5, 3.0, 2.0, 3.2),   # net worse than input
+    }.items():
+        rows += [{"map": m, "method": "input", "emringer": e_in, "fsc05": f_in},
+                 {"map": m, "method": "B-factor sharpening", "emringer": e_b, "fsc05": f_b},
+                 {"map": m, "method": "net", "emringer": e_n, "fsc05": f_n}]
+    v = RealVerdict.of(pd.DataFrame(rows), "net")
+    assert v.emringer_up == {"A": True, "B": True, "C": False}
+    assert v.fsc_better == {"A": True, "B": True, "C": False}
+    assert v.beats_bfactor == {"A": True, "B": False, "C": False}
+    assert not v.improves_all and v.n_beats_bfactor == 1 and not v.holds
+    assert "2 of 3" in v.claim() and v.to_dict()["holds"] is False
+
+
+def test_the_five_real_maps_load_on_one_grid_with_their_models(mirror):
+    from cryolab.superres import REAL_PAIRS, load_real_map, score_real
+
+    assert len(REAL_PAIRS) == 5
+    for pair in REAL_PAIRS[1:]:  # EMD-0093 is the slow one (a 220³ map); the others suffice
+        real = load_real_map(pair, crop=30.0)
+        assert real.volume.shape == real.model_map.shape == real.mask.shape
+        assert np.allclose(real.volume.voxel_size, 1.0)
+        # the model sits in its map: the map is denser inside the model mask than outside
+        assert real.volume.data[real.mask].mean() > real.volume.data[~real.mask].mean() + 0.1
+        scores = score_real(real, real.volume)
+        assert 0.3 < scores["rscc"] <= 1 and scores["fsc05"] >= scores["fsc0143"] - 1e-9
+        # the model map against itself: perfect correlation, FSC at Nyquist
+        self_scores = score_real(real, real.model_map)
+        assert self_scores["rscc"] == pytest.approx(1.0)
+        assert self_scores["fsc05"] == pytest.approx(2 * real.native_voxel)  # native Nyquist
+
+
+def test_calibration_scale_and_reliability_are_exact_on_gaussian_errors():
+    from cryolab.pipelines.sharpening import calibration_scale, reliability
+
+    rng = np.random.default_rng(0)
+    sigma = rng.uniform(0.5, 2.0, 200_000)
+    errors = sigma * rng.normal(size=sigma.size)
+    narrow = sigma / 3  # a spread three times too narrow, as chapter 03 found
+    scale = calibration_scale(errors, narrow)
+    assert scale == pytest.approx(3.0, rel=0.02)
+    raw, fixed = reliability(errors, narrow), reliability(errors, narrow, scale)
+    assert (raw["observed"] < raw["nominal"] - 0.2).all()
+    np.testing.assert_allclose(fixed["observed"], fixed["nominal"], atol=0.02)
+
+
+def _needs_shipped(name):
+    from cryolab import weights
+
+    if name not in weights.available():
+        pytest.skip(f"no shipped {name} model in this tree")
+
+
+def test_sharpen_declines_a_map_sharper_than_the_shipped_models_range(tmp_path, capsys):
+    """Do no harm: a 1.75 Å map on 0.8 Å voxels is outside the shipped U-Net's 2.8–4.5 Å;
+    the command says so in one line, exits non-zero and writes nothing."""
+    from cryolab.cli import main
+    from cryolab.io import write_map
+
+    _needs_shipped("superres")
+    src = write_map(tmp_path / "sharp.mrc", _lowpassed_atoms(1.75, 0.1, voxel=0.8, n=80))
+    out = tmp_path / "out.mrc"
+    assert main(["sharpen", str(src), "--method", "unet3d", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "training range" in err[0] and "sharp.mrc" in err[0]
+    assert not out.exists()
+    # the user may overrule the estimate: the stated resolution is then checked instead
+    assert main(["sharpen", str(src), "--method", "unet3d", "--resolution", "1.8",
+                 "--out", str(out)]) == 2
+    assert "1.80 Å (--resolution)" in capsys.readouterr().err
+
+
+def test_sharpen_vae_uses_the_shipped_model_and_writes_a_calibrated_uncertainty(tmp_path,
+                                                                              capsys):
+    from cryolab import weights
+    from cryolab.cli import main
+    from cryolab.io import read_map, write_map
+
+    _needs_shipped("vae")
+    vol = _lowpassed_atoms(3.5, 0.2, n=32)
+    src = write_map(tmp_path / "in.mrc", vol)
+    out = tmp_path / "out.mrc"
+    assert main(["sharpen", str(src), "--method", "vae", "--patch", "16", "--resolution",
+                 "3.5", "--out", str(out)]) == 0
+    said = capsys.readouterr().out
+    assert "shipped model 'vae'" in said and "calibrated" in said
+    sharp, spread = read_map(out), read_map(tmp_path / "out_uncertainty.mrc")
+    assert sharp.shape == spread.shape == vol.shape
+    np.testing.assert_allclose(spread.origin, vol.origin, atol=1e-4)
+    assert (spread.data >= 0).all() and spread.data.mean() > 0
+    assert f"× {weights.card('vae')['uncertainty']['scale']:.3g}" in said
+    # an existing uncertainty map is the user's: refused before any work, nothing written
+    out2 = tmp_path / "again.mrc"
+    (tmp_path / "again_uncertainty.mrc").write_text("mine")
+    assert main(["sharpen", str(src), "--method", "vae", "--resolution", "3.5",
+                 "--out", str(out2)]) == 2
+    assert not out2.exists() and (tmp_path / "again_uncertainty.mrc").read_text() == "mine"
+
+
+def test_sharpen_checks_a_real_map_by_its_map_model_fsc(tmp_path, capsys, mirror):
+    """With --model the resolution check uses the map–model FSC (EMD-2566 and its chain:
+    about 3.7 Å, inside the range), and the shipped U-Net then runs on the map's own grid."""
+    from cryolab.cli import main
+    from cryolab.data import fetch
+    from cryolab.io import read_map
+
+    _needs_shipped("superres")
+    src = fetch("maps/emd_2566_segment_3j6b_chain9.mrc.gz")
+    out = tmp_path / "sharp.mrc"
+    assert main(["sharpen", str(src), "--model", str(fetch("structures/daq/3J6B_chain9.pdb.gz")),
+                 "--out", str(out)]) == 0
+    said = capsys.readouterr().out
+    assert "map–model FSC 0.5" in said and "shipped model 'superres'" in said
+    resolution = float(said.split("input resolution ")[1].split(" Å")[0])
+    assert 3.0 < resolution < 4.5
+    got, before = read_map(out), read_map(src)
+    assert got.shape == before.shape and np.allclose(got.origin, before.origin, atol=1e-3)

@@ -115,8 +115,14 @@ def test_cli_sharpen_keeps_the_grid_and_rejects_a_wrong_checkpoint(tmp_path, cap
     assert main([*argv[:5], str(wrong), "--out", str(bad_out)]) == 2
     assert "not a UNet3D" in capsys.readouterr().err
     assert not bad_out.exists()
+    # without --checkpoint: the shipped model, which declines this 15 Å-wide noise map (its
+    # resolution lies far outside the training range); without shipped weights: --checkpoint
+    from cryolab import weights
+
     assert main(["sharpen", str(src), "--out", str(bad_out)]) == 2
-    assert "--checkpoint" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert ("training range" if "superres" in weights.available() else "--checkpoint") in err
+    assert not bad_out.exists()
     assert main(["sharpen", str(src), "--method", "magic", "--out", str(bad_out)]) == 2
     assert "unknown --method" in capsys.readouterr().err
 
@@ -130,3 +136,35 @@ def _tiny_checkpoint_linear(path, model):
 
     trainer.fit(batches, epochs=1, progress=False)
     return path
+
+
+def test_leave_one_map_out_never_fine_tunes_on_the_held_out_map(monkeypatch):
+    """Each fold trains on every map but its own: the pairs a fold sees are recorded."""
+    from cryolab import superres as sr
+    from cryolab.io import Volume
+
+    seen = []
+    real_batches = sr.training_batches
+
+    def spy(pairs, profile):
+        seen.append({p.entry.pdb_id for p in pairs})
+        return real_batches(pairs, profile)
+
+    monkeypatch.setattr(sr, "training_batches", spy)
+    rng = np.random.default_rng(0)
+
+    def fake(label):
+        vol = Volume(rng.random((16, 16, 16)).astype(np.float32), 1.0, (0.0, 0.0, 0.0))
+        pair = sr.RealPair(label, f"maps/{label}", "structures/x", None, 3.5)
+        return sr.RealMap(pair, None, vol, vol.with_data(vol.data ** 2), vol.data > 0.5, 1.0)
+
+    reals = [fake(x) for x in ("A", "B", "C")]
+    torch.manual_seed(0)
+    model = UNet3D(depth=2, base=4, bottleneck=1)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    cfg = sr.PROFILES["smoke"]
+    out = sr.finetune_leave_one_out(model, reals, cfg, steps=2, device="cpu")
+    assert seen == [{"B", "C"}, {"A", "C"}, {"A", "B"}]
+    assert set(out) == {"A", "B", "C"} and all(v.shape == (16, 16, 16) for v in out.values())
+    for k, v in model.state_dict().items():  # the chapter's model itself is left untouched
+        torch.testing.assert_close(v, before[k])

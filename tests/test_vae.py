@@ -137,7 +137,7 @@ def test_sample_volume_tiles_a_map():
     assert np.abs(mean - det).mean() < 3 * std.mean()
 
 
-def test_sharpen_vae_keeps_the_grid_and_the_units(tmp_path):
+def test_sharpen_vae_keeps_the_grid_and_the_units(tmp_path, monkeypatch):
     import argparse
 
     from cryolab.commands.sharpen import sharpen_vae
@@ -159,8 +159,17 @@ def test_sharpen_vae_keeps_the_grid_and_the_units(tmp_path):
     np.testing.assert_allclose(out.voxel_size, vol.voxel_size)
     np.testing.assert_allclose(out.origin, vol.origin)
     assert np.isfinite(out.data).all() and 3.0 < out.data.mean() < 7.0  # back in input units
+    # the spread of the decodes, in the input's units, on the same grid (uncalibrated: a
+    # checkpoint has no card)
+    spread = args.uncertainty
+    assert spread.shape == vol.shape and np.allclose(spread.origin, vol.origin)
+    assert (spread.data >= 0).all() and 0 < spread.data.mean() < vol.data.std()
+    from cryolab import weights
+
+    monkeypatch.setattr(weights, "available", lambda: [])  # an installation without weights
     with pytest.raises(ConfigError, match="--checkpoint"):
-        sharpen_vae(vol, argparse.Namespace(checkpoint=None, device=None, patch=8, stride=None))
+        sharpen_vae(vol, argparse.Namespace(checkpoint=None, device=None, patch=8, stride=None,
+                                            method="vae"))
 
 
 def test_cli_sharpen_vae(tmp_path, capsys):
@@ -180,6 +189,8 @@ def test_cli_sharpen_vae(tmp_path, capsys):
                  "--patch", "8", "--out", str(out)]) == 0
     got = read_map(out)
     assert got.shape == vol.shape and np.allclose(got.voxel_size, vol.voxel_size, rtol=1e-5)
+    spread = read_map(tmp_path / "out_uncertainty.mrc")  # written beside the sharpened map
+    assert spread.shape == vol.shape and (spread.data >= 0).all()
     unet_ckpt = tmp_path / "v.pt"
     bad = tmp_path / "bad.mrc"
     assert main(["sharpen", str(src), "--method", "unet3d", "--checkpoint", str(unet_ckpt),

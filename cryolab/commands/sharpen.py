@@ -3,6 +3,14 @@
 Methods live in :data:`METHODS`, a dict from name to ``fn(volume, args) -> volume``; a chapter
 adds its own method by adding an entry there (and its options in :func:`register`). The
 output map always has the input's shape, voxel size and origin.
+
+The network methods use the shipped models (:mod:`cryolab.weights`: ``superres`` for
+``unet3d``, ``vae`` for ``vae``) when ``--checkpoint`` is absent, and say so. Doing no harm
+comes first: the input's resolution (``--resolution``, or estimated without half maps by
+:func:`cryolab.superres.estimate_resolution`: the map–model FSC with ``--model``, else the
+amplitude fall-off) must lie in the shipped model's training range, or the command declines
+with one line. ``--method vae`` also writes the per-voxel uncertainty (the spread of decodes,
+times the card's calibration scale) as ``OUT`` with ``_uncertainty`` before the suffix.
 """
 
 from __future__ import annotations
@@ -19,7 +27,13 @@ from ..io import Volume, read_map, write_map
 from ..outputs import add_overwrite_option, check_file
 from ..validation import device, grid_memory, option
 
-__all__ = ["METHODS", "register", "sharpen_unet3d", "sharpen_bfactor", "sharpen_vae"]
+__all__ = ["METHODS", "register", "sharpen_unet3d", "sharpen_bfactor", "sharpen_vae",
+           "SHIPPED", "uncertainty_path", "RANGE_MARGIN"]
+
+#: The shipped model each network method uses without ``--checkpoint``.
+SHIPPED = {"unet3d": "superres", "vae": "vae"}
+#: How far (Å) an input's resolution may lie outside a shipped model's training range.
+RANGE_MARGIN = 0.5
 
 SharpenMethod = Callable[[Volume, argparse.Namespace], Volume]
 
@@ -33,11 +47,8 @@ def sharpen_unet3d(volume: Volume, args: argparse.Namespace) -> Volume:
     """
     from ..nn.unet3d import UNet3D
     from ..tiles import predict_volume
-    from ..train import load_model
 
-    if not args.checkpoint:
-        raise ConfigError("--method unet3d needs --checkpoint CKPT (a trained UNet3D)")
-    model = load_model(args.checkpoint, UNet3D, device=args.device)
+    model = _network(args, UNet3D)
     step = model.divisor
     patch = int(np.ceil(args.patch / step) * step)
     stride = args.stride or patch // 2
@@ -66,20 +77,99 @@ def sharpen_vae(volume: Volume, args: argparse.Namespace) -> Volume:
     """``--method vae --checkpoint CKPT``: the map resampled to 1 Å, z-scored, decoded tile by
     tile from ``z = μ``, put back in the input's units and grid
     (:func:`cryolab.apply.apply_model`)."""
-    from ..nn.vae import VAE3D
-    from ..tiles import predict_volume
-    from ..train import load_model
+    from ..nn.vae import VAE3D, sample_volume
 
-    if not args.checkpoint:
-        raise ConfigError("--method vae needs --checkpoint CKPT (a trained VAE3D)")
-    model = load_model(args.checkpoint, VAE3D, device=args.device)
+    model = _network(args, VAE3D)
     patch = int(np.ceil(args.patch / model.divisor) * model.divisor)
+    scale, n = 1.0, 8
+    if not args.checkpoint:
+        from .. import weights
+
+        scale = float(weights.card("vae")["uncertainty"]["scale"])
+        n = int(weights.card("vae")["uncertainty"]["n_samples"])
+    spread: dict[str, np.ndarray] = {}
 
     def predict(x: np.ndarray) -> np.ndarray:
-        return predict_volume(model, x, patch=patch, stride=args.stride or patch // 2,
-                              weight="gaussian", batch_size=4, progress=True)
+        mean, std = sample_volume(model, x, n=n, patch=patch, stride=args.stride or patch // 2,
+                                  seed=0)
+        spread["std"] = std
+        return mean
 
-    return apply_model(volume, predict, "zscore", voxel_size=1.0)
+    sharp = apply_model(volume, predict, "zscore", voxel_size=1.0)
+    # the spread in the input's units: z units times the 1 Å map's standard deviation
+    std = apply_model(volume, lambda x: spread["std"], "zscore", voxel_size=1.0,
+                      restore_units=False)
+    args.uncertainty = std.with_data(np.clip(std.data, 0, None) * scale * _input_std(volume))
+    how = "calibrated" if not args.checkpoint else "uncalibrated: no card for --checkpoint"
+    print(f"uncertainty: spread of {n} decodes × {scale:.3g} ({how})")
+    return sharp
+
+
+def _input_std(volume: Volume) -> float:
+    """The standard deviation of the map on the networks' 1 Å grid (the z-score's unit)."""
+    from ..density import resample
+
+    return float(resample(volume, 1.0, order=3, mode="nearest").data.std())
+
+
+def _network(args: argparse.Namespace, model_class: type):  # noqa: ANN202 - a torch module
+    """``--checkpoint`` rebuilt as ``model_class``, or the shipped model of ``--method``."""
+    from ..train import load_model
+
+    if args.checkpoint:
+        return load_model(args.checkpoint, model_class, device=args.device)
+    from .. import weights
+
+    name = _shipped_name(args.method)
+    print(f"using the shipped model {name!r} ({weights.path(name)}; no --checkpoint given)")
+    return weights.load(name, device=args.device)
+
+
+def _shipped_name(method: str) -> str:
+    """The shipped model of a network method; :class:`ConfigError` when none is installed."""
+    from .. import weights
+
+    name = SHIPPED[method]
+    if name not in weights.available():
+        raise ConfigError(f"--method {method} needs --checkpoint CKPT (no shipped model "
+                          f"{name!r} in this installation)")
+    return name
+
+
+def uncertainty_path(out: Path) -> Path:
+    """Where ``--method vae`` writes the uncertainty map: ``OUT`` with ``_uncertainty``
+    before its suffixes (``sharp.mrc`` → ``sharp_uncertainty.mrc``)."""
+    suffixes = "".join(out.suffixes)
+    stem = out.name[: len(out.name) - len(suffixes)] if suffixes else out.name
+    return out.with_name(f"{stem}_uncertainty{suffixes}")
+
+
+def _check_training_range(args: argparse.Namespace, volume: Volume) -> None:
+    """Decline (:class:`ConfigError`, one line) a map whose resolution lies outside the shipped
+    model's training range by more than :data:`RANGE_MARGIN` Å."""
+    from .. import weights
+    from ..superres import estimate_resolution
+
+    low, high = weights.card(_shipped_name(args.method))["resolution_range"]
+    if args.resolution is not None:
+        resolution, how = float(args.resolution), "--resolution"
+    elif args.model is not None:
+        from ..density import ground_truth_map, resample
+        from ..io import read_structure
+
+        model_map = resample(ground_truth_map(read_structure(args.model), voxel=1.0),
+                             like=volume, order=1)
+        resolution = estimate_resolution(volume, model_map)
+        how = f"map–model FSC 0.5 with {args.model}"
+    else:
+        resolution, how = estimate_resolution(volume), "estimated from the amplitude fall-off"
+    print(f"input resolution {resolution:.2f} Å ({how}); the shipped model was trained on "
+          f"{low:g}–{high:g} Å")
+    if not low - RANGE_MARGIN <= resolution <= high + RANGE_MARGIN:
+        raise ConfigError(
+            f"{args.map}: resolution {resolution:.2f} Å ({how}) is outside the shipped "
+            f"{args.method} model's training range {low:g}–{high:g} Å; declined so as not to "
+            "make it worse (give --resolution if the estimate is wrong, or --checkpoint)")
 
 
 #: Methods that run a network on the map resampled to 1 Å voxels.
@@ -111,14 +201,23 @@ def _run(args: argparse.Namespace) -> int:
     if args.method not in METHODS:
         raise ConfigError(f"unknown --method {args.method!r}; choose one of {sorted(METHODS)}")
     check_file(args.out, inputs=(args.map, args.checkpoint), overwrite=args.overwrite)
+    if args.method == "vae":
+        check_file(uncertainty_path(args.out), inputs=(args.map, args.checkpoint),
+                   overwrite=args.overwrite)
     volume = read_map(args.map)
     _check_resolution(args, volume)
+    if args.method in NETWORK_METHODS and not args.checkpoint:
+        _check_training_range(args, volume)
     if args.method in NETWORK_METHODS:  # these work on the map resampled to 1 Å voxels
         grid_memory(np.ceil(np.array(volume.shape) * volume.voxel_size), f"{args.map} on "
                     f"the 1 Å grid of --method {args.method}", bytes_per_voxel=4 * 4,
                     advice="crop the map first")
     result = METHODS[args.method](volume, args)
     write_map(args.out, result, label=f"cryolab sharpen --method {args.method}")
+    if args.method == "vae":
+        write_map(uncertainty_path(args.out), args.uncertainty,
+                  label="cryolab sharpen --method vae: uncertainty (std)")
+        print(f"wrote {uncertainty_path(args.out)} (per-voxel standard deviation)")
     print(f"wrote {args.out} ({args.method}; grid {volume.shape}, "
           f"voxel {volume.voxel_size[::-1].round(4).tolist()} Å)")
     return 0
@@ -133,11 +232,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("map", type=Path, help="input MRC/CCP4 map")
     p.add_argument("--method", default="unet3d", help=f"one of {sorted(METHODS)}")
     p.add_argument("--out", type=Path, required=True, help="output map (.mrc, .map[.gz])")
-    p.add_argument("--checkpoint", type=Path, help="trained network (unet3d, vae)")
+    p.add_argument("--checkpoint", type=Path,
+                   help="trained network (unet3d, vae; default: the shipped model)")
+    p.add_argument("--model", type=Path, default=None,
+                   help="atomic model fitted to MAP (unet3d, vae): the resolution check then "
+                        "uses the map–model FSC")
     p.add_argument("--patch", type=option("voxels", integer=True, ge=8, le=512), default=32,
                    help="tile edge in voxels (unet3d, vae)")
     p.add_argument("--resolution", type=option("Å", gt=0, le=500),
-                   help="map resolution in Å (bfactor)")
+                   help="map resolution in Å (bfactor; unet3d, vae: skips the estimate)")
     p.add_argument("--fit-low", type=option("Å", gt=0, le=1000), default=10.0,
                    help="low-resolution end of the Guinier fit in Å (bfactor; default 10)")
     p.add_argument("--stride", type=option("voxels", integer=True, ge=1), default=None,

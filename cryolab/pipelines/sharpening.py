@@ -15,7 +15,11 @@ stream, so the test maps here are the test maps there. On top of them:
   otherwise trained here with that chapter's functions;
 - :func:`compare_methods`: one row per (entry, method) of RSCC, PCC, FSC resolution and
   EMRinger, through :func:`cryolab.superres.evaluate`;
-- :func:`uncertainty_agreement`: how well the VAE's per-voxel spread tracks its error.
+- :func:`uncertainty_agreement`: how well the VAE's per-voxel spread tracks its error;
+  :func:`calibration_scale`, :func:`reliability` and :func:`plot_reliability`: one scale fitted
+  on validation maps that makes the spread a calibrated standard deviation, and the check;
+- :func:`vae_on_real` and :func:`shipped_vae`: a VAE (this run's or the shipped one) applied
+  to the real maps of :func:`cryolab.superres.load_real_map`.
 
 The ``cryolab sharpen --method vae|bfactor`` command applies this chapter's models through
 :func:`cryolab.apply.apply_model` and :func:`cryolab.sharpen.bfactor_sharpen`.
@@ -61,6 +65,11 @@ __all__ = [
     "method_table",
     "uncertainty_agreement",
     "plot_guinier",
+    "shipped_vae",
+    "vae_on_real",
+    "calibration_scale",
+    "reliability",
+    "plot_reliability",
 ]
 
 #: The study's numbers: the validation RSCC plateau of the VAE, the epoch it was reached,
@@ -136,6 +145,10 @@ PROFILES = {
     "book": SharpeningProfile(
         data=sr.PROFILES["book"], n_val=4, patch=24, patches_per_epoch=128, epochs=10,
         depth=2, base=8, latent_channels=16, n_samples=6, n_uncertainty=2, lr=2e-3,
+    ),
+    "pretrained": SharpeningProfile(
+        data=sr.PROFILES["pretrained"], n_val=6, patch=24, patches_per_epoch=128, epochs=60,
+        depth=2, base=8, latent_channels=16, n_samples=8, n_uncertainty=2, lr=2e-3,
     ),
     "paper": SharpeningProfile(
         data=sr.PROFILES["paper"], n_val=10, patch=64, patches_per_epoch=800, epochs=60,
@@ -333,6 +346,61 @@ def uncertainty_agreement(model: VAE3D, pair: sr.Pair, profile: SharpeningProfil
         "corr_mask": metrics.pcc(std, error, mask), "corr_box": metrics.pcc(std, error),
         "std_mean": float(std.mean()), "error_mean": float(error.mean()),
     }
+
+
+def vae_on_real(model: VAE3D, profile: SharpeningProfile, device: str | None = None):  # noqa: ANN201
+    """``fn(real) -> map``: a VAE on a real map (:class:`cryolab.superres.RealMap`), z-scored
+    first (every real-map score ignores that affine change)."""
+    return lambda real: predict_vae(model, real.volume.with_data(zscore(real.volume.data)),
+                                    profile, device)
+
+
+def shipped_vae(device: str | None = None):  # noqa: ANN201
+    """The shipped VAE on a real map, as :func:`vae_on_real`; None when not shipped."""
+    from .. import weights
+
+    if "vae" not in weights.available():
+        return None
+    return vae_on_real(weights.load("vae", device=device), PROFILES["pretrained"], device)
+
+
+def calibration_scale(errors: np.ndarray, spreads: np.ndarray) -> float:
+    """The factor ``c`` that makes ``c·σ`` a calibrated standard deviation of the error:
+    ``c = sqrt(mean(e²) / mean(σ²))``, so that ``e / (c σ)`` has unit variance. Fit it on
+    validation data, never on the data it is judged on."""
+    return float(np.sqrt(np.mean(np.square(errors)) / max(np.mean(np.square(spreads)), 1e-12)))
+
+
+def reliability(errors: np.ndarray, spreads: np.ndarray, scale: float = 1.0,
+                levels: Sequence[float] = (0.5, 0.68, 0.8, 0.9, 0.95)) -> pd.DataFrame:
+    """Coverage of Gaussian intervals ``± z·scale·σ`` of the given nominal levels: for a
+    calibrated spread the observed fraction of errors inside equals the level."""
+    from scipy.stats import norm
+
+    e, s = np.abs(np.ravel(errors)), scale * np.ravel(spreads)
+    rows = [{"nominal": q, "observed": float(np.mean(e <= norm.ppf(0.5 + q / 2) * s))}
+            for q in levels]
+    return pd.DataFrame(rows)
+
+
+def plot_reliability(curves: dict):  # noqa: ANN201 - a matplotlib figure
+    """Observed against nominal coverage, ``{label: reliability DataFrame}``; the diagonal
+    is perfect calibration."""
+    import matplotlib.pyplot as plt
+
+    from ..viz import use_style
+
+    use_style()
+    fig, ax = plt.subplots(figsize=(4, 4), constrained_layout=True)
+    ax.plot([0, 1], [0, 1], color="0.6", lw=0.8, ls="--", label="calibrated")
+    for label, df in curves.items():
+        ax.plot(df["nominal"], df["observed"], marker="o", label=label)
+    ax.set_xlabel("nominal coverage of ±z·σ")
+    ax.set_ylabel("observed fraction of errors inside")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.legend(frameon=False)
+    return fig
 
 
 def plot_guinier(fits: dict):

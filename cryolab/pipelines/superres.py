@@ -2,8 +2,9 @@
 
 The data, the U-Net's settings per profile and the scores are shared with the sharpening
 chapter and live in :mod:`cryolab.superres`; this module holds what only this chapter shows:
-the paper's Table 1, the per-entry results table, the real-map case (EMD-3488 before and after
-the network) and the EMRinger threshold-scan figure.
+the paper's Table 1, the per-entry results table and the EMRinger threshold-scan figure. The
+real-map evaluation (five experimental maps, shared with the sharpening chapter) lives in
+:mod:`cryolab.superres`.
 """
 
 from __future__ import annotations
@@ -11,30 +12,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import gemmi
 import numpy as np
 import pandas as pd
-import torch
 
-from ..data import fetch
-from ..density import resample
-from ..emringer import emringer
-from ..io import Volume, read_map, read_structure
-from ..normalise import percentile_scale
-from ..superres import (
-    INPUT_PERCENTILE,
-    SuperResProfile,
-    crop_around,
-    entry_files,
-    predict_map,
-)
+from ..superres import REAL_PAIRS, entry_files
 
 __all__ = [
     "data_files",
     "PAPER_TABLE1",
     "results_table",
-    "RealMapCase",
-    "real_map_case",
     "plot_threshold_scan",
     "SCORES",
     "TestMeans",
@@ -46,42 +32,13 @@ PAPER_TABLE1 = {
     "6AR7": (2.439, 5.620, 7.651),
     "1A5S": (2.036, 4.479, 4.234),
 }
+
+
 def results_table(rows: Sequence[dict]) -> pd.DataFrame:
     """Per-entry evaluation rows as a DataFrame indexed by entry, with a mean row."""
     df = pd.DataFrame(list(rows)).set_index("entry")
     df.loc["mean"] = df.mean(numeric_only=True)
     return df
-
-
-@dataclass
-class RealMapCase:
-    """A real cryo-EM map, its fitted model, the network's prediction and both scores."""
-
-    name: str
-    structure: gemmi.Structure
-    before: Volume
-    after: Volume
-    emringer_before: float
-    emringer_after: float
-    residues: int
-
-
-def real_map_case(
-    model: torch.nn.Module, map_name: str, structure_name: str, profile: SuperResProfile,
-    device: str | None = None,
-) -> RealMapCase:
-    """EMRinger of a mirror map before and after the U-Net (cropped to ``profile.real_crop``
-    Å around the model when set; the map is resampled to 1 Å and normalised first)."""
-    st = read_structure(fetch(structure_name))
-    vol = read_map(fetch(map_name))
-    if profile.real_crop:
-        vol = crop_around(vol, st, profile.real_crop)
-    on_grid = resample(vol, 1.0, order=3, mode="nearest")
-    on_grid = on_grid.with_data(percentile_scale(on_grid.data, INPUT_PERCENTILE))
-    prediction = predict_map(model, on_grid, profile, device)
-    before, after = emringer(vol, st), emringer(prediction, st)
-    return RealMapCase(map_name, st, on_grid, prediction, before.score, after.score,
-                       before.n_residues)
 
 
 def plot_threshold_scan(results: dict, title: str = "EMRinger threshold scan"):
@@ -140,13 +97,7 @@ class TestMeans:
         return record
 
 
-#: The real maps the chapter scores with EMRinger: (label, map, model) registered names.
-REAL_CASES = (
-    ("EMD-3488", "maps/emd_3488.map.gz", "structures/ccpem/5me2.pdb.gz"),
-    ("EMD-0093", "maps/emd_0093_masked.map.gz", "structures/mainmastseg/6gyn.pdb.gz"),
-)
-
-
 def data_files() -> list[str]:
     """The registered files this chapter reads, in any profile (``cryolab data download``)."""
-    return sorted({*entry_files(), *(n for _, m, s in REAL_CASES for n in (m, s))})
+    real = (n for p in REAL_PAIRS for n in (p.map_name, p.model_name))
+    return sorted({*entry_files(), *real})
