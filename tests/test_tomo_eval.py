@@ -18,6 +18,7 @@ from cryolab.pipelines.tomoeval import (
     polarity,
     real_crop_scores,
     run_topaz,
+    threshold_walls,
     topaz_available,
     wall_dice,
     wall_mask,
@@ -95,6 +96,12 @@ def test_real_crop_scores_and_wall_dice():
     labels = np.where(wall_mask(fit, vol.shape), 5, 0)
     assert wall_dice(labels, fit, 5) == pytest.approx(1.0)
     assert wall_dice(np.zeros_like(labels), fit, 5) == 0.0
+    # the thresholding baseline finds most of a clean tube's wall, less of a noisy one's
+    clean, _, _ = tube(noise=0.05)
+    noisy, _, _ = tube(noise=1.5)
+    assert wall_dice(threshold_walls(clean, fit), fit, 1) > 0.8
+    assert wall_dice(threshold_walls(noisy, fit), fit, 1) < wall_dice(
+        threshold_walls(clean, fit), fit, 1)
 
 
 def test_whole_tomogram_scores_against_two_truths():

@@ -125,9 +125,9 @@ def test_torch_sparse_path_matches_scipy():
                                                    ("standard", 90.0)])
 def test_phase_flip_of_a_ctf_filtered_image_is_filtered_by_its_modulus(convention,
                                                                       phase_shift):
-    """Phase flipping multiplies by sign(CTF): an image filtered by the CTF comes out filtered
-    by |CTF| (checked against |CTF| applied directly in Fourier space), so every lobe of a
-    point's image has the same sign."""
+    """Phase flipping multiplies by -sign(CTF): an image filtered by the CTF comes out
+    filtered by -|CTF| (checked against |CTF| applied directly in Fourier space), so every
+    lobe of a point's image has the first lobe's sign and dense matter stays dark."""
     rng = np.random.default_rng(0)
     px, dz = 4.0, 3.0
     img = rng.standard_normal((64, 96)).astype(np.float32)
@@ -138,13 +138,13 @@ def test_phase_flip_of_a_ctf_filtered_image_is_filtered_by_its_modulus(conventio
     filtered = apply_ctf(img, px, dz, **kw)
     flipped = phase_flip(filtered[None], [0.0], px, m)[0]
     modulus = np.abs(ctf(frequency_grid(img.shape, px), dz, **kw))
-    expected = np.fft.irfft2(np.fft.rfft2(img) * modulus, s=img.shape)
+    expected = np.fft.irfft2(np.fft.rfft2(img) * -modulus, s=img.shape)
     np.testing.assert_allclose(flipped, expected, atol=1e-4)
-    # a flipped point spread function is the |CTF| kernel: positive centre, no negative lobe
+    # a flipped point spread function is the -|CTF| kernel: its darkest value at the point
     point = np.zeros((64, 96), np.float32)
     point[32, 48] = 1
     psf = phase_flip(apply_ctf(point, px, dz, **kw)[None], [0.0], px, m)[0]
-    assert psf[32, 48] > 0 and psf[32, 48] == psf.max()
+    assert psf[32, 48] < 0 and psf[32, 48] == psf.min()
 
 
 def test_phase_flip_follows_the_defocus_gradient_of_a_tilted_image():

@@ -332,9 +332,10 @@ def apply_ctf(
     are blended with overlapping linear (hat) weights that sum to one, so there are no seams;
     at most ``max_strips`` strips (near ±90° the gradient would need very many).
     ``extra_filter`` (on the rfft2 grid) multiplies the CTF, e.g. the damage fade.
-    ``flip`` filters by the CTF's sign instead, ``sign(CTF)``: phase flipping, the CTF
-    correction of :func:`cryolab.tomo.reconstruct.phase_flip` (a flipped CTF-filtered image
-    has been filtered by ``|CTF|``).
+    ``flip`` filters by ``−sign(CTF)`` instead: phase flipping, the CTF correction of
+    :func:`cryolab.tomo.reconstruct.phase_flip`. A flipped CTF-filtered image has been
+    filtered by ``−|CTF|``: every Thon lobe gets the sign of the first (negative) lobe, so
+    dense matter stays dark, as after IMOD's ``ctfphaseflip``.
     """
     ny, nx = image.shape
     spectrum = fft.rfft2(np.asarray(image, np.float32), workers=-1)
@@ -346,7 +347,7 @@ def apply_ctf(
     n_strips = min(max(1, int(math.ceil(span / strip_defocus_step)) + 1), max_strips)
     def transfer(dz: float) -> np.ndarray:
         h = ctf(k, dz, pixel_size=pixel_size, **ctf_kw)
-        return (np.sign(h) if flip else h).astype(np.float32)
+        return (-np.sign(h) if flip else h).astype(np.float32)
 
     if n_strips == 1:
         h = transfer(defocus)

@@ -13,10 +13,10 @@ Filters (frequencies in cycles/pixel):
   ``|k|·(1 − (1 − k₀/|k|)ⁿ)`` with ``k₀ = 1/N``, which behaves like ``n`` SIRT iterations: a
   ramp at low frequencies that flattens at high ones, so noise is damped.
 
-CTF correction: ``ctf_correction="phase-flip"`` multiplies each tilt image by the sign of its
-CTF (with the defocus gradient of the tilted specimen) before back-projection
-(:func:`phase_flip`), so every Thon lobe adds with the same polarity: the image has then been
-filtered by ``|CTF|`` rather than by the CTF.
+CTF correction: ``ctf_correction="phase-flip"`` multiplies each tilt image by ``−sign(CTF)``
+(with the defocus gradient of the tilted specimen) before back-projection (:func:`phase_flip`),
+so every Thon lobe adds with the polarity of the first: the image has then been filtered by
+``−|CTF|`` rather than by the CTF, and dense matter stays dark.
 """
 
 from __future__ import annotations
@@ -211,7 +211,7 @@ def weighted_backprojection(
 def phase_flip(images: np.ndarray, angles: Sequence[float], pixel_size: float,
                microscope: MicroscopeConfig) -> np.ndarray:
     """CTF correction by phase flipping: each (y, x) image of a tilt series (n, y, x) at
-    ``angles`` (degrees) filtered by ``sign(CTF)`` of the ``microscope`` settings (defocus in
+    ``angles`` (degrees) filtered by ``−sign(CTF)`` of the ``microscope`` settings (defocus in
     µm at the tilt axis, its gradient across x, phase plate), via
     :func:`~cryolab.tomo.microscope.apply_ctf` with ``flip=True``; ``pixel_size`` in Å."""
     m = microscope
