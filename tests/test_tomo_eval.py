@@ -138,3 +138,34 @@ def test_topaz_denoises_a_noisy_tube():
     assert out.shape == vol.shape and seconds > 0
     assert np.corrcoef(out.ravel(), clean.ravel())[0, 1] > np.corrcoef(
         vol.ravel(), clean.ravel())[0, 1]
+
+
+def test_overview_reads_the_real_data_and_topaz_claims():
+    """The results overview's chapter-05 claims on real tomograms and Topaz read the metrics
+    the chapter writes: the verdicts follow the numbers, and a run without Topaz reads as not
+    run rather than as a failure."""
+    from cryolab.pipelines.overview import CLAIMS, _read
+
+    real_claim, topaz_claim = [c for c in CLAIMS if c.notebook == "05_tomogram_learning"][2:]
+
+    def crop(name, pol, kept):
+        return {"crop": name, "method": "U-Net (shipped)", "polarity": pol,
+                "layer_lines_kept": {"4 nm": kept, "8 nm": float("nan")}}
+
+    def score(method, truth, p, r):
+        return {"method": method, "truth": truth, "psnr": p, "correlation": r}
+
+    truths = ("ideal", "noise-free with CTF")
+    m = {"real_data": [crop("a", 0.4, 0.8), crop("b", 0.2, 0.6)],
+         "topaz": {"skipped": None},
+         "whole_tomogram": {"scores": [score("U-Net (shipped)", t, 30.0, 0.8) for t in truths]
+                            + [score("Topaz unet-3d-10a", t, 28.0, 0.7) for t in truths]
+                            + [score("Topaz unet-3d-20a", t, 29.0, 0.75) for t in truths]}}
+    assert _read(real_claim, m) == (pytest.approx(0.2), True)
+    assert _read(topaz_claim, m) == (pytest.approx(1.0), True)
+    m["real_data"][1]["polarity"] = -0.1
+    m["whole_tomogram"]["scores"][1]["correlation"] = 0.7  # loses on r vs the CTF truth
+    assert _read(real_claim, m) == (pytest.approx(-0.1), False)
+    assert _read(topaz_claim, m)[1] is False
+    m["topaz"]["skipped"] = "not installed"
+    assert _read(topaz_claim, m) == (None, None)
