@@ -50,7 +50,7 @@ def _load(args: argparse.Namespace, segmentation: bool):
     if not segmentation and n_out != 1:
         raise CheckpointError(f"{args.checkpoint}: a segmentation network ({n_out} classes); "
                               "use `cryolab segment`, or pass a denoising checkpoint")
-    return model
+    return model, str(args.checkpoint)
 
 
 def _run(args: argparse.Namespace, segmentation: bool) -> int:
