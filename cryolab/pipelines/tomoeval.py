@@ -26,6 +26,7 @@ Every result is a typed record (:class:`CylinderFit`, :class:`RealCropScore`,
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import subprocess
 import tempfile
@@ -161,6 +162,18 @@ def _windowed_power(volume: np.ndarray) -> np.ndarray:
     return np.abs(np.fft.fftn(v)) ** 2
 
 
+@functools.lru_cache(maxsize=8)
+def _meridian(shape: tuple[int, ...], axis: tuple[float, ...], pixel_size: float,
+              k_perp_max: float) -> tuple[np.ndarray, np.ndarray]:
+    """The Fourier voxels within ``k_perp_max`` (1/Å) of the ``axis`` direction, and their
+    frequency along it (cached: every method's output of a crop shares them)."""
+    grids = np.meshgrid(*[np.fft.fftfreq(n, d=pixel_size) for n in shape], indexing="ij")
+    k_par = np.abs(sum(g * a for g, a in zip(grids, axis, strict=True)))
+    k_all = np.sqrt(sum(g**2 for g in grids))
+    near = np.sqrt(np.maximum(k_all**2 - k_par**2, 0)) < k_perp_max
+    return near, k_par[near]
+
+
 def layer_line_strength(volume: np.ndarray, axis: tuple[float, float, float],
                         pixel_size: float, repeat_a: float, tolerance: float = 0.05,
                         k_perp_max_a: float = 1 / 160.0) -> float:
@@ -171,17 +184,12 @@ def layer_line_strength(volume: np.ndarray, axis: tuple[float, float, float],
     strength is the largest mean power in a band of width 1/(200 Å) along the axis within
     ``tolerance`` (relative) of ``1/repeat_a``, divided by the mean power of the flanking
     frequencies ``0.1–0.25 × 1/repeat_a`` away on either side. 1 = no layer line."""
-    power = _windowed_power(volume)
-    grids = np.meshgrid(*[np.fft.fftfreq(n, d=pixel_size) for n in volume.shape],
-                        indexing="ij")
-    k_par = np.abs(sum(g * a for g, a in zip(grids, axis, strict=True)))
-    k_all = np.sqrt(sum(g**2 for g in grids))
-    k_perp = np.sqrt(np.maximum(k_all**2 - k_par**2, 0))
-    near = k_perp < k_perp_max_a
     target = 1.0 / repeat_a
     if target > 0.5 / pixel_size:
         raise ConfigError(f"a {repeat_a} Å repeat is beyond Nyquist at {pixel_size} Å/voxel")
-    kp, pw = k_par[near], power[near]
+    near, kp = _meridian(tuple(volume.shape), tuple(float(a) for a in axis), float(pixel_size),
+                         float(k_perp_max_a))
+    pw = _windowed_power(volume)[near]
     width = 1 / 200.0
     centres = np.linspace(target * (1 - tolerance), target * (1 + tolerance), 9)
     peak = max(pw[np.abs(kp - c) < width / 2].mean() for c in centres)

@@ -101,6 +101,10 @@ class TomoLearnProfile:
         epochs_mw: epochs of each missing-wedge network.
         robustness: (setting, test value) pairs of the robustness sweep (empty = skip).
         real_data: apply the denoiser to the real microtubule crops.
+        whole_size: (x, y, z) Å of the whole held-out tomogram on which the networks meet
+            Topaz-Denoise (:mod:`cryolab.pipelines.tomoeval`).
+        topaz: run Topaz-Denoise where it is installed (see
+            :func:`cryolab.pipelines.tomoeval.topaz_available`).
         sigmas: Gaussian filter widths (voxels) searched for the best baseline.
         threads: torch CPU threads (None = torch's default). Small 2D networks gain little
             from several threads and lose much when the cores are shared, so the CPU
@@ -134,6 +138,8 @@ class TomoLearnProfile:
     epochs_mw: int = 6
     robustness: tuple[tuple[str, float], ...] = ()
     real_data: bool = True
+    whole_size: tuple[float, float, float] = (2000.0, 2000.0, 500.0)
+    topaz: bool = True
     sigmas: tuple[float, ...] = (0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0)
     threads: int | None = 1
 
@@ -141,8 +147,9 @@ class TomoLearnProfile:
 PROFILES: dict[str, TomoLearnProfile] = {
     "smoke": TomoLearnProfile(
         size=(480.0, 480.0, 330.0), n_train=1, patch=32, base=8, depth=2, batch_size=8,
-        steps=10, epochs_denoise=3, epochs_n2n=2, epochs_segment=3, filaments=0,
+        steps=10, epochs_denoise=5, epochs_n2n=2, epochs_segment=3, filaments=0,
         robustness=(), real_data=True, sigmas=(0.5, 1.0, 2.0),
+        whole_size=(480.0, 480.0, 330.0), topaz=False,
     ),
     "book": TomoLearnProfile(
         robustness=(("defocus", 3.0), ("defocus", 8.0), ("dose", 40.0), ("dose", 200.0),
@@ -300,7 +307,7 @@ def simulate_sample(cfg: TomoLearnProfile, seed: int, halves: bool = False,
 
 #: Profile fields that do not change what a network learns (left out of its checkpoint's
 #: configuration, so that changing them does not retrain it).
-_NOT_TRAINING = {"robustness", "real_data", "sigmas", "threads"}
+_NOT_TRAINING = {"robustness", "real_data", "sigmas", "threads", "whole_size", "topaz"}
 
 
 def class_weights(targets: Sequence[np.ndarray], n_classes: int, power: float = 0.5
