@@ -2,9 +2,10 @@
 Topaz-Denoise's shipped 3D U-Nets (``topaz denoise3d``, run in its own environment).
 
 A simulated tomogram of the chapter-05 kind (10 Å voxels) is denoised by each method on the
-CPU; for Topaz the time is that of its whole process (start, model load, tiles), as a user
-would meet it. Topaz runs only where ``CRYOLAB_TOPAZ_PYTHON`` names the Python of an
-environment with topaz-em installed; otherwise its rows say why they are missing.
+CPU (ours with ``cryolab denoise``'s default 64-voxel tiles); for Topaz the time is that of
+its whole process (start, model load, tiles), as a user would meet it. Topaz runs only where
+``CRYOLAB_TOPAZ_PYTHON`` names the Python of an environment with topaz-em installed;
+otherwise its rows say why they are missing.
 
     python benchmarks/bench_topaz.py [--quick]
 
@@ -49,7 +50,7 @@ def main() -> None:
     model = weights.load("denoiser")
     start = time.perf_counter()
     apply_model(Volume(tomogram, cfg.pixel_size, 0.0),
-                lambda a: denoise_volume(model, a, patch=128), "robust_zscore",
+                lambda a: denoise_volume(model, a), "robust_zscore",
                 restore_units=False)
     rows["cryolab U-Net (shipped, 2.5D)"] = time.perf_counter() - start
     reason = topaz_available()
