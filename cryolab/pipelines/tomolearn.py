@@ -149,7 +149,7 @@ PROFILES: dict[str, TomoLearnProfile] = {
         size=(480.0, 480.0, 330.0), n_train=1, patch=32, base=8, depth=2, batch_size=8,
         steps=10, epochs_denoise=5, epochs_n2n=2, epochs_segment=3, filaments=0,
         robustness=(), real_data=True, sigmas=(0.5, 1.0, 2.0),
-        whole_size=(480.0, 480.0, 330.0), topaz=False,
+        whole_size=(320.0, 320.0, 330.0), topaz=False,
     ),
     "book": TomoLearnProfile(
         robustness=(("defocus", 3.0), ("defocus", 8.0), ("dose", 40.0), ("dose", 200.0),
