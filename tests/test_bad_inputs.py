@@ -242,7 +242,6 @@ CASES = [
       "{in}/segment.pt --out o.mrc", "segment.pt"),
     c("denoise-garbage-checkpoint", "denoise {in}/map.mrc --checkpoint {in}/garbage.pt "
       "--out o.mrc", "garbage.pt"),
-    c("denoise-no-checkpoint", "denoise {in}/map.mrc --out o.mrc", "--checkpoint"),
     c("denoise-out-parent-is-file", "denoise {in}/map.mrc --checkpoint {in}/denoise.pt "
       "--out {in}/a_file/o.mrc", "a_file"),
     c("denoise-ctrl-c", DN, "interrupted", fault="interrupt_network", status=130),

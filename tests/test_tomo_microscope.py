@@ -40,7 +40,7 @@ def test_ctf_zeros_solve_the_papers_equation(defocus):
     chi is a quadratic in k², so each zero has a closed form."""
     q, cs, lam = 0.07, 2.7e7, electron_wavelength(300)
     k = np.linspace(1e-4, 0.25, 400_001)
-    c = ctf(k, defocus, amplitude_contrast=q, cs=2.7, envelope=None)
+    c = ctf(k, defocus, amplitude_contrast=q, cs=2.7, envelope=None, convention="paper")
     found = k[np.nonzero(np.sign(c[1:]) != np.sign(c[:-1]))[0]][:4]
     a, b = cs * lam**3, -2 * defocus * 1e4 * lam
     analytic = []
@@ -64,7 +64,7 @@ def test_underfocus_gives_usual_thon_rings():
     firsts = []
     for dz in (1.0, 2.0, 4.0, 8.0):
         k = np.linspace(1e-5, 0.1, 200_001)
-        c = ctf(k, dz, envelope=None)
+        c = ctf(k, dz, envelope=None, convention="paper")
         zeros = k[np.nonzero(np.sign(c[1:]) != np.sign(c[:-1]))[0]]
         amplitude_zero = math.sqrt(math.atan(q / (1 - q)) / (math.pi * lam * dz * 1e4))
         assert zeros[0] == pytest.approx(amplitude_zero, rel=0.02)
@@ -76,11 +76,14 @@ def test_underfocus_gives_usual_thon_rings():
 
 
 def test_standard_convention_keeps_the_first_lobe_from_k_zero():
-    """The usual weak-phase CTF, -(1-Q) sin chi_s - Q cos chi_s: -Q at k = 0, no extra zero,
-    and the same Thon rings as the paper's formula beyond the first few Fourier pixels."""
+    """The usual weak-phase CTF (the default), -(1-Q) sin chi_s - Q cos chi_s: -Q at k = 0,
+    no extra zero, and the same Thon rings as the paper's formula beyond the first few
+    Fourier pixels."""
     k = np.linspace(0, 0.1, 100_001)
-    std = ctf(k, 5.0, envelope=None, convention="standard")
-    paper = ctf(k, 5.0, envelope=None)
+    std = ctf(k, 5.0, envelope=None)
+    np.testing.assert_array_equal(std, ctf(k, 5.0, envelope=None, convention="standard"))
+    assert MicroscopeConfig().ctf_convention == "standard"
+    paper = ctf(k, 5.0, envelope=None, convention="paper")
     assert std[0] == pytest.approx(-0.07) and paper[0] == pytest.approx(0.07)
     z_std = k[np.nonzero(np.sign(std[1:]) != np.sign(std[:-1]))[0]]
     z_paper = k[np.nonzero(np.sign(paper[1:]) != np.sign(paper[:-1]))[0]]
@@ -88,6 +91,26 @@ def test_standard_convention_keeps_the_first_lobe_from_k_zero():
     np.testing.assert_allclose(z_std[:3], z_paper[1:4], rtol=0.03)
     with pytest.raises(ConfigError):
         ctf(k, 5.0, envelope=None, convention="mine")
+
+
+@pytest.mark.parametrize("convention", ["standard", "paper"])
+def test_phase_plate_at_90_degrees_turns_sine_into_cosine(convention):
+    """chi -> chi - 90°: sin chi becomes -cos chi and cos chi becomes sin chi, so with Q = 0
+    the CTF is -cos chi (full dark contrast at k = 0), and with Q the two terms trade places."""
+    lam = electron_wavelength(300)
+    k = np.linspace(0, 0.2, 2001)
+    chi = np.pi / 2 * (2.7e7 * lam**3 * k**4 - 2 * 3.0e4 * lam * k**2)
+    plate = ctf(k, 3.0, envelope=None, amplitude_contrast=0.0, phase_shift=90.0,
+                convention=convention)
+    np.testing.assert_allclose(plate, -np.cos(chi), atol=1e-12)
+    assert plate[0] == pytest.approx(-1.0)
+    q, sign = 0.07, (1.0 if convention == "paper" else -1.0)
+    with_q = ctf(k, 3.0, envelope=None, amplitude_contrast=q, phase_shift=90.0,
+                 convention=convention)
+    np.testing.assert_allclose(with_q, -(1 - q) * np.cos(chi) + sign * q * np.sin(chi),
+                               atol=1e-12)
+    with pytest.raises(ConfigError, match="phase_shift_deg"):
+        MicroscopeConfig(phase_shift_deg=270.0)
 
 
 def test_ctf_envelope_value_at_nyquist():

@@ -8,11 +8,15 @@ from skimage.data import shepp_logan_phantom
 from skimage.transform import iradon, radon, resize
 
 from cryolab.errors import ConfigError
-from cryolab.tomo.microscope import project
+from cryolab.fourier import frequency_grid
+from cryolab.tomo.microscope import MicroscopeConfig, apply_ctf, ctf, project
 from cryolab.tomo.reconstruct import (
+    ReconstructionConfig,
     backproject,
     ideal_reconstruction,
+    phase_flip,
     radial_filter,
+    reconstruct_tilt_series,
     sirt_like_filter,
     weighted_backprojection,
 )
@@ -115,3 +119,59 @@ def test_torch_sparse_path_matches_scipy():
     back = rng.standard_normal((3 * 19, 5)).astype(np.float32)
     np.testing.assert_allclose(_sparse_matmul(a, back, True, torch.device("cpu")),
                                a.T @ back, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("convention,phase_shift", [("standard", 0.0), ("paper", 0.0),
+                                                   ("standard", 90.0)])
+def test_phase_flip_of_a_ctf_filtered_image_is_filtered_by_its_modulus(convention,
+                                                                      phase_shift):
+    """Phase flipping multiplies by -sign(CTF): an image filtered by the CTF comes out
+    filtered by -|CTF| (checked against |CTF| applied directly in Fourier space), so every
+    lobe of a point's image has the first lobe's sign and dense matter stays dark."""
+    rng = np.random.default_rng(0)
+    px, dz = 4.0, 3.0
+    img = rng.standard_normal((64, 96)).astype(np.float32)
+    m = MicroscopeConfig(defocus_um=dz, ctf_convention=convention, phase_shift_deg=phase_shift,
+                         envelope=0.9, strip_defocus_step=None)
+    kw = dict(amplitude_contrast=m.amplitude_contrast, envelope=None, convention=convention,
+              phase_shift=phase_shift)
+    filtered = apply_ctf(img, px, dz, **kw)
+    flipped = phase_flip(filtered[None], [0.0], px, m)[0]
+    modulus = np.abs(ctf(frequency_grid(img.shape, px), dz, **kw))
+    expected = np.fft.irfft2(np.fft.rfft2(img) * -modulus, s=img.shape)
+    np.testing.assert_allclose(flipped, expected, atol=1e-4)
+    # a flipped point spread function is the -|CTF| kernel: its darkest value at the point
+    point = np.zeros((64, 96), np.float32)
+    point[32, 48] = 1
+    psf = phase_flip(apply_ctf(point, px, dz, **kw)[None], [0.0], px, m)[0]
+    assert psf[32, 48] < 0 and psf[32, 48] == psf.min()
+
+
+def test_phase_flip_follows_the_defocus_gradient_of_a_tilted_image():
+    """At 45° the defocus changes across x; phase_flip undoes the CTF's sign strip by strip
+    (as apply_ctf's own flip with the gradient), unlike a flip at the axis defocus only."""
+    rng = np.random.default_rng(1)
+    px, dz, tilt = 4.0, 5.0, 45.0
+    img = rng.standard_normal((16, 512)).astype(np.float32)
+    m = MicroscopeConfig(defocus_um=dz, strip_defocus_step=0.2)
+    kw = dict(amplitude_contrast=m.amplitude_contrast, envelope=None)
+    filtered = apply_ctf(img, px, dz, tilt, 0.2, **kw)
+    with_gradient = phase_flip(filtered[None], [tilt], px, m)[0]
+    axis_only = phase_flip(filtered[None], [tilt], px,
+                           MicroscopeConfig(defocus_um=dz, strip_defocus_step=None))[0]
+    ideal = apply_ctf(filtered, px, dz, tilt, 0.2, flip=True, **kw)
+    np.testing.assert_allclose(with_gradient, ideal, atol=1e-5)
+    # the far edges of a 2 µm-wide image sit ±1 µm from the axis defocus: flipping with
+    # the axis defocus alone gets their outer Thon lobes wrong
+    edge = slice(0, 64)
+    assert np.abs(with_gradient[:, edge] - axis_only[:, edge]).mean() > 0.1 * np.abs(
+        with_gradient[:, edge]).mean()
+
+
+def test_reconstruction_with_phase_flip_needs_the_microscope():
+    images = np.ones((3, 8, 8), np.float32)
+    rc = ReconstructionConfig(ctf_correction="phase-flip")
+    with pytest.raises(ConfigError, match="pixel size and the microscope"):
+        reconstruct_tilt_series(images, [-10.0, 0.0, 10.0], 8, rc)
+    with pytest.raises(ConfigError, match="ctf_correction"):
+        ReconstructionConfig(ctf_correction="wiener")

@@ -23,6 +23,7 @@ from cryolab.pipelines.tomolearn import (
     class_weights,
     gaussian_baseline,
     simulate_sample,
+    tomogram_defocus,
     train_unet,
     with_setting,
 )
@@ -90,8 +91,14 @@ def test_missing_wedge_shows_in_the_xz_spectrum():
 
 
 def test_profiles_and_settings():
-    assert set(PROFILES) == {"smoke", "book", "paper"}
+    assert set(PROFILES) == {"smoke", "book", "pretrained", "paper"}
     assert with_setting(PROFILES["book"], dose=40.0).dose == 40.0
+    # each tomogram's defocus is drawn from the range, reproducibly; a swept defocus is exact
+    book = PROFILES["book"]
+    drawn = [tomogram_defocus(book, s) for s in range(100, 112)]
+    assert all(3.0 <= d <= 6.0 for d in drawn) and len(set(drawn)) == len(drawn)
+    assert drawn == [tomogram_defocus(book, s) for s in range(100, 112)]
+    assert tomogram_defocus(with_setting(book, defocus=8.0), 100) == 8.0
     with pytest.raises(ConfigError, match="sweep"):
         with_setting(PROFILES["book"], slices=3)
     assert zscore(np.array([1.0, 3.0])).tolist() == [-1.0, 1.0]
@@ -205,3 +212,34 @@ def test_filaments_run_at_the_requested_angle(mirror, angle, along_y):
     # a filament along y (within ±10°) crosses the whole view in y but not in x
     assert seen.all(axis=0).any() == along_y
     assert seen.all(axis=1).any() == (not along_y)
+
+
+def test_cli_uses_the_shipped_models_without_a_checkpoint(tmp_path, capsys):
+    """Without --checkpoint, denoise and segment run the shipped weights, say so, and agree
+    with the shipped network run on the whole volume at once (normalised once, as the command
+    normalises the whole tomogram, never tile by tile): the tiles, each voxel from the tile
+    whose centre is nearest, leave no seams."""
+    from cryolab import weights
+
+    rng = np.random.default_rng(4)
+    data = ndimage.gaussian_filter(rng.normal(0, 1, size=(12, 72, 70)), 1.0).astype(np.float32)
+    write_map(tmp_path / "t.mrc", Volume(data, 10.0, 0.0))
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        assert main(["denoise", str(tmp_path / "t.mrc"), "--out", str(tmp_path / "d.mrc"),
+                     "--patch", "48", "--stride", "16"]) == 0
+        assert "shipped weights 'denoiser'" in capsys.readouterr().out
+        assert main(["segment", str(tmp_path / "t.mrc"), "--out", str(tmp_path / "s.mrc"),
+                     "--patch", "32"]) == 0
+        assert "shipped weights 'segmenter'" in capsys.readouterr().out
+        whole = predict_logits(weights.load("denoiser"), normalise_input(data))[0]
+    finally:
+        torch.set_num_threads(before)
+    out = read_map(tmp_path / "d.mrc").data
+    inner = (slice(3, -3), slice(12, -12), slice(12, -12))
+    assert np.corrcoef(out[inner].ravel(), whole[inner].ravel())[0, 1] > 0.99
+    assert np.abs(out[inner] - whole[inner]).mean() < 0.1 * np.abs(whole[inner]).mean()
+    labels = read_map(tmp_path / "s.mrc").data
+    n_classes = weights.card("segmenter")["architecture"]["hparams"]["out_channels"]
+    assert labels.shape == data.shape and 0 <= labels.min() <= labels.max() < n_classes

@@ -153,3 +153,50 @@ def test_the_vae_card_carries_a_calibration_fitted_on_validation_entries():
     unc = card["uncertainty"]
     assert unc["scale"] > 0 and unc["n_samples"] >= 2
     assert set(card["training"]["validation_names"]) <= set(card["training"]["names"])
+
+
+# ------------------------------------------------------------------- chapter 05: tomogram
+
+
+@pytest.mark.parametrize("name", ["denoiser", "segmenter"])
+def test_tomogram_models_never_saw_their_test_data(name):
+    """The shipped tomogram networks trained on simulations only: their training seeds are
+    not the held-out seeds of the card nor the chapter's test seeds (999 for the boxes, 4242
+    for the whole tomogram), and their registered inputs are simulator templates, never the
+    real microtubule crops they are tested on."""
+    from cryolab.tomo.particles import REAL_TOMOGRAMS, template_files
+
+    training = weights.card(name)["training"]
+    seeds = set(training["simulation_seeds"])
+    held_out = set(training["held_out_seeds"])
+    assert not seeds & (held_out | {999, 4242})
+    assert 999 in held_out
+    assert training["names"] and set(training["names"]) <= template_files()
+    assert not set(training["names"]) & set(REAL_TOMOGRAMS)
+
+
+def test_tomogram_models_reproduce_their_cards(mirror):
+    """The cards' CI numbers: the shipped denoiser's PSNR and SSIM against the prior and the
+    segmenter's mean Dice on held-out tomogram 999, simulated from scratch, within the stated
+    tolerances (0.05 dB, 0.005 SSIM, 0.01 Dice) — a change of the simulator, the scaling or
+    the network that silently breaks the shipped models fails here."""
+    from cryolab.weights.train import tomo_ci_scores
+
+    den, seg = weights.card("denoiser")["ci_check"], weights.card("segmenter")["ci_check"]
+    assert den["seed"] == seg["seed"]
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        got = tomo_ci_scores(weights.load("denoiser"), weights.load("segmenter"), den["seed"])
+    finally:
+        torch.set_num_threads(before)
+    for check, keys in ((den, ("psnr", "ssim")), (seg, ("dice",))):
+        for key in keys:
+            assert got[key] == pytest.approx(check[key], abs=check["tolerance"][key]), key
+    assert den["tolerance"]["psnr"] <= 0.05 and seg["tolerance"]["dice"] <= 0.01
+
+
+def test_shipped_denoiser_beats_the_best_gaussian_on_held_out_simulations():
+    ev = weights.card("denoiser")["evaluation"]
+    assert ev["supervised U-Net"]["psnr"] > ev["best Gaussian"]["psnr"] > ev["raw tomogram"][
+        "psnr"]

@@ -10,8 +10,12 @@ through :func:`cryolab.apply.apply_model`:
 - ``denoise`` writes the denoised map in the prior's standardised units (mean 0, std 1);
 - ``segment`` writes one integer class label per voxel (0 = background).
 
-The tomogram should have the pixel size the network was trained at (10 Å in the chapter's
-book profile); nothing is resampled here, so resample it first if it differs.
+Without ``--checkpoint`` they use the shipped models (:mod:`cryolab.weights`: ``denoiser``
+and ``segmenter``, trained by ``python -m cryolab.weights.train tomo``) and say so.
+
+The tomogram should have the pixel size the network was trained at (10 Å for the shipped
+models and the chapter's book profile), with dense matter dark; nothing is resampled here, so
+resample it first if it differs.
 """
 
 from __future__ import annotations
@@ -30,9 +34,14 @@ __all__ = ["register"]
 
 
 def _load(args: argparse.Namespace, segmentation: bool):
+    """The network and where it came from (the checkpoint, or the shipped model)."""
+    from .. import weights
     from ..nn.unet import UNet
     from ..train import load_model
 
+    if args.checkpoint is None:
+        name = "segmenter" if segmentation else "denoiser"
+        return weights.load(name, device=args.device), f"shipped weights {name!r}"
     model = load_model(args.checkpoint, UNet, device=args.device)
     n_out = model.hparams["out_channels"]
     if segmentation and n_out < 2:
@@ -41,7 +50,7 @@ def _load(args: argparse.Namespace, segmentation: bool):
     if not segmentation and n_out != 1:
         raise CheckpointError(f"{args.checkpoint}: a segmentation network ({n_out} classes); "
                               "use `cryolab segment`, or pass a denoising checkpoint")
-    return model
+    return model, str(args.checkpoint)
 
 
 def _run(args: argparse.Namespace, segmentation: bool) -> int:
@@ -50,7 +59,7 @@ def _run(args: argparse.Namespace, segmentation: bool) -> int:
 
     check_file(args.out, inputs=(args.tomogram, args.checkpoint), overwrite=args.overwrite)
     volume = read_map(args.tomogram)
-    model = _load(args, segmentation)
+    model, source = _load(args, segmentation)
     network = segment_volume if segmentation else denoise_volume
 
     def predict(x: np.ndarray) -> np.ndarray:
@@ -60,17 +69,18 @@ def _run(args: argparse.Namespace, segmentation: bool) -> int:
     result = apply_model(volume, predict, "robust_zscore", restore_units=False).data
     what = "segment" if segmentation else "denoise"
     write_map(args.out, volume.with_data(result.astype(np.float32)),
-              label=f"cryolab {what} {Path(args.checkpoint).name}")
+              label=f"cryolab {what} {Path(source).name if args.checkpoint else source}")
     extra = (f"; labels {np.unique(result).astype(int).tolist()}" if segmentation else "")
     print(f"wrote {args.out} (grid {volume.shape}, voxel "
-          f"{volume.voxel_size[::-1].round(4).tolist()} Å{extra})")
+          f"{volume.voxel_size[::-1].round(4).tolist()} Å{extra}; {source})")
     return 0
 
 
 def _common(p: argparse.ArgumentParser, what: str) -> None:
     p.add_argument("tomogram", type=Path, help="input tomogram (MRC/CCP4, .gz ok)")
-    p.add_argument("--checkpoint", type=Path, required=True,
-                   help=f"trained {what} UNet checkpoint (from the tomogram-learning chapter)")
+    p.add_argument("--checkpoint", type=Path, default=None,
+                   help=f"trained {what} UNet checkpoint (default: the shipped weights, "
+                        f"{'segmenter' if what == 'segmentation' else 'denoiser'})")
     p.add_argument("--out", type=Path, required=True, help="output map (.mrc, .map[.gz])")
     p.add_argument("--patch", type=option("voxels", integer=True, ge=8, le=512), default=64,
                    help="tile edge in voxels (default 64)")

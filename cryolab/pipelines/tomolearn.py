@@ -57,6 +57,7 @@ __all__ = [
     "PROFILES",
     "TomoSample",
     "simulation_config",
+    "tomogram_defocus",
     "with_setting",
     "simulate_sample",
     "class_weights",
@@ -68,7 +69,8 @@ __all__ = [
 ]
 
 #: The segmentation classes, in label order (0 = background / ice).
-CLASSES: tuple[str, ...] = ("background", "ribosome", "proteasome_26s", "membrane", "gold")
+CLASSES: tuple[str, ...] = ("background", "ribosome", "proteasome_26s", "membrane", "gold",
+                             "microtubule")
 #: Label of the filaments of the missing-wedge experiment (their own two-class problem).
 FILAMENT_CLASSES: tuple[str, ...] = ("background", "filament")
 
@@ -81,8 +83,12 @@ class TomoLearnProfile:
         size: specimen (x, y, z) in Å; z is the ice thickness.
         pixel_size: voxel edge in Å.
         particle_density: fraction of the ice the particle layer fills.
-        vesicles, gold: vesicles and gold beads per tomogram.
+        vesicles, gold, microtubules: vesicles, gold beads and 13-protofilament microtubules
+            per tomogram.
         max_tilt, tilt_step, defocus, dose: acquisition (µm underfocus, total dose).
+        defocus_range: (low, high) µm: each tomogram's underfocus is drawn uniformly from it
+            (seeded by the tomogram's seed) instead of ``defocus``, so that networks meet the
+            range real data come in (None = always ``defocus``).
         n_train: training tomograms (a separate one, never trained on, is the test).
         slices: z-slices a 2.5D network sees (the paper's 5).
         patch: training slab edge in voxels.
@@ -95,6 +101,10 @@ class TomoLearnProfile:
         epochs_mw: epochs of each missing-wedge network.
         robustness: (setting, test value) pairs of the robustness sweep (empty = skip).
         real_data: apply the denoiser to the real microtubule crops.
+        whole_size: (x, y, z) Å of the whole held-out tomogram on which the networks meet
+            Topaz-Denoise (:mod:`cryolab.pipelines.tomoeval`).
+        topaz: run Topaz-Denoise where it is installed (see
+            :func:`cryolab.pipelines.tomoeval.topaz_available`).
         sigmas: Gaussian filter widths (voxels) searched for the best baseline.
         threads: torch CPU threads (None = torch's default). Small 2D networks gain little
             from several threads and lose much when the cores are shared, so the CPU
@@ -106,9 +116,11 @@ class TomoLearnProfile:
     particle_density: float = 0.15
     vesicles: int = 1
     gold: int = 3
+    microtubules: int = 1
     max_tilt: float = 60.0
     tilt_step: float = 3.0
     defocus: float = 5.0
+    defocus_range: tuple[float, float] | None = (3.0, 6.0)
     dose: float = 100.0
     n_train: int = 4
     slices: int = 5
@@ -126,6 +138,8 @@ class TomoLearnProfile:
     epochs_mw: int = 6
     robustness: tuple[tuple[str, float], ...] = ()
     real_data: bool = True
+    whole_size: tuple[float, float, float] = (2000.0, 2000.0, 500.0)
+    topaz: bool = True
     sigmas: tuple[float, ...] = (0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0)
     threads: int | None = 1
 
@@ -133,12 +147,19 @@ class TomoLearnProfile:
 PROFILES: dict[str, TomoLearnProfile] = {
     "smoke": TomoLearnProfile(
         size=(480.0, 480.0, 330.0), n_train=1, patch=32, base=8, depth=2, batch_size=8,
-        steps=10, epochs_denoise=3, epochs_n2n=2, epochs_segment=3, filaments=0,
+        steps=10, epochs_denoise=5, epochs_n2n=2, epochs_segment=3, filaments=0,
         robustness=(), real_data=True, sigmas=(0.5, 1.0, 2.0),
+        whole_size=(320.0, 320.0, 330.0), topaz=False,
     ),
     "book": TomoLearnProfile(
         robustness=(("defocus", 3.0), ("defocus", 8.0), ("dose", 40.0), ("dose", 200.0),
                     ("pixel_size", 13.2), ("tilt_step", 1.5), ("tilt_step", 6.0)),
+    ),
+    # the shipped denoiser and segmenter (python -m cryolab.weights.train tomo): the book's
+    # tomograms, three times as many of them, and four times the training steps
+    "pretrained": TomoLearnProfile(
+        n_train=12, steps=60, epochs_denoise=20, epochs_n2n=12, epochs_segment=20,
+        filaments=0, robustness=(),
     ),
     "paper": TomoLearnProfile(
         size=(7920.0, 7920.0, 792.0), pixel_size=13.2, n_train=10, tilt_step=2.0,
@@ -172,20 +193,32 @@ def simulation_config(cfg: TomoLearnProfile, seed: int, particles: bool = True):
         vesicles=VesicleConfig(count=cfg.vesicles if particles else 0,
                                radius=(100.0, max(100.0, 0.3 * min(cfg.size[:2])))),
         gold=cfg.gold if particles else 0, orientations=12,
+        microtubules=cfg.microtubules if particles else 0,
     )
     microscope = MicroscopeConfig(
         min_angle=-cfg.max_tilt, max_angle=cfg.max_tilt, step=cfg.tilt_step,
-        defocus_um=cfg.defocus, dose=cfg.dose,
+        defocus_um=tomogram_defocus(cfg, seed), dose=cfg.dose,
     )
     return SimulationConfig(specimen=specimen, microscope=microscope, seed=seed)
 
 
+def tomogram_defocus(cfg: TomoLearnProfile, seed: int) -> float:
+    """The underfocus (µm) of the profile's tomogram ``seed``: ``cfg.defocus``, or a uniform
+    draw from ``cfg.defocus_range`` seeded by ``seed``."""
+    if cfg.defocus_range is None:
+        return float(cfg.defocus)
+    low, high = cfg.defocus_range
+    return float(np.random.default_rng([seed, 7]).uniform(low, high))
+
+
 def with_setting(cfg: TomoLearnProfile, **changes: float) -> TomoLearnProfile:
-    """The profile with acquisition settings changed (for the robustness sweep)."""
+    """The profile with acquisition settings changed (for the robustness sweep); a changed
+    defocus is used as it is (no range)."""
     bad = sorted(set(changes) - set(SWEEPABLE))
     if bad:
         raise ConfigError(f"cannot sweep {bad}; choose from {SWEEPABLE}")
-    return dataclasses.replace(cfg, **changes)
+    extra = {"defocus_range": None} if "defocus" in changes else {}
+    return dataclasses.replace(cfg, **changes, **extra)
 
 
 @dataclass
@@ -274,7 +307,7 @@ def simulate_sample(cfg: TomoLearnProfile, seed: int, halves: bool = False,
 
 #: Profile fields that do not change what a network learns (left out of its checkpoint's
 #: configuration, so that changing them does not retrain it).
-_NOT_TRAINING = {"robustness", "real_data", "sigmas", "threads"}
+_NOT_TRAINING = {"robustness", "real_data", "sigmas", "threads", "whole_size", "topaz"}
 
 
 def class_weights(targets: Sequence[np.ndarray], n_classes: int, power: float = 0.5

@@ -6,24 +6,27 @@ is split between the two detector pixels nearest its ``u`` (linear weights), whi
 projector a sparse matrix per tilt acting on every y at once; its transpose is the
 back-projector of :mod:`cryolab.tomo.reconstruct`.
 
-CTF. As the CTS paper gives it::
+CTF. The standard weak-phase CTF (CTFFIND, RELION), written in this module's χ::
 
-    CTF(k) = E(k) · ((1 − Q) sin χ(k) + Q cos χ(k)),
+    CTF(k) = E(k) · ((1 − Q) sin χ'(k) − Q cos χ'(k)),     χ' = χ − ψ,
     χ(k)   = π/2 · (Cs λ³ k⁴ − 2 Δz λ k²),
     E(k)   = exp(−(k / (σ · k_Nyquist))²)
 
 Sign convention: **Δz > 0 is underfocus** (the defocus term then opposes spherical aberration,
 as it must for Scherzer-like underfocus), so χ < 0 at low k. The Thon rings (zeros of sin χ)
-are then the usual underfocus rings, the first near ``1/sqrt(λ Δz)``, and the CTF is negative
-over its first lobe: dense matter (positive phase) comes out dark in the image, as in real
-underfocused micrographs. With this sign the paper's Q term opposes the sine term, so the CTF
-starts at +Q at k = 0 and has one extra zero at very low frequency, where
-χ = −atan(Q/(1 − Q)) (≈ 1/200 Å at 5 µm), below which matter turns bright: the very
-lowest frequencies have the opposite polarity. We keep the paper's formula as the default and
-offer ``convention="standard"`` (``(1 − Q) sin χ − Q cos χ``, the usual weak-phase CTF).
-The image is ``1 + 2·CTF ⊛ φ`` with φ the phase shift. CTS inverts the projections' contrast;
-so do we: the ideal (prior) projections are ``−φ``, so the prior and the tomogram share their
-polarity (dense matter dark).
+are then the usual underfocus rings, the first near ``1/sqrt(λ Δz)``; the CTF is −Q at k = 0
+and negative over its whole first lobe: dense matter (positive phase) comes out dark in the
+image, as in real underfocused micrographs. ψ is the extra phase shift of a phase plate
+(degrees in the configuration): at ψ = 90° the phase term ``sin χ`` becomes ``−cos χ``, so the
+low frequencies carry full (dark) contrast. The image is ``1 + 2·CTF ⊛ φ`` with φ the phase
+shift. CTS inverts the projections' contrast; so do we: the ideal (prior) projections are
+``−φ``, so the prior and the tomogram share their polarity (dense matter dark).
+
+The CTS paper prints the amplitude term with the other sign, ``(1 − Q) sin χ + Q cos χ``
+(``convention="paper"``, kept to reproduce CTS): with our χ its Q term opposes the sine term,
+so the CTF starts at +Q at k = 0 and has one extra zero at very low frequency, where
+χ = −atan(Q/(1 − Q)) (≈ 1/200 Å at 5 µm), below which matter turns bright: the very lowest
+frequencies have the opposite polarity, which no real microscope produces.
 """
 
 from __future__ import annotations
@@ -268,9 +271,10 @@ def ctf(
     amplitude_contrast: float = 0.07,
     envelope: float | None = 0.9,
     pixel_size: float | None = None,
-    convention: str = "paper",
+    convention: str = "standard",
+    phase_shift: float = 0.0,
 ) -> np.ndarray:
-    """The CTS paper's CTF at spatial frequencies ``k`` (1/Å).
+    """The contrast transfer function at spatial frequencies ``k`` (1/Å).
 
     Args:
         defocus: Δz in µm, positive = underfocus.
@@ -280,11 +284,14 @@ def ctf(
         convention: ``"paper"``: ``(1 − Q) sin χ + Q cos χ`` as published; ``"standard"``:
             ``(1 − Q) sin χ − Q cos χ``, the usual weak-phase CTF (CTFFIND, RELION) in this
             χ, whose amplitude term has the same sign as the phase term's first lobe.
+        phase_shift: ψ in degrees, the phase plate's shift (χ → χ − ψ); 0 without one.
 
     Examples:
         >>> import numpy as np
         >>> from cryolab.tomo.microscope import ctf, ctf_zeros
-        >>> round(float(ctf(np.array([0.0]), envelope=None)[0]), 2)   # +Q at k = 0 (paper's sign)
+        >>> round(float(ctf(np.array([0.0]), envelope=None)[0]), 2)   # −Q at k = 0: dark
+        -0.07
+        >>> round(float(ctf(np.array([0.0]), envelope=None, convention="paper")[0]), 2)
         0.07
         >>> first = ctf_zeros(defocus=2.0, k_max=0.2, n=1, k_min=0.015)[0]
         >>> abs(float(ctf(np.array([first]), defocus=2.0, envelope=None)[0])) < 1e-3
@@ -296,6 +303,7 @@ def ctf(
     k = np.asarray(k, dtype=np.float64)
     chi = np.pi / 2 * (cs * ANGSTROM_PER_MM * lam**3 * k**4
                        - 2 * defocus * ANGSTROM_PER_UM * lam * k**2)
+    chi = chi - math.radians(phase_shift)
     q_sign = 1.0 if convention == "paper" else -1.0
     out = (1 - amplitude_contrast) * np.sin(chi) + q_sign * amplitude_contrast * np.cos(chi)
     if envelope is not None:
@@ -313,6 +321,7 @@ def apply_ctf(
     strip_defocus_step: float = 0.2,
     extra_filter: np.ndarray | None = None,
     max_strips: int = 32,
+    flip: bool = False,
     **ctf_kw: float,
 ) -> np.ndarray:
     """Filter an image (y, x) by the CTF, with the defocus gradient of a tilted specimen.
@@ -323,6 +332,10 @@ def apply_ctf(
     are blended with overlapping linear (hat) weights that sum to one, so there are no seams;
     at most ``max_strips`` strips (near ±90° the gradient would need very many).
     ``extra_filter`` (on the rfft2 grid) multiplies the CTF, e.g. the damage fade.
+    ``flip`` filters by ``−sign(CTF)`` instead: phase flipping, the CTF correction of
+    :func:`cryolab.tomo.reconstruct.phase_flip`. A flipped CTF-filtered image has been
+    filtered by ``−|CTF|``: every Thon lobe gets the sign of the first (negative) lobe, so
+    dense matter stays dark, as after IMOD's ``ctfphaseflip``.
     """
     ny, nx = image.shape
     spectrum = fft.rfft2(np.asarray(image, np.float32), workers=-1)
@@ -332,13 +345,16 @@ def apply_ctf(
     x_um = (np.arange(nx) - (nx - 1) / 2) * pixel_size * (1.0 / ANGSTROM_PER_UM)
     span = abs(math.tan(math.radians(tilt))) * (x_um[-1] - x_um[0])
     n_strips = min(max(1, int(math.ceil(span / strip_defocus_step)) + 1), max_strips)
+    def transfer(dz: float) -> np.ndarray:
+        h = ctf(k, dz, pixel_size=pixel_size, **ctf_kw)
+        return (-np.sign(h) if flip else h).astype(np.float32)
+
     if n_strips == 1:
-        h = ctf(k, defocus, pixel_size=pixel_size, **ctf_kw).astype(np.float32)
+        h = transfer(defocus)
         return fft.irfft2(spectrum * h, s=(ny, nx), workers=-1).astype(np.float32)
     centres = np.linspace(x_um[0], x_um[-1], n_strips)
     dz = defocus + centres * math.tan(math.radians(tilt))
-    filters = np.stack([ctf(k, d, pixel_size=pixel_size, **ctf_kw) for d in dz]).astype(
-        np.float32)
+    filters = np.stack([transfer(d) for d in dz])
     strips = fft.irfft2(spectrum[None] * filters, s=(ny, nx), workers=-1)
     width = centres[1] - centres[0]
     hats = np.clip(1 - np.abs(x_um[None, :] - centres[:, None]) / width, 0, 1)  # (S, nx)
@@ -448,7 +464,9 @@ class MicroscopeConfig:
             taken at the true angles, the ``.tlt`` file records the nominal ones.
         voltage_kv: accelerating voltage in kV.
         cs_mm: spherical aberration in mm.
-        amplitude_contrast, envelope, ctf_convention: CTF (see :func:`ctf`).
+        amplitude_contrast, envelope, ctf_convention: CTF (see :func:`ctf`); the default is
+            the standard weak-phase CTF, ``"paper"`` reproduces the CTS paper's sign.
+        phase_shift_deg: the phase plate's phase shift ψ in degrees (0 = no phase plate).
         defocus_um: µm underfocus at the tilt axis.
         strip_defocus_step: µm between strips of the defocus gradient (None = no gradient).
         dose: total e⁻/Å² over the series, split evenly over the tilts.
@@ -471,7 +489,8 @@ class MicroscopeConfig:
     defocus_um: float = 5.0
     amplitude_contrast: float = 0.07
     envelope: float = 0.9
-    ctf_convention: str = "paper"
+    ctf_convention: str = "standard"
+    phase_shift_deg: float = 0.0
     strip_defocus_step: float | None = 0.2
     dose: float = 100.0
     dqe: float = 0.84
@@ -507,6 +526,7 @@ class MicroscopeConfig:
         number(self.cs_mm, "cs_mm", "mm", ge=0, le=100)
         number(self.defocus_um, "defocus_um", "µm", ge=-100, le=100)
         number(self.amplitude_contrast, "amplitude_contrast", ge=0, le=1)
+        number(self.phase_shift_deg, "phase_shift_deg", "°", ge=-180, le=180)
         if self.envelope is not None:
             number(self.envelope, "envelope", "× Nyquist", gt=0)
         if self.strip_defocus_step is not None:
@@ -599,7 +619,7 @@ def ctf_transfer(ex: Exposure, cfg: MicroscopeConfig, rng: np.random.Generator) 
     contrast = apply_ctf(phi, ex.pixel_size, cfg.defocus_um, ex.angle if step else 0.0,
                          step or 1.0, fade, voltage=cfg.voltage_kv, cs=cfg.cs_mm,
                          amplitude_contrast=cfg.amplitude_contrast, envelope=cfg.envelope,
-                         convention=cfg.ctf_convention)
+                         convention=cfg.ctf_convention, phase_shift=cfg.phase_shift_deg)
     return replace(ex, image=contrast)
 
 

@@ -12,6 +12,11 @@ Filters (frequencies in cycles/pixel):
 - ``"sirt"``: the SIRT-like filter (Zeng 2012, IMOD's ``FakeSIRTiterations``):
   ``|k|·(1 − (1 − k₀/|k|)ⁿ)`` with ``k₀ = 1/N``, which behaves like ``n`` SIRT iterations: a
   ramp at low frequencies that flattens at high ones, so noise is damped.
+
+CTF correction: ``ctf_correction="phase-flip"`` multiplies each tilt image by ``−sign(CTF)``
+(with the defocus gradient of the tilted specimen) before back-projection (:func:`phase_flip`),
+so every Thon lobe adds with the polarity of the first: the image has then been filtered by
+``−|CTF|`` rather than by the CTF, and dense matter stays dark.
 """
 
 from __future__ import annotations
@@ -25,7 +30,14 @@ from scipy import fft
 from ..errors import ConfigError
 from ..fourier import angular_energy, frequency_grid
 from ..validation import number
-from .microscope import _sparse_matmul, _torch_device, project, projection_matrix
+from .microscope import (
+    MicroscopeConfig,
+    _sparse_matmul,
+    _torch_device,
+    apply_ctf,
+    project,
+    projection_matrix,
+)
 
 __all__ = [
     "ReconstructionConfig",
@@ -34,6 +46,7 @@ __all__ = [
     "filter_projections",
     "backproject",
     "weighted_backprojection",
+    "phase_flip",
     "reconstruct_tilt_series",
     "ideal_reconstruction",
     "measured_tilt_range",
@@ -51,6 +64,7 @@ class ReconstructionConfig:
         thickness: tomogram thickness in voxels (default: the specimen's).
         prior_max_angle, prior_step: the ideal reconstruction's tilt range (±, degrees) and
             increment.
+        ctf_correction: ``"none"`` or ``"phase-flip"`` (:func:`phase_flip` before WBP).
     """
 
     filter: str = "ramp"
@@ -60,6 +74,7 @@ class ReconstructionConfig:
     thickness: int | None = None
     prior_max_angle: float = 89.0
     prior_step: float = 1.0
+    ctf_correction: str = "none"
 
     def __post_init__(self) -> None:
         self.validate()
@@ -76,6 +91,9 @@ class ReconstructionConfig:
             number(self.thickness, "thickness", "voxels", integer=True, ge=1)
         number(self.prior_max_angle, "prior_max_angle", "°", gt=0, lt=90)
         number(self.prior_step, "prior_step", "°", gt=0, lt=90)
+        if self.ctf_correction not in ("none", "phase-flip"):
+            raise ConfigError(f"ctf_correction must be 'none' or 'phase-flip', got "
+                              f"{self.ctf_correction!r}")
 
 
 def radial_filter(n: int, cutoff: float | None = 0.35, falloff: float = 0.035) -> np.ndarray:
@@ -190,15 +208,39 @@ def weighted_backprojection(
                        use_gpu=use_gpu)
 
 
+def phase_flip(images: np.ndarray, angles: Sequence[float], pixel_size: float,
+               microscope: MicroscopeConfig) -> np.ndarray:
+    """CTF correction by phase flipping: each (y, x) image of a tilt series (n, y, x) at
+    ``angles`` (degrees) filtered by ``−sign(CTF)`` of the ``microscope`` settings (defocus in
+    µm at the tilt axis, its gradient across x, phase plate), via
+    :func:`~cryolab.tomo.microscope.apply_ctf` with ``flip=True``; ``pixel_size`` in Å."""
+    m = microscope
+    step = m.strip_defocus_step
+    return np.stack([
+        apply_ctf(image, pixel_size, m.defocus_um, float(angle) if step else 0.0, step or 1.0,
+                  flip=True, voltage=m.voltage_kv, cs=m.cs_mm,
+                  amplitude_contrast=m.amplitude_contrast, envelope=None,
+                  convention=m.ctf_convention, phase_shift=m.phase_shift_deg)
+        for image, angle in zip(np.asarray(images, np.float32), angles, strict=True)
+    ])
+
+
 def reconstruct_tilt_series(images: np.ndarray, angles: Sequence[float], thickness: int,
                             config: ReconstructionConfig | None = None,
-                            use_gpu: bool | None = None) -> np.ndarray:
+                            use_gpu: bool | None = None, pixel_size: float | None = None,
+                            microscope: MicroscopeConfig | None = None) -> np.ndarray:
     """The tomogram of a detected tilt series (n, y, x): each image is normalised to its mean
-    (``I / mean(I) − 1``, the contrast) and the series is reconstructed by
-    :func:`weighted_backprojection` with the settings of ``config`` into (thickness, y, x)."""
+    (``I / mean(I) − 1``, the contrast), phase-flipped when ``config.ctf_correction`` asks
+    for it (:func:`phase_flip`, which needs ``pixel_size`` in Å and the ``microscope``) and
+    reconstructed by :func:`weighted_backprojection` with the settings of ``config`` into
+    (thickness, y, x)."""
     rc = ReconstructionConfig() if config is None else config
     images = np.asarray(images)
     contrast = images / images.mean(axis=(1, 2), keepdims=True) - 1
+    if rc.ctf_correction == "phase-flip":
+        if pixel_size is None or microscope is None:
+            raise ConfigError("phase flipping needs the pixel size and the microscope settings")
+        contrast = phase_flip(contrast, angles, pixel_size, microscope)
     return weighted_backprojection(contrast, angles, thickness, rc.filter, rc.cutoff,
                                    rc.falloff, rc.sirt_iterations, use_gpu=use_gpu)
 

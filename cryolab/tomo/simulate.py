@@ -303,7 +303,8 @@ def simulate(config: SimulationConfig, seed: int | None = None, progress: bool =
     rc = config.reconstruction
     thickness = rc.thickness or specimen.shape[0]
     tomogram = reconstruct_tilt_series(series.images, series.angles, thickness, rc,
-                                       use_gpu=config.use_gpu)
+                                       use_gpu=config.use_gpu, pixel_size=specimen.pixel_size,
+                                       microscope=config.microscope)
     stage("tomogram", t)
     if bar is not None:
         bar.update(1)

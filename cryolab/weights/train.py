@@ -1,6 +1,9 @@
-"""Reproduce a shipped model from scratch: ``python -m cryolab.weights.train afm|superres|vae``.
+"""Reproduce a shipped model from scratch: ``python -m cryolab.weights.train
+afm|tomo|superres|vae``.
 
-Trains the chapter's model with its ``pretrained`` profile, deterministically for a seed,
+``afm`` trains PoseVox (chapter 06); ``tomo`` trains the tomogram denoiser and segmenter
+(chapter 05); ``superres`` and ``vae`` train chapter 02's U-Net and chapter 03's VAE. Each
+trains the chapter's model with its ``pretrained`` profile, deterministically for a seed,
 prints the training log, and writes the slim checkpoint ``<name>.pt`` (weights and sizes
 only: plain tensors, dicts, lists, strings and numbers, so that ``torch.load(...,
 weights_only=True)`` reads it) and its model card ``<name>.json`` into ``--out`` (default
@@ -24,8 +27,9 @@ from .. import __version__
 from ..results import repo_root
 from . import _folder
 
-__all__ = ["train_afm", "refresh_book_model", "train_superres", "train_vae", "card_real_maps",
-           "ci_sample", "synthetic_evaluation", "evaluate_card", "main"]
+__all__ = ["train_afm", "refresh_book_model", "train_superres", "train_vae",
+           "card_real_maps", "ci_sample", "synthetic_evaluation", "evaluate_card",
+           "train_tomo", "evaluate_tomo", "main"]
 
 CI_SAMPLE = 4  # validation structures in the card's CI check
 CI_VIEWS = 3
@@ -47,6 +51,22 @@ def _hardware() -> str:
 
     return (f"{platform.machine()} {platform.system()}, {os.cpu_count()} CPUs, "
             f"torch {torch.__version__} with {torch.get_num_threads()} thread(s)")
+
+
+def _save_slim(model, path: Path) -> None:
+    """Write ``model`` as a slim checkpoint (weights and sizes only) that
+    :func:`cryolab.train.load_model` reads."""
+    import torch
+
+    state = {
+        "cryolab_version": __version__,
+        "architecture": {"model": {"class": type(model).__name__,
+                                   "hparams": dict(model.hparams)}},
+        "models": {"model": {k: v.detach().cpu().clone()
+                             for k, v in model.state_dict().items()}},
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(state, path)
 
 
 def _book_model() -> dict | None:
@@ -95,15 +115,7 @@ def train_afm(out: Path, seed: int = 0, epochs: int | None = None, threads: int 
     verdict = A.verdict(scores, A.POSEVOX, cfg.bootstrap, cfg.seed)
     ci_names = sorted(str(n) for n in ds.names[ds.validation])[:CI_SAMPLE]
     ci_iou = A.sample_iou(model, ci_names, cfg, CI_VIEWS, threshold, sample_seed=0)
-    state = {
-        "cryolab_version": __version__,
-        "architecture": {"model": {"class": type(model).__name__,
-                                   "hparams": dict(model.hparams)}},
-        "models": {"model": {k: v.detach().cpu().clone()
-                             for k, v in model.state_dict().items()}},
-    }
-    out.mkdir(parents=True, exist_ok=True)
-    torch.save(state, out / f"{name}.pt")
+    _save_slim(model, out / f"{name}.pt")
 
     def by_views(split: str, method: str) -> dict[str, float]:
         return {str(v): float(x) for v, x in table.loc[split, method].items()}
@@ -170,15 +182,6 @@ def train_afm(out: Path, seed: int = 0, epochs: int | None = None, threads: int 
 MAP_CI = ("EMD-2566", 30.0)
 MAP_CI_TOLERANCE = {"rscc": 0.02, "fsc05": 0.1, "emringer": 0.5}  # EMRinger: a count statistic
 SHIPPED_PAIR_COPIES = 2  # differently degraded inputs per training entry
-
-
-def _state(model) -> dict:  # noqa: ANN001 - torch is imported lazily
-    return {
-        "cryolab_version": __version__,
-        "architecture": {"model": {"class": type(model).__name__,
-                                   "hparams": dict(model.hparams)}},
-        "models": {"model": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}},
-    }
 
 
 def _realistic_training_pairs(seed: int):  # noqa: ANN202 - lists of superres.Pair
@@ -311,10 +314,7 @@ def evaluate_card(name: str, folder: Path) -> dict:
 
 
 def _write_card(out: Path, name: str, model, card: dict) -> dict:  # noqa: ANN001
-    import torch
-
-    out.mkdir(parents=True, exist_ok=True)
-    torch.save(_state(model), out / f"{name}.pt")
+    _save_slim(model, out / f"{name}.pt")
     (out / f"{name}.json").write_text(json.dumps(card, indent=1) + "\n")
     return evaluate_card(name, out)
 
@@ -444,12 +444,169 @@ def train_vae(out: Path, seed: int = 0, minutes: float = 15.0, epochs: int | Non
     return card
 
 
+# ---------------------------------------------------------------------- chapter 05: tomo
+
+#: Seeds of the held-out simulated tomograms the tomogram cards are scored on (the chapter's
+#: test seed first); the CI check uses the first. Training seeds are 100, 101, ...
+TOMO_TEST_SEEDS = (999, 998, 997)
+TOMO_CI_TOLERANCE = {"psnr": 0.05, "ssim": 0.005, "dice": 0.01}  # dB; BLAS/FFT last bits
+
+
+def _tomo_card_common(cfg, seed: int, kind: str) -> dict:
+    from ..pipelines import tomolearn as T
+
+    return {
+        "profile": "pretrained",
+        "settings": {k: v for k, v in asdict(cfg).items() if k != "robustness"},
+        "seed": seed,
+        "data": (f"{cfg.n_train} simulated tomograms ({kind}), simulator seeds "
+                 f"{100}-{100 + cfg.n_train - 1}, specimens built from these registered "
+                 f"templates"),
+        "names": sorted(T.template_files()),
+        "simulation_seeds": list(range(100, 100 + cfg.n_train)),
+        "held_out_seeds": list(TOMO_TEST_SEEDS),
+    }
+
+
+def tomo_ci_scores(denoiser, segmenter, seed: int = TOMO_TEST_SEEDS[0]) -> dict:
+    """The numbers the tomogram cards' CI checks reproduce: on held-out tomogram ``seed`` of
+    the pretrained profile, the denoiser's PSNR (dB) and SSIM against the prior and the
+    segmenter's mean Dice (``None`` for a model not given)."""
+    import numpy as np
+
+    from ..nn.unet import predict_logits
+    from ..pipelines import tomolearn as T
+
+    cfg = T.PROFILES["pretrained"]
+    sample = T.simulate_sample(cfg, seed)
+    out: dict = {"seed": seed}
+    if denoiser is not None:
+        scores = T.denoise_scores(predict_logits(denoiser, sample.tomogram)[0], sample.prior,
+                                  sample.pixel_size)
+        out |= {"psnr": scores["psnr"], "ssim": scores["ssim"]}
+    if segmenter is not None:
+        pred = predict_logits(segmenter, sample.tomogram).argmax(0)
+        out["dice"] = float(np.mean(list(T.dice_scores(pred, sample.atlas, T.CLASSES)
+                                         .values())))
+    return out
+
+
+def evaluate_tomo(out: Path) -> None:
+    """Score the denoiser and segmenter in ``out`` on the held-out simulated tomograms
+    (:data:`TOMO_TEST_SEEDS`) and write the evaluation and CI parts of their cards."""
+    import numpy as np
+
+    from ..nn.unet import UNet, predict_logits
+    from ..pipelines import tomolearn as T
+    from ..train import load_model
+
+    cfg = T.PROFILES["pretrained"]
+    den = load_model(out / "denoiser.pt", UNet)
+    seg = load_model(out / "segmenter.pt", UNet)
+    rows_den, rows_gauss, rows_raw, dice = [], [], [], []
+    for seed in TOMO_TEST_SEEDS:
+        sample = T.simulate_sample(cfg, seed)
+        rows_den.append(T.denoise_scores(predict_logits(den, sample.tomogram)[0],
+                                         sample.prior, sample.pixel_size))
+        _, gauss, _ = T.gaussian_baseline(sample.tomogram, sample.prior, cfg.sigmas)
+        rows_gauss.append(T.denoise_scores(gauss, sample.prior, sample.pixel_size))
+        rows_raw.append(T.denoise_scores(sample.tomogram, sample.prior, sample.pixel_size))
+        pred = predict_logits(seg, sample.tomogram).argmax(0)
+        dice.append(T.dice_scores(pred, sample.atlas, T.CLASSES))
+
+    def mean(rows: list[dict]) -> dict:
+        return {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
+
+    ci = tomo_ci_scores(den, seg)
+    for name, evaluation, ci_keys in (
+        ("denoiser", {"metric": "against the noise-free prior, mean over the held-out seeds",
+                      "supervised U-Net": mean(rows_den), "best Gaussian": mean(rows_gauss),
+                      "raw tomogram": mean(rows_raw)}, ("psnr", "ssim")),
+        ("segmenter", {"metric": "Dice against the atlas, mean over the held-out seeds",
+                       "dice": mean(dice),
+                       "mean_dice": float(np.mean([np.mean(list(d.values())) for d in dice]))},
+         ("dice",)),
+    ):
+        path = out / f"{name}.json"
+        card = json.loads(path.read_text())
+        card["evaluation"] = {"held_out_seeds": list(TOMO_TEST_SEEDS), **evaluation,
+                              "paper": "no numbers published (figures only)"}
+        card["ci_check"] = {"seed": ci["seed"], "profile": "pretrained",
+                            **{k: ci[k] for k in ci_keys},
+                            "tolerance": {k: TOMO_CI_TOLERANCE[k] for k in ci_keys}}
+        path.write_text(json.dumps(card, indent=1) + "\n")
+
+
+def train_tomo(out: Path, seed: int = 0, threads: int = 1) -> None:
+    """Train the tomogram denoiser (tomogram → prior) and segmenter (tomogram → atlas of
+    :data:`cryolab.pipelines.tomolearn.CLASSES`) on the pretrained profile's simulations and
+    write ``denoiser.pt``/``.json`` and ``segmenter.pt``/``.json`` into ``out``."""
+    import torch
+
+    from ..pipelines import tomolearn as T
+
+    start = time.perf_counter()
+    commit = _commit()
+    torch.set_num_threads(threads)
+    cfg = T.PROFILES["pretrained"]
+    train = [T.simulate_sample(cfg, seed=100 + i) for i in range(cfg.n_train)]
+    print(f"{len(train)} training tomograms {train[0].tomogram.shape}; "
+          f"{time.perf_counter() - start:.0f} s", flush=True)
+    jobs = (
+        ("denoiser", "chapter 05: denoise a cryo-ET tomogram (10 Å voxels) to the noise-free, "
+                     "CTF-free ideal reconstruction", [s.prior for s in train], 1,
+         cfg.epochs_denoise, seed + 1, "tomogram → prior"),
+        ("segmenter", "chapter 05: label each voxel of a cryo-ET tomogram (10 Å voxels) as "
+                      + ", ".join(T.CLASSES), [s.atlas for s in train], len(T.CLASSES),
+         cfg.epochs_segment, seed + 3, "tomogram → atlas"),
+    )
+    for name, task, targets, n_classes, epochs, model_seed, kind in jobs:
+        t0 = time.perf_counter()
+        work = out / f".{name}-training.pt"
+        model, history = T.train_unet([s.tomogram for s in train], targets, cfg, epochs,
+                                      n_classes=n_classes, checkpoint=work, seed=model_seed,
+                                      progress=False)
+        for record in history.records:
+            print(name, json.dumps({k: round(v, 5) for k, v in record.items()}), flush=True)
+        _save_slim(model, out / f"{name}.pt")
+        card = {
+            "name": name,
+            "task": task,
+            "model_class": f"{type(model).__module__}.{type(model).__name__}",
+            "architecture": {
+                "summary": "2.5D U-Net: 5 z-slices in as channels, the centre slice out",
+                "hparams": dict(model.hparams),
+                "parameters": int(sum(p.numel() for p in model.parameters())),
+                "input": "tomogram (z, y, x) at 10 Å voxels, dense matter dark, robust "
+                         "z-score per tomogram clipped to ±4 (cryolab.apply SCALINGS)",
+                "output": ("standardised prior (mean 0, std 1)" if n_classes == 1
+                           else f"logits of {list(T.CLASSES)}"),
+            },
+            "training": {
+                **_tomo_card_common(cfg, model_seed, kind),
+                "epochs": epochs,
+                "wall_seconds": round(time.perf_counter() - t0, 1),
+                "hardware": _hardware(),
+                "cryolab_version": __version__,
+                "commit": commit,
+                "log": history.records,
+            },
+        }
+        (out / f"{name}.json").write_text(json.dumps(card, indent=1) + "\n")
+        work.unlink(missing_ok=True)
+        print(f"wrote {out / (name + '.pt')} ({(out / (name + '.pt')).stat().st_size / 1e6:.2f}"
+              f" MB); {time.perf_counter() - start:.0f} s", flush=True)
+    evaluate_tomo(out)
+    print(f"evaluated; {time.perf_counter() - start:.0f} s", flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m cryolab.weights.train",
                                 description="Reproduce a shipped model from scratch.")
-    p.add_argument("chapter", choices=("afm", "superres", "vae"),
-                   help="which model (afm: PoseVox, chapter 06; superres: the U-Net, chapter "
-                        "02; vae: the VAE, chapter 03)")
+    p.add_argument("chapter", choices=("afm", "tomo", "superres", "vae"),
+                   help="which model (afm: PoseVox, chapter 06; tomo: the tomogram denoiser "
+                        "and segmenter, chapter 05; superres: the U-Net, chapter 02; vae: "
+                        "the VAE, chapter 03)")
     p.add_argument("--minutes", type=float, default=15.0,
                    help="superres, vae: train for this long unless --epochs is given (15)")
     p.add_argument("--out", type=Path, default=_folder(), help="folder (default: the package)")
@@ -459,11 +616,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cache", type=Path, default=None,
                    help="rendered dataset cache (.npz; the book run's can be reused)")
     p.add_argument("--evaluate-only", action="store_true",
-                   help="superres, vae: do not train: recompute the card's evaluation")
+                   help="superres, vae, tomo: do not train; recompute the cards' evaluation")
     p.add_argument("--book-only", action="store_true",
                    help="do not train: put the chapter's latest book run into the card")
     args = p.parse_args(argv)
-    if args.chapter in ("superres", "vae") and args.evaluate_only:
+    if args.chapter == "tomo":
+        if args.evaluate_only:
+            evaluate_tomo(args.out)
+        else:
+            train_tomo(args.out, args.seed, args.threads)
+    elif args.chapter in ("superres", "vae") and args.evaluate_only:
         evaluate_card(args.chapter, args.out)
     elif args.chapter in ("superres", "vae"):
         train = train_superres if args.chapter == "superres" else train_vae
