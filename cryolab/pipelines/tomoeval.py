@@ -11,7 +11,8 @@ Chapter 05's second question, answered with numbers:
   vs the raw crop), the *power spectrum* against the raw crop's (:func:`band_power_ratios`),
   and, for a segmenter, the Dice of its microtubule label against the fitted cylinder's wall
   (:func:`wall_mask`).
-- **A whole held-out simulated tomogram** (:func:`whole_tomogram`): scored against *both*
+- **A whole held-out simulated tomogram**
+  (:func:`cryolab.pipelines.tomolearn.whole_tomogram`): scored against *both*
   truths, the ideal reconstruction (no CTF, noise or missing wedge) and the noise-free
   tomogram that keeps the CTF and the missing wedge (:func:`whole_tomogram_scores`).
 - **Topaz-Denoise** (Bepler et al. 2020), what cryo-ET users denoise with, run with its own
@@ -56,8 +57,6 @@ __all__ = [
     "real_crop_scores",
     "wall_dice",
     "threshold_walls",
-    "WholeTomogram",
-    "whole_tomogram",
     "WholeTomogramScore",
     "whole_tomogram_scores",
     "topaz_available",
@@ -288,54 +287,6 @@ def threshold_walls(volume: np.ndarray, fit: CylinderFit, sigma: float = 1.0) ->
 
 
 # ------------------------------------------------------------- whole simulated tomograms
-
-
-@dataclass
-class WholeTomogram:
-    """A whole held-out simulated tomogram and its two truths (all (z, y, x), float32).
-
-    Attributes:
-        tomogram: the WBP tomogram (raw units; dense matter dark).
-        even, odd: reconstructions of the even and odd tilts (Noise2Noise inputs).
-        prior: the ideal reconstruction (±89°, no CTF, noise or damage).
-        ctf_truth: the same specimen imaged with the same microscope and missing wedge but
-            without shot noise or random damage: what a perfect denoiser could return.
-        pixel_size: Å. seconds: simulation wall time.
-    """
-
-    tomogram: np.ndarray
-    even: np.ndarray
-    odd: np.ndarray
-    prior: np.ndarray
-    ctf_truth: np.ndarray
-    pixel_size: float
-    seconds: float
-
-
-def whole_tomogram(cfg, seed: int, size: tuple[float, float, float] | None = None
-                   ) -> WholeTomogram:
-    """Simulate a whole held-out tomogram of a chapter-05 profile ``cfg``
-    (:class:`~cryolab.pipelines.tomolearn.TomoLearnProfile`) at ``size`` (x, y, z) Å (default
-    the profile's), with both truths (:class:`WholeTomogram`)."""
-    from ..tomo.reconstruct import reconstruct_tilt_series
-    from ..tomo.simulate import simulate
-    from .tomolearn import simulation_config
-
-    start = time.perf_counter()
-    if size is not None:
-        cfg = dataclasses.replace(cfg, size=tuple(float(s) for s in size))
-    config = simulation_config(cfg, seed)
-    sim = simulate(config)
-    clean = dataclasses.replace(config, prior=False, microscope=dataclasses.replace(
-        config.microscope, noise=False, damage_noise=0.0))
-    truth = simulate(clean, specimen=sim.specimen, rng=np.random.default_rng([seed, 3]))
-    series, rc, nz = sim.tilt_series, config.reconstruction, sim.tomogram.shape[0]
-    even, odd = (reconstruct_tilt_series(series.images[i::2], series.angles[i::2], nz, rc)
-                 for i in (0, 1))
-    return WholeTomogram(sim.tomogram.astype(np.float32), even.astype(np.float32),
-                         odd.astype(np.float32), np.asarray(sim.prior, np.float32),
-                         truth.tomogram.astype(np.float32), sim.pixel_size,
-                         time.perf_counter() - start)
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -50,6 +51,8 @@ from ..tomo.simulate import simulate
 from ..tomo.specimen import add_filaments, build_specimen
 
 __all__ = [
+    "WholeTomogram",
+    "whole_tomogram",
     "data_files",
     "CLASSES",
     "FILAMENT_CLASSES",
@@ -431,3 +434,48 @@ def real_tomogram(name: str, pixel_size: float, invert: bool = True):
 def data_files() -> list[str]:
     """The registered files this chapter reads: chapter 4's templates and the real tomograms."""
     return sorted(template_files() | set(REAL_TOMOGRAMS))
+
+
+@dataclass
+class WholeTomogram:
+    """A whole held-out simulated tomogram and its two truths (all (z, y, x), float32).
+
+    Attributes:
+        tomogram: the WBP tomogram (raw units; dense matter dark).
+        even, odd: reconstructions of the even and odd tilts (Noise2Noise inputs).
+        prior: the ideal reconstruction (±89°, no CTF, noise or damage).
+        ctf_truth: the same specimen imaged with the same microscope and missing wedge but
+            without shot noise or random damage: what a perfect denoiser could return.
+        pixel_size: Å. seconds: simulation wall time.
+    """
+
+    tomogram: np.ndarray
+    even: np.ndarray
+    odd: np.ndarray
+    prior: np.ndarray
+    ctf_truth: np.ndarray
+    pixel_size: float
+    seconds: float
+
+
+def whole_tomogram(cfg, seed: int, size: tuple[float, float, float] | None = None
+                   ) -> WholeTomogram:
+    """Simulate a whole held-out tomogram of a chapter-05 profile ``cfg``
+    (:class:`~cryolab.pipelines.tomolearn.TomoLearnProfile`) at ``size`` (x, y, z) Å (default
+    the profile's), with both truths (:class:`WholeTomogram`)."""
+
+    start = time.perf_counter()
+    if size is not None:
+        cfg = dataclasses.replace(cfg, size=tuple(float(s) for s in size))
+    config = simulation_config(cfg, seed)
+    sim = simulate(config)
+    clean = dataclasses.replace(config, prior=False, microscope=dataclasses.replace(
+        config.microscope, noise=False, damage_noise=0.0))
+    truth = simulate(clean, specimen=sim.specimen, rng=np.random.default_rng([seed, 3]))
+    series, rc, nz = sim.tilt_series, config.reconstruction, sim.tomogram.shape[0]
+    even, odd = (reconstruct_tilt_series(series.images[i::2], series.angles[i::2], nz, rc)
+                 for i in (0, 1))
+    return WholeTomogram(sim.tomogram.astype(np.float32), even.astype(np.float32),
+                         odd.astype(np.float32), np.asarray(sim.prior, np.float32),
+                         truth.tomogram.astype(np.float32), sim.pixel_size,
+                         time.perf_counter() - start)

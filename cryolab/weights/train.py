@@ -29,7 +29,7 @@ from . import _folder
 
 __all__ = ["train_afm", "refresh_book_model", "train_superres", "train_vae",
            "card_real_maps", "ci_sample", "synthetic_evaluation", "evaluate_card",
-           "train_tomo", "evaluate_tomo", "main"]
+           "train_tomo", "evaluate_tomo", "tomo_ci_scores", "main"]
 
 CI_SAMPLE = 4  # validation structures in the card's CI check
 CI_VIEWS = 3
