@@ -146,7 +146,12 @@ def test_cli_gan(trained, tmp_path, capsys):
                  "--device", "cpu", "--voxel-size", "1.5", "--out", str(coarse)]) == 0
     np.testing.assert_allclose(read_map(coarse).voxel_size, 1.5)
     fresh = tmp_path / "not_written.mrc"
-    assert main(["simulate-map", str(pdb), "--method", "gan", "--out", str(fresh)]) == 2
+    # an installation without shipped generators says to give --checkpoint
+    from cryolab import weights
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(weights, "available", lambda: [])
+        assert main(["simulate-map", str(pdb), "--method", "gan", "--out", str(fresh)]) == 2
     assert "--checkpoint" in capsys.readouterr().err
     assert main(["simulate-map", str(pdb), "--method", "gan", "--checkpoint",
                  str(tmp_path / "missing.pt"), "--out", str(fresh)]) == 2
@@ -286,3 +291,33 @@ def test_cosine_schedule_ends_at_a_twentieth_of_the_rate():
     assert optimizers["generator"].param_groups[0]["lr"] == pytest.approx(5e-5)
     with pytest.raises(ConfigError, match="schedule"):
         s2m.build_gan(replace(cfg, schedule="steps"))
+
+
+def test_cli_gan_uses_the_shipped_generator_without_checkpoint(tmp_path, capsys):
+    """Without --checkpoint simulate-map uses cryolab/weights/gan.pt and says so; with
+    --resolution, the shipped resolution-conditioned generator when there is one."""
+    from cryolab import weights
+    from cryolab.cli import main
+    from cryolab.io import read_map
+
+    if "gan" not in weights.available():
+        pytest.skip("no shipped generator in this checkout")
+    pdb = tmp_path / "ala.pdb"
+    pdb.write_text(
+        "ATOM      1  N   ALA A   1       0.000   0.000   0.000  1.00  0.00           N\n"
+        "ATOM      2  CA  ALA A   1       1.458   0.000   0.000  1.00  0.00           C\n"
+        "ATOM      3  C   ALA A   1       2.009   1.420   0.000  1.00  0.00           C\n"
+        "ATOM      4  O   ALA A   1       1.251   2.390   0.000  1.00  0.00           O\n"
+        "ATOM      5  CB  ALA A   1       1.988  -0.773  -1.199  1.00  0.00           C\n"
+        "END\n")
+    out = tmp_path / "gan.mrc"
+    assert main(["simulate-map", str(pdb), "--method", "gan", "--out", str(out)]) == 0
+    said = capsys.readouterr().out
+    assert "shipped generator 'gan'" in said and "--checkpoint overrides" in said
+    made = read_map(out)
+    assert made.data.max() > 0 and np.isfinite(made.data).all()
+    if "gan_conditioned" in weights.available():
+        low = tmp_path / "gan_8A.mrc"
+        assert main(["simulate-map", str(pdb), "--method", "gan", "--resolution", "8",
+                     "--out", str(low)]) == 0
+        assert "'gan_conditioned'" in capsys.readouterr().out

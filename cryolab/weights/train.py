@@ -312,6 +312,7 @@ def train_struc2map(out: Path, seed: int = 0, threads: int = 1, lomo: bool = Tru
                     "a 2 Å molmap of an atomic model (struc2mapGAN)"
                     + (", at a requested resolution (beyond the paper)" if condition else ""),
             "model_class": f"{type(generator).__module__}.{type(generator).__name__}",
+            "checkpoint_name": "generator",
             "architecture": {
                 "summary": "3D U-Net++ with residual blocks (struc2mapGAN's generator), "
                            "trained against a 3D convolutional discriminator",
