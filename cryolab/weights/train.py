@@ -23,8 +23,8 @@ from .. import __version__
 from ..results import repo_root
 from . import _folder
 
-__all__ = ["train_afm", "train_struc2map", "refresh_book_model", "refresh_s2m_evaluation",
-           "main"]
+__all__ = ["train_afm", "train_struc2map", "s2m_fold", "s2m_merge", "refresh_book_model",
+           "refresh_s2m_evaluation", "main"]
 
 CI_SAMPLE = 4  # validation structures in the card's CI check
 CI_VIEWS = 3
@@ -284,6 +284,65 @@ def refresh_s2m_evaluation(card_path: Path, profile: str = "pretrained") -> None
     card_path.write_text(json.dumps(card, indent=1) + "\n")
 
 
+def _s2m_save_lomo(result, maps, profile: str, commit: str, seconds: float) -> dict:  # noqa: ANN001
+    """Write the leave-one-map-out record (``metrics.json``) and its figures; returns it."""
+    from ..results import save_metrics
+
+    record = result.as_metrics()
+    save_metrics(S2M_NB, profile, {"lomo": record, "commit": commit, "hardware": _hardware(),
+                                   "wall_seconds": seconds})
+    _s2m_figures(result, maps, profile)
+    print(f"leave-one-map-out: GAN beats every simulator on PCC and ChimeraX correlation on "
+          f"{result.wins} of {len(result.folds)} folds", flush=True)
+    return record
+
+
+def s2m_fold(out: Path, test: str, seed: int = 0, threads: int = 1,
+             profile: str = "pretrained") -> None:
+    """One leave-one-map-out fold on its own (folds can run as parallel processes): writes
+    ``out/.struc2map-training/fold_<test>.json`` (the FoldResult, with its wall time) and
+    ``.npy`` (the generated map); :func:`s2m_merge` assembles them."""
+    from dataclasses import asdict
+
+    import numpy as np
+    import torch
+
+    from ..pipelines import struc2map as S
+
+    start = time.perf_counter()
+    torch.set_num_threads(threads)
+    cfg = replace(S.PROFILES[profile], seed=seed)
+    work = out / ".struc2map-training"
+    work.mkdir(parents=True, exist_ok=True)
+    fold, _, made = S.run_fold(cfg, S.mirror_pairs(), test, folder=work)
+    np.save(work / f"fold_{test}.npy", made.data)
+    record = {"fold": asdict(fold), "commit": _commit(), "seconds": time.perf_counter() - start}
+    (work / f"fold_{test}.json").write_text(json.dumps(record) + "\n")
+    print(f"fold {test}: GAN PCC {fold.scores['GAN']['pcc']:.3f}, ChimeraX "
+          f"{fold.scores['GAN']['cc_chimerax']:.3f}; {record['seconds']:.0f} s", flush=True)
+
+
+def s2m_merge(out: Path, profile: str = "pretrained") -> None:
+    """Assemble the folds :func:`s2m_fold` wrote into the leave-one-map-out record and
+    figures, and put it into the shipped generator's card."""
+    import numpy as np
+
+    from ..pipelines import struc2map as S
+
+    work = out / ".struc2map-training"
+    records = [json.loads((work / f"fold_{k}.json").read_text())
+               for k in S.PROFILES[profile].lomo_folds]
+    result = S.LeaveOneMapOut([S.FoldResult(**r["fold"]) for r in records])
+    pairs = S.mirror_pairs()
+    maps = {f.test: pairs[f.test].target.with_data(np.load(work / f"fold_{f.test}.npy"))
+            for f in result.folds}
+    commits = sorted({r["commit"] for r in records})
+    _s2m_save_lomo(result, maps, profile, ", ".join(commits),
+                   float(sum(r["seconds"] for r in records)))
+    if (out / "gan.json").is_file():
+        refresh_s2m_evaluation(out / "gan.json", profile)
+
+
 def train_struc2map(out: Path, seed: int = 0, threads: int = 1, lomo: bool = True,
                     conditioned: bool = True, profile: str = "pretrained") -> dict:
     """Chapter 01's ``pretrained`` run: the leave-one-map-out folds (results written to
@@ -293,8 +352,6 @@ def train_struc2map(out: Path, seed: int = 0, threads: int = 1, lomo: bool = Tru
     import torch
 
     from ..pipelines import struc2map as S
-    from ..results import save_metrics
-
     start = time.perf_counter()
     commit = _commit()
     torch.set_num_threads(threads)
@@ -304,14 +361,8 @@ def train_struc2map(out: Path, seed: int = 0, threads: int = 1, lomo: bool = Tru
     lomo_record = None
     if lomo:
         result, maps = S.leave_one_map_out(cfg, folder=work, log=lambda m: print(m, flush=True))
-        lomo_record = result.as_metrics()
-        save_metrics(S2M_NB, profile, {"lomo": lomo_record, "commit": commit,
-                                       "hardware": _hardware(),
-                                       "wall_seconds": time.perf_counter() - start})
-        _s2m_figures(result, maps, profile)
-        print(f"leave-one-map-out: GAN beats every simulator on PCC and ChimeraX correlation "
-              f"on {result.wins} of {len(result.folds)} folds; "
-              f"{time.perf_counter() - start:.0f} s", flush=True)
+        lomo_record = _s2m_save_lomo(result, maps, profile, commit,
+                                     time.perf_counter() - start)
     pairs = S.mirror_pairs()
     names = [n for k in pairs for n in (S.MIRROR[k].map, S.MIRROR[k].model)]
     pool = S.PatchPool(list(pairs.values()), cfg.patch, cfg.pool_size, seed=cfg.seed,
@@ -396,8 +447,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--book-only", action="store_true",
                    help="do not train: put the chapter's latest book run (afm) or the "
                         "committed leave-one-map-out run (struc2map) into the card")
+    p.add_argument("--fold", metavar="EMD", default=None,
+                   help="struc2map: run only this leave-one-map-out fold (e.g. EMD-3488), so "
+                        "that folds can run as parallel processes")
+    p.add_argument("--merge", action="store_true",
+                   help="struc2map: assemble the folds --fold wrote into the results and card")
     args = p.parse_args(argv)
-    if args.chapter == "struc2map" and args.book_only:
+    if args.chapter == "struc2map" and args.fold:
+        s2m_fold(args.out, args.fold, args.seed, args.threads)
+    elif args.chapter == "struc2map" and args.merge:
+        s2m_merge(args.out)
+    elif args.chapter == "struc2map" and args.book_only:
         refresh_s2m_evaluation(args.out / "gan.json")
     elif args.chapter == "struc2map":
         train_struc2map(args.out, args.seed, args.threads)
