@@ -344,7 +344,8 @@ def s2m_merge(out: Path, profile: str = "pretrained") -> None:
 
 
 def train_struc2map(out: Path, seed: int = 0, threads: int = 1, lomo: bool = True,
-                    conditioned: bool = True, profile: str = "pretrained") -> dict:
+                    conditioned: bool = True, profile: str = "pretrained",
+                    timing: bool = True) -> dict:
     """Chapter 01's ``pretrained`` run: the leave-one-map-out folds (results written to
     ``results/01_struc2map_gan/<profile>/metrics.json``), then the generator trained on all
     five pairs, ``out/gan.pt`` + card, then the resolution-conditioned one,
@@ -415,7 +416,7 @@ def train_struc2map(out: Path, seed: int = 0, threads: int = 1, lomo: bool = Tru
             },
             "evaluation": _s2m_evaluation(None if condition else lomo_record,
                                           cfg.lomo_epochs),
-            "generation_seconds": None if condition else (
+            "generation_seconds": None if condition or not timing else (
                 _generation_seconds(generator, 2)
                 | {"threads": 2, "paper": "13.8–53.6 s per map (GPU)"}),
             "ci_check": {"map": S2M_CI_MAP, "resolution": ci_resolution,
@@ -452,6 +453,10 @@ def main(argv: list[str] | None = None) -> int:
                         "that folds can run as parallel processes")
     p.add_argument("--merge", action="store_true",
                    help="struc2map: assemble the folds --fold wrote into the results and card")
+    p.add_argument("--no-lomo", action="store_true",
+                   help="struc2map: train only the shipped generators (the folds ran apart)")
+    p.add_argument("--no-timing", action="store_true",
+                   help="struc2map: do not time generation for the card")
     args = p.parse_args(argv)
     if args.chapter == "struc2map" and args.fold:
         s2m_fold(args.out, args.fold, args.seed, args.threads)
@@ -460,7 +465,8 @@ def main(argv: list[str] | None = None) -> int:
     elif args.chapter == "struc2map" and args.book_only:
         refresh_s2m_evaluation(args.out / "gan.json")
     elif args.chapter == "struc2map":
-        train_struc2map(args.out, args.seed, args.threads)
+        train_struc2map(args.out, args.seed, args.threads, lomo=not args.no_lomo,
+                        timing=not args.no_timing)
     elif args.book_only:
         refresh_book_model(args.out / "posevox.json")
     else:
