@@ -808,8 +808,11 @@ def leave_one_map_out(
     log: Callable[[str], None] | None = None,
 ) -> tuple[LeaveOneMapOut, dict[str, Volume]]:
     """Run the folds ``cfg.lomo_folds`` (see :func:`run_fold`); returns the evaluation and the
-    GAN's map of each held-out map. ``log`` receives one line per fold."""
+    GAN's map of each held-out map. ``log`` receives one line per fold. With
+    ``cfg.test_crop`` (smoke) every pair is cut to a centred cube of that size."""
     pairs = mirror_pairs()
+    if cfg.test_crop:
+        pairs = {k: crop_pair(p, cfg.test_crop) for k, p in pairs.items()}
     folds, maps = [], {}
     for test in cfg.lomo_folds:
         fold, _, made = run_fold(cfg, pairs, test, folder, device, progress, conditioned)
