@@ -8,7 +8,9 @@ The notebook ``01_struc2map_gan`` runs these steps; maps are generated, there an
   with 3J6B chain 9) and a narrow generator, minutes on 2 CPU cores;
 - ``pretrained``: leave-one-map-out over the mirror's five map/model pairs (a generator
   trained on four maps, tested on the fifth, for each map), then the shipped generators
-  trained on all five (``python -m cryolab.weights.train struc2map``), ~35 min on 1 CPU thread;
+  trained on all five (``python -m cryolab.weights.train struc2map``; ``--fold EMD-…`` runs
+  one fold, so the five can run as parallel processes): about 20 min per fold and 15 min for
+  the shipped generator on one CPU thread of a shared 2-core machine;
 - ``paper``: the paper's 134 training pairs (downloaded when online) and the paper's widths.
 
 The single-split profiles are tested on EMD-3488 (haemoglobin, 5ME2), a map no model saw in
