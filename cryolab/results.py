@@ -25,7 +25,7 @@ from .outputs import atomic_file
 __all__ = ["PROFILES", "pick_profile", "repo_root", "results_dir", "save_metrics", "load_metrics",
            "Stopwatch"]
 
-PROFILES = ("smoke", "book", "paper")
+PROFILES = ("smoke", "book", "pretrained", "paper")
 T = TypeVar("T")
 
 

@@ -192,8 +192,6 @@ CASES = [
       "input"),
     c("map-out-no-permission", f"{SM} --out locked/o.mrc", "permission", setup="locked"),
     c("map-out-read-only-fs", f"{SM} --out o.mrc", "read-only", fault="read_only_fs"),
-    c("map-gan-no-checkpoint", "simulate-map {in}/ala.pdb --method gan --out o.mrc",
-      "--checkpoint"),
     c("map-gan-malicious-checkpoint",
       "simulate-map {in}/ala.pdb --method gan --checkpoint {in}/evil.pt --out o.mrc",
       "evil.pt"),

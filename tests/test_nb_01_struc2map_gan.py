@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from cryolab.pipelines.struc2map import Verdict
+from cryolab.pipelines.struc2map import MIRROR, LeaveOneMapOut, Verdict
 
 pytestmark = pytest.mark.notebook
 NB = "01_struc2map_gan"
@@ -27,6 +27,34 @@ def test_smoke(run_notebook):
     verdict = Verdict.of(m["scores"])
     assert (m["gan_beats_molmap_pcc"], m["gan_beats_molmap_cc_chimerax"]) == (
         verdict.beats_pcc, verdict.beats_cc)
+    # the smoke profile's leave-one-map-out fold ran, and never trained on its test map
+    fold = m["lomo"]["folds"][0]
+    assert fold["test"] not in fold["train"] and len(fold["train"]) == 4
+    assert {"GAN", "conditioned GAN", "molmap"} <= set(fold["scores"])
+    # the chapter quotes the committed five-fold run, unchanged
+    assert m["lomo_pretrained"] == _pretrained().summary()
+
+
+def _pretrained() -> LeaveOneMapOut:
+    path = ROOT / "results" / NB / "pretrained" / "metrics.json"
+    return LeaveOneMapOut.from_metrics(json.loads(path.read_text())["lomo"])
+
+
+def test_pretrained_leave_one_map_out_is_complete_and_consistent():
+    """The committed pretrained run: five folds, each held-out map never in its training set,
+    every simulator scored on each, and the stored verdicts are those of the stored scores."""
+    path = ROOT / "results" / NB / "pretrained" / "metrics.json"
+    record = json.loads(path.read_text())["lomo"]
+    lomo = LeaveOneMapOut.from_metrics(record)
+    assert sorted(f.test for f in lomo.folds) == sorted(MIRROR)
+    for fold in lomo.folds:
+        assert fold.test not in fold.train and set(fold.train) | {fold.test} == set(MIRROR)
+        assert fold.resolution == MIRROR[fold.test].resolution
+        assert fold.history["reconstruction"][-1] < fold.history["reconstruction"][0]
+        assert record["verdicts"][fold.test] == {"beats_pcc": fold.verdict.beats_pcc,
+                                                 "beats_cc": fold.verdict.beats_cc}
+    summary = lomo.summary()
+    assert {k: record[k] for k in summary} == summary
 
 
 def test_book_thresholds():
@@ -42,10 +70,18 @@ def test_book_thresholds():
     # the notebook's verdict matches its numbers
     assert m["gan_beats_molmap_pcc"] == (gan["pcc"] > molmap["pcc"])
     assert m["gan_beats_molmap_cc_chimerax"] == (gan["cc_chimerax"] > molmap["cc_chimerax"])
-    # the paper's headline claim on the held-out map; when the small CPU run cannot reproduce
-    # it the notebook says so plainly (see its "Results beside the paper's"), reported as xfail
-    if not (m["gan_beats_molmap_pcc"] and m["gan_beats_molmap_cc_chimerax"]):
+    # the book's two leave-one-map-out folds never trained on their test maps
+    for fold in m["lomo"]["folds"]:
+        assert fold["test"] not in fold["train"]
+    # the paper's headline claim, as the chapter and the overview state it: over the five
+    # held-out maps of the committed pretrained run, the GAN above every simulator on PCC and
+    # on ChimeraX correlation on at least four; when the CPU run cannot reproduce it the
+    # chapter says so and why (section 8), reported here as xfail
+    lomo = m["lomo_pretrained"]
+    assert lomo == _pretrained().summary()
+    if not (lomo["wins_pcc"] >= 4 and lomo["wins_cc"] >= 4):
         pytest.xfail(
-            f"book profile: GAN PCC {gan['pcc']:.3f} vs molmap {molmap['pcc']:.3f}, ChimeraX "
-            f"{gan['cc_chimerax']:.3f} vs {molmap['cc_chimerax']:.3f} — claim not reproduced"
+            f"pretrained leave-one-map-out: GAN above every simulator on PCC on "
+            f"{lomo['wins_pcc']} of 5 maps, on ChimeraX correlation on {lomo['wins_cc']} of 5 "
+            f"— claim not reproduced (mean GAN PCC {lomo['means']['GAN']['pcc']:.3f})"
         )

@@ -146,7 +146,12 @@ def test_cli_gan(trained, tmp_path, capsys):
                  "--device", "cpu", "--voxel-size", "1.5", "--out", str(coarse)]) == 0
     np.testing.assert_allclose(read_map(coarse).voxel_size, 1.5)
     fresh = tmp_path / "not_written.mrc"
-    assert main(["simulate-map", str(pdb), "--method", "gan", "--out", str(fresh)]) == 2
+    # an installation without shipped generators says to give --checkpoint
+    from cryolab import weights
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(weights, "available", lambda: [])
+        assert main(["simulate-map", str(pdb), "--method", "gan", "--out", str(fresh)]) == 2
     assert "--checkpoint" in capsys.readouterr().err
     assert main(["simulate-map", str(pdb), "--method", "gan", "--checkpoint",
                  str(tmp_path / "missing.pt"), "--out", str(fresh)]) == 2
@@ -210,3 +215,109 @@ def test_resolution_conditioned_batches_and_generation():
     assert not np.allclose(out.data, generate_map(g, pair.input, resolution=8.0).data)
     with pytest.raises(ConfigError, match="resolutions"):
         s2m.PatchPool([blurred_pair()], 16, 2, seed=0).batches(2, 2, condition=(3.0, 8.0))
+
+
+# --------------------------------------------------------------- leave one map out
+
+
+def _fold(test: str, gan: float, sims: float, train: list[str]) -> s2m.FoldResult:
+    """A fold whose GAN scores ``gan`` and whose simulators score ``sims`` + a little each."""
+    scores = {"GAN": dict.fromkeys(s2m.IMAGE_METRICS, gan)}
+    for k, m in enumerate(density.METHODS):
+        scores[m] = dict.fromkeys(s2m.IMAGE_METRICS, sims + 0.01 * k)
+    return s2m.FoldResult(test, train, 3.2, scores, {"loss": [1.0]}, {"GAN": 1.0})
+
+
+def test_verdict_against_every_simulator_needs_the_best_one_beaten():
+    scores = _fold("a", 0.5, 0.45, []).scores  # simulators 0.45, 0.46, 0.47, 0.48
+    assert s2m.Verdict.of(scores, against=density.METHODS) == s2m.Verdict(True, True)
+    scores["formfactor"]["pcc"] = 0.51  # one simulator above the GAN on PCC only
+    assert s2m.Verdict.of(scores, against=density.METHODS) == s2m.Verdict(False, True)
+    assert s2m.Verdict.of(scores).beats_pcc  # against molmap alone it still wins
+
+
+def test_leave_one_map_out_table_means_wins_and_round_trip():
+    maps = ["A", "B", "C"]
+    folds = [_fold(t, g, 0.4, [m for m in maps if m != t])
+             for t, g in zip(maps, (0.6, 0.3, 0.5), strict=True)]
+    lomo = s2m.LeaveOneMapOut(folds)
+    assert lomo.wins == 2  # B's GAN (0.3) is below every simulator
+    summary = lomo.summary()
+    assert (summary["wins_pcc"], summary["wins_cc"], summary["n_folds"]) == (2, 2, 3)
+    assert summary["means"]["GAN"]["pcc"] == pytest.approx(np.mean([0.6, 0.3, 0.5]))
+    table = lomo.table()
+    assert table.loc[("mean", "GAN"), "ssim"] == pytest.approx(summary["means"]["GAN"]["ssim"])
+    assert table.loc[("B", "molmap"), "pcc"] == pytest.approx(0.4)
+    import json
+
+    record = json.loads(json.dumps(lomo.as_metrics()))  # through a file, as committed
+    again = s2m.LeaveOneMapOut.from_metrics(record)
+    assert again.summary() == summary
+    assert record["verdicts"]["B"] == {"beats_pcc": False, "beats_cc": False}
+
+
+def test_the_mirror_pairs_are_five_and_zone_maps_use_their_chain(mirror):
+    assert len(s2m.MIRROR) == 5
+    assert {p.map for p in s2m.MIRROR.values()} <= set(s2m.data_files())
+    pair = s2m.MIRROR["EMD-30342"]
+    structure = s2m.mirror_structure(pair.model)
+    assert [c.name for c in structure[0]] == ["A"]
+    # the zone map is ~80% zeros around chain A: curated around that chain, the molmap input
+    # and the target agree (placed by the MRC ORIGIN field); with every chain they would not
+    curated = s2m.load_pair(pair.map, pair.model)
+    inside = curated.mask
+    assert np.corrcoef(curated.input.data[inside], curated.target.data[inside])[0, 1] > 0.3
+
+
+def test_a_fold_never_trains_on_its_test_map(mirror):
+    cfg = replace(s2m.PROFILES["smoke"], lomo_folds=("EMD-2566",), lomo_epochs=1)
+    pairs = {k: s2m.crop_pair(p, 24) for k, p in s2m.mirror_pairs(["EMD-2566", "EMD-5778",
+                                                                      "EMD-3488"]).items()}
+    fold, generator, made = s2m.run_fold(cfg, pairs, "EMD-2566")
+    assert fold.train == ["EMD-5778", "EMD-3488"] and fold.test == "EMD-2566"
+    assert made.shape == pairs["EMD-2566"].target.shape
+    assert {"GAN", s2m.MASKED_MOLMAP, *density.METHODS} <= set(fold.scores)
+    assert len(fold.history["loss"]) == 1
+    # the masked molmap is molmap zeroed outside the curated mask
+    assert fold.scores[s2m.MASKED_MOLMAP] != fold.scores["molmap"]
+
+
+def test_cosine_schedule_ends_at_a_twentieth_of_the_rate():
+    cfg = replace(s2m.PROFILES["smoke"], schedule="cosine", lr=1e-3)
+    _, optimizers, schedulers = s2m.build_gan(cfg, epochs=4)
+    for _ in range(4):
+        optimizers["generator"].step()
+        schedulers["generator"].step()
+    assert optimizers["generator"].param_groups[0]["lr"] == pytest.approx(5e-5)
+    with pytest.raises(ConfigError, match="schedule"):
+        s2m.build_gan(replace(cfg, schedule="steps"))
+
+
+def test_cli_gan_uses_the_shipped_generator_without_checkpoint(tmp_path, capsys):
+    """Without --checkpoint simulate-map uses cryolab/weights/gan.pt and says so; with
+    --resolution, the shipped resolution-conditioned generator when there is one."""
+    from cryolab import weights
+    from cryolab.cli import main
+    from cryolab.io import read_map
+
+    if "gan" not in weights.available():
+        pytest.skip("no shipped generator in this checkout")
+    pdb = tmp_path / "ala.pdb"
+    pdb.write_text(
+        "ATOM      1  N   ALA A   1       0.000   0.000   0.000  1.00  0.00           N\n"
+        "ATOM      2  CA  ALA A   1       1.458   0.000   0.000  1.00  0.00           C\n"
+        "ATOM      3  C   ALA A   1       2.009   1.420   0.000  1.00  0.00           C\n"
+        "ATOM      4  O   ALA A   1       1.251   2.390   0.000  1.00  0.00           O\n"
+        "ATOM      5  CB  ALA A   1       1.988  -0.773  -1.199  1.00  0.00           C\n"
+        "END\n")
+    out = tmp_path / "gan.mrc"
+    assert main(["simulate-map", str(pdb), "--method", "gan", "--out", str(out)]) == 0
+    said = capsys.readouterr().out
+    assert "shipped generator 'gan'" in said and "--checkpoint overrides" in said
+    made = read_map(out)
+    assert made.data.max() > 0 and np.isfinite(made.data).all()
+    if "gan_conditioned" in weights.available():
+        low = tmp_path / "gan_8A.mrc"
+        assert main(["simulate-map", str(pdb), "--method", "gan", "--resolution", "8",
+                     "--out", str(low)]) == 0
+        assert "'gan_conditioned'" in capsys.readouterr().out

@@ -200,3 +200,55 @@ def test_shipped_denoiser_beats_the_best_gaussian_on_held_out_simulations():
     ev = weights.card("denoiser")["evaluation"]
     assert ev["supervised U-Net"]["psnr"] > ev["best Gaussian"]["psnr"] > ev["raw tomogram"][
         "psnr"]
+
+
+# ------------------------------------------------------------------ chapter 01: struc2mapGAN
+
+GANS = [n for n in ("gan", "gan_conditioned") if n in weights.available()]
+
+
+def test_the_shipped_generator_is_there():
+    assert "gan" in GANS
+
+
+@pytest.mark.parametrize("name", GANS)
+def test_gan_reproduces_its_card_on_the_ci_sample(mirror, name):
+    """The card's CI numbers: PCC and ChimeraX correlation of the generator's map of the
+    EMD-2566 cut-out (3J6B chain 9) against its curated target, within the stated tolerance
+    (0.01): a change to curation, molmap, tiling or the network that silently changes the
+    shipped generator's maps fails here."""
+    from cryolab.weights.train import s2m_ci_scores
+
+    check = weights.card(name)["ci_check"]
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        got = s2m_ci_scores(weights.load(name), check["resolution"])
+    finally:
+        torch.set_num_threads(before)
+    for key in ("pcc", "cc_chimerax"):
+        assert got[key] == pytest.approx(check[key], abs=check["tolerance"]), key
+    assert check["tolerance"] <= 0.01
+
+
+def test_gan_card_numbers_are_leave_one_map_out_and_never_saw_their_test_map():
+    """The card's evaluation is the committed pretrained run's five folds: each fold's
+    generator was trained without its test map; the shipped one saw all five maps."""
+    import json
+    from pathlib import Path
+
+    from cryolab.pipelines.struc2map import MIRROR, LeaveOneMapOut
+
+    card = weights.card("gan")
+    assert sorted(card["training"]["maps"]) == sorted(MIRROR)
+    assert set(card["training"]["names"]) == {n for p in MIRROR.values()
+                                              for n in (p.map, p.model)}
+    ev = card["evaluation"]
+    for fold in ev["folds"]:
+        assert fold["test"] not in fold["train"]
+    lomo = LeaveOneMapOut.from_metrics(ev)
+    assert lomo.summary() == {k: ev[k] for k in lomo.summary()}
+    committed = Path(__file__).resolve().parents[1] / "results" / "01_struc2map_gan" / \
+        "pretrained" / "metrics.json"
+    assert json.loads(committed.read_text())["lomo"]["folds"] == ev["folds"]
+    assert {"5ME2", "6GYN"} <= set(card["generation_seconds"])

@@ -40,7 +40,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--on-grid", metavar="MAP", help="sample on this map's grid")
     p.add_argument("--voxel-size", type=option("Å", gt=0, le=100),
                    help="voxel size in Å of the automatic box (default R/3; 1 Å for gan)")
-    p.add_argument("--checkpoint", metavar="CKPT", help="trained struc2mapGAN (method gan)")
+    p.add_argument("--checkpoint", metavar="CKPT",
+                   help="trained struc2mapGAN (method gan; default: the shipped generator, or "
+                        "the shipped resolution-conditioned one when --resolution is given)")
     p.add_argument("--device", type=device,
                    help="torch device for gan (default: cuda if present)")
     p.add_argument("--out", required=True, help="output map (.mrc, .map, optionally .gz); "
@@ -104,14 +106,35 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _shipped_generator(resolution: float | None) -> str:
+    """The shipped struc2mapGAN to use without ``--checkpoint``: the resolution-conditioned
+    generator when a resolution is asked for (and shipped), else the plain one."""
+    from .. import weights
+
+    shipped = weights.available()
+    if resolution is not None and "gan_conditioned" in shipped:
+        return "gan_conditioned"
+    if "gan" not in shipped:
+        raise ConfigError("--method gan: no shipped generator in this installation; give "
+                          "--checkpoint CKPT (a trained struc2mapGAN)")
+    return "gan"
+
+
 def _gan(args: argparse.Namespace, structure, grid):  # noqa: ANN001, ANN202
-    if not args.checkpoint:
-        raise ConfigError("--method gan needs --checkpoint CKPT (a trained struc2mapGAN)")
+    from .. import weights
     from ..apply import generate_map
     from ..nn.unetpp import UNetPlusPlus3D
     from ..train import load_model
 
-    generator = load_model(args.checkpoint, UNetPlusPlus3D, name="generator", device=args.device)
+    if args.checkpoint:
+        checkpoint = args.checkpoint
+    else:
+        name = _shipped_generator(args.resolution)
+        checkpoint = weights.path(name)
+        trained = weights.card(name)["training"]
+        print(f"using the shipped generator {name!r} ({checkpoint.name}: trained on "
+              f"{', '.join(trained['maps'])}; --checkpoint overrides)")
+    generator = load_model(checkpoint, UNetPlusPlus3D, name="generator", device=args.device)
     if grid is None and args.voxel_size:  # the generator works at 1 Å; resample afterwards
         grid = density.box_around(density.atoms_from(structure).xyz, args.voxel_size, 6.0)
     if generator.hparams.get("in_channels", 1) == 2 and args.resolution is None:

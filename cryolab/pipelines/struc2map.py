@@ -6,9 +6,15 @@ The notebook ``01_struc2map_gan`` runs these steps; maps are generated, there an
 - ``smoke``: one small training map, a tiny generator, a few epochs (CI, seconds);
 - ``book``: the mirror's two training pairs (EMD-0093 crop with 6GYN, the EMD-2566 cut-out
   with 3J6B chain 9) and a narrow generator, minutes on 2 CPU cores;
+- ``pretrained``: leave-one-map-out over the mirror's five map/model pairs (a generator
+  trained on four maps, tested on the fifth, for each map), then the shipped generators
+  trained on all five (``python -m cryolab.weights.train struc2map``; ``--fold EMD-…`` runs
+  one fold, so the five can run as parallel processes): about 20 min per fold and 15 min for
+  the shipped generator on one CPU thread of a shared 2-core machine;
 - ``paper``: the paper's 134 training pairs (downloaded when online) and the paper's widths.
 
-Every profile is tested on EMD-3488 (haemoglobin, 5ME2), a map no model saw in training.
+The single-split profiles are tested on EMD-3488 (haemoglobin, 5ME2), a map no model saw in
+training; :func:`leave_one_map_out` tests on every map of :data:`MIRROR`.
 """
 
 from __future__ import annotations
@@ -17,14 +23,14 @@ import csv
 import hashlib
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 from scipy import ndimage
 
 from .. import density
-from ..apply import condition_channel
+from ..apply import condition_channel, generate_map
 from ..curate import CuratedPair, curate_pair
 from ..data import fetch
 from ..degrade import blur_to_resolution
@@ -61,6 +67,16 @@ __all__ = [
     "Verdict",
     "count_at_least",
     "Struc2MapRun",
+    "MapPair",
+    "MIRROR",
+    "mirror_structure",
+    "FoldResult",
+    "LeaveOneMapOut",
+    "run_fold",
+    "leave_one_map_out",
+    "mirror_pairs",
+    "held_out_curve",
+    "MASKED_MOLMAP",
 ]
 
 #: Mean scores on the paper's test maps (struc2mapGAN, Table 1): GAN and the range over the
@@ -72,6 +88,39 @@ PAPER_MEANS = {
     "cc_about_mean": {"gan": 0.466, "simulators": (0.315, 0.335)},
 }
 
+@dataclass(frozen=True)
+class MapPair:
+    """One experimental map of the mirror with its fitted model.
+
+    Attributes:
+        map: registered name of the map; model: registered name of the model.
+        resolution: the map's reported resolution (Å).
+        chain: keep only this chain of the model (a zone map cut around one chain).
+    """
+
+    map: str
+    model: str
+    resolution: float
+    chain: str | None = None
+
+
+#: The mirror's five experimental map/model pairs, by EMDB id (see the mirror's README.md for
+#: the frames: EMD-2566, -30342 and -5778 are placed by the MRC ORIGIN field, the EMD-0093
+#: crop by NSTART). EMD-2566's resolution is the published one (Amunts et al. 2014).
+MIRROR = {
+    "EMD-0093": MapPair("maps/emd_0093_masked_crop.map.gz",
+                        "structures/mainmastseg/6gyn.pdb.gz", 3.4),
+    "EMD-2566": MapPair("maps/emd_2566_segment_3j6b_chain9.mrc.gz",
+                        "structures/daq/3J6B_chain9.pdb.gz", 3.2),
+    "EMD-3488": MapPair("maps/emd_3488.map.gz", "structures/ccpem/5me2.pdb.gz", 3.2),
+    "EMD-30342": MapPair("maps/emd_30342_chainA_zone4A.map.gz", "structures/mapq/7cec.cif.gz",
+                         3.9, chain="A"),
+    "EMD-5778": MapPair("maps/emd_5778_tm_rosettaframe.map.gz",
+                        "structures/rosetta_demos/3j5p_tm_chainA_rosettaframe.pdb.gz", 3.4),
+}
+#: Models of which one chain is used, by registered name.
+_CHAIN = {p.model: p.chain for p in MIRROR.values() if p.chain}
+
 TRAIN_MIRROR = (
     ("maps/emd_0093_masked_crop.map.gz", "structures/mainmastseg/6gyn.pdb.gz"),
     ("maps/emd_2566_segment_3j6b_chain9.mrc.gz", "structures/daq/3J6B_chain9.pdb.gz"),
@@ -79,11 +128,8 @@ TRAIN_MIRROR = (
 TEST_MIRROR = ("maps/emd_3488.map.gz", "structures/ccpem/5me2.pdb.gz", 3.2)
 #: Reported resolutions (Å) of the mirror's training maps: EMD-0093 from the 6GYN header;
 #: EMD-2566 (yeast mitoribosome large subunit, 3J6B) as published by Amunts et al. (2014).
-NATIVE_RESOLUTION = {
-    "maps/emd_0093_masked_crop.map.gz": 3.4,
-    "maps/emd_0093_masked.map.gz": 3.4,
-    "maps/emd_2566_segment_3j6b_chain9.mrc.gz": 3.2,
-}
+NATIVE_RESOLUTION = {"maps/emd_0093_masked.map.gz": 3.4} | {
+    p.map: p.resolution for p in MIRROR.values()}
 
 
 @dataclass(frozen=True)
@@ -108,6 +154,10 @@ class Struc2MapProfile:
         torch_threads: CPU threads for torch (``None``: torch's default, all cores); tiny
             networks run faster on one thread, and do not fight other processes for cores.
         seed: base seed.
+        schedule: learning-rate schedule, ``"plateau"`` (the paper's: halve after 15 epochs
+            without progress) or ``"cosine"`` (from ``lr`` down to ``lr``/20 over the run).
+        lomo_folds: held-out maps (keys of :data:`MIRROR`) of the leave-one-map-out folds;
+            ``lomo_epochs`` epochs per fold generator.
     """
 
     train: tuple[tuple[str, str], ...] = TRAIN_MIRROR
@@ -128,6 +178,9 @@ class Struc2MapProfile:
     patch: int = 32
     core: int = 20
     test_crop: int | None = None
+    schedule: str = "plateau"
+    lomo_folds: tuple[str, ...] = ()
+    lomo_epochs: int = 0
 
     def config(self) -> dict:
         """The settings stored in checkpoints (resume only with identical settings)."""
@@ -138,11 +191,18 @@ PROFILES = {
     "smoke": Struc2MapProfile(
         train=(TRAIN_MIRROR[1],), base_channels=4, epochs=4, patches_per_epoch=8, pool_size=8,
         batch_size=4, lr=1e-3, torch_threads=1, patch=16, core=8, test_crop=40,
-        conditioned_epochs=2,
+        conditioned_epochs=2, lomo_folds=("EMD-2566",), lomo_epochs=1,
     ),
     "book": Struc2MapProfile(
         base_channels=8, epochs=16, patches_per_epoch=32, pool_size=384, batch_size=8,
         lr=1e-3, paper_scale_timing=True, torch_threads=1, conditioned_epochs=8,
+        lomo_folds=("EMD-30342", "EMD-5778"), lomo_epochs=6, schedule="plateau",
+    ),
+    "pretrained": Struc2MapProfile(
+        train=tuple((p.map, p.model) for p in MIRROR.values()), base_channels=8, epochs=14,
+        patches_per_epoch=32, pool_size=640, batch_size=8, lr=2e-3, schedule="cosine",
+        ablations=False, torch_threads=1, conditioned_epochs=8, lomo_folds=tuple(MIRROR),
+        lomo_epochs=10, patch=24, core=12,
     ),
     "paper": Struc2MapProfile(
         paper_lists=True, base_channels=32, epochs=200, patches_per_epoch=4096,
@@ -155,10 +215,21 @@ PROFILES = {
 # ------------------------------------------------------------------------------------ data
 
 
+def mirror_structure(model_name: str):  # noqa: ANN201 - gemmi.Structure
+    """A registered model, cut to the chain its map was zoned around (EMD-30342: 7CEC chain A)."""
+    structure = read_structure(fetch(model_name))
+    keep = _CHAIN.get(model_name)
+    if keep is not None:
+        for model in structure:
+            for name in {c.name for c in model} - {keep}:
+                model.remove_chain(name)
+    return structure
+
+
 def load_pair(map_name: str, model_name: str, **curate_options) -> CuratedPair:
     """Fetch a registered map and model and curate them (see :func:`cryolab.curate.curate_pair`)."""
     experimental = read_map(fetch(map_name))
-    structure = read_structure(fetch(model_name))
+    structure = mirror_structure(model_name)
     return curate_pair(experimental, structure, name=Path(map_name).name, **curate_options)
 
 
@@ -351,8 +422,9 @@ class PatchPool:
 # -------------------------------------------------------------------------------- training
 
 
-def build_gan(cfg: Struc2MapProfile, in_channels: int = 1):
-    """Generator, discriminator, NAdam optimisers and ReduceLROnPlateau schedulers."""
+def build_gan(cfg: Struc2MapProfile, in_channels: int = 1, epochs: int | None = None):
+    """Generator, discriminator, NAdam optimisers and their schedulers (``cfg.schedule``:
+    ReduceLROnPlateau, or cosine annealing over ``epochs``)."""
     import torch
 
     from ..nn.unetpp import Discriminator3D, UNetPlusPlus3D
@@ -362,10 +434,15 @@ def build_gan(cfg: Struc2MapProfile, in_channels: int = 1):
         "discriminator": Discriminator3D(cfg.base_channels),
     }
     optimizers = {k: torch.optim.NAdam(m.parameters(), lr=cfg.lr) for k, m in models.items()}
-    schedulers = {
-        k: torch.optim.lr_scheduler.ReduceLROnPlateau(o, factor=0.5, patience=15)
-        for k, o in optimizers.items()
-    }
+    if cfg.schedule == "cosine":
+        schedulers = {k: torch.optim.lr_scheduler.CosineAnnealingLR(
+            o, T_max=max(epochs or cfg.epochs, 1), eta_min=cfg.lr / 20)
+            for k, o in optimizers.items()}
+    elif cfg.schedule == "plateau":
+        schedulers = {k: torch.optim.lr_scheduler.ReduceLROnPlateau(o, factor=0.5, patience=15)
+                      for k, o in optimizers.items()}
+    else:
+        raise ConfigError(f"unknown schedule {cfg.schedule!r}; use 'plateau' or 'cosine'")
     return models, optimizers, schedulers
 
 
@@ -390,8 +467,8 @@ def train_gan(
 
     from ..train import Trainer, gan_step
 
-    models, optimizers, schedulers = build_gan(cfg, in_channels=1 if condition is None else 2)
     epochs = cfg.epochs if epochs is None else epochs
+    models, optimizers, schedulers = build_gan(cfg, 1 if condition is None else 2, epochs)
     config = {
         **cfg.config(), "adversarial_weight": adversarial_weight,
         "reconstruction_weight": reconstruction_weight, "pool": pool.fingerprint(),
@@ -463,10 +540,12 @@ class Verdict:
     beats_cc: bool
 
     @classmethod
-    def of(cls, scores: dict[str, dict[str, float]], gan: str = "GAN") -> Verdict:
-        """The verdict of ``scores[gan]`` against ``scores["molmap"]``."""
-        return cls(bool(scores[gan]["pcc"] > scores["molmap"]["pcc"]),
-                   bool(scores[gan]["cc_chimerax"] > scores["molmap"]["cc_chimerax"]))
+    def of(cls, scores: dict[str, dict[str, float]], gan: str = "GAN",
+           against: Sequence[str] = ("molmap",)) -> Verdict:
+        """The verdict of ``scores[gan]`` against every map named in ``against`` (molmap, or
+        all of :data:`cryolab.density.METHODS` for the leave-one-map-out table)."""
+        return cls(*(bool(all(scores[gan][k] > scores[m][k] for m in against))
+                     for k in ("pcc", "cc_chimerax")))
 
     @property
     def claim(self) -> str:
@@ -498,6 +577,10 @@ class Struc2MapRun:
         timings: the notebook's stopwatch, seconds by step.
         test_map: registered name of the held-out map; train_maps: names of training maps.
         conditioned: results of the resolution-conditioned generator (beyond the paper).
+        lomo: this run's leave-one-map-out folds (:meth:`LeaveOneMapOut.as_metrics`; empty
+            when the profile runs none).
+        lomo_pretrained: :meth:`LeaveOneMapOut.summary` of the committed ``pretrained`` run
+            (all five folds), which the results overview's claims read.
     """
 
     history: Mapping[str, Sequence[float]]
@@ -510,6 +593,8 @@ class Struc2MapRun:
     test_map: str
     train_maps: list[str]
     conditioned: dict
+    lomo: dict = field(default_factory=dict)
+    lomo_pretrained: dict | None = None
 
     @property
     def verdict(self) -> Verdict:
@@ -534,11 +619,220 @@ class Struc2MapRun:
             "timings": self.timings,
             "test_map": self.test_map, "train_maps": self.train_maps,
             "conditioned": self.conditioned,
+            "lomo": self.lomo, "lomo_pretrained": self.lomo_pretrained,
         }
+
+
+# ------------------------------------------------------------------- leave one map out
+
+#: The baseline of the leave-one-map-out table beside the paper's four simulators: molmap at
+#: the map's resolution, zeroed beyond 3 Å of the model like the targets and the GAN's output.
+MASKED_MOLMAP = "molmap, masked like the targets"
+
+
+@dataclass
+class FoldResult:
+    """One leave-one-map-out fold: a generator trained on every other map, tested on ``test``.
+
+    Attributes:
+        test: the held-out map (key of :data:`MIRROR`); train: the training maps.
+        resolution: the held-out map's resolution (Å), at which the simulators run.
+        scores: ``{map name: evaluate_map scores}``: ``"GAN"``, the four simulators,
+            :data:`MASKED_MOLMAP`, and ``"conditioned GAN"`` (at ``resolution``) when trained.
+        history: the GAN's training history (``loss``, ``reconstruction``, ``adversarial``,
+            ``discriminator``, ``seconds`` per epoch).
+        training_seconds: wall time of the fold's training, by model.
+    """
+
+    test: str
+    train: list[str]
+    resolution: float
+    scores: dict[str, dict[str, float]]
+    history: dict[str, list[float]]
+    training_seconds: dict[str, float]
+
+    @property
+    def verdict(self) -> Verdict:
+        """The paper's claim on this map: the GAN above every classical simulator."""
+        return Verdict.of(self.scores, against=density.METHODS)
+
+
+@dataclass
+class LeaveOneMapOut:
+    """The leave-one-map-out evaluation over the mirror's maps (:func:`leave_one_map_out`)."""
+
+    folds: list[FoldResult]
+
+    def table(self):  # noqa: ANN201 - pandas is imported lazily
+        """Scores as a DataFrame indexed by (held-out map, method), one column per metric,
+        with a ``"mean"`` block (the mean over folds) last."""
+        import pandas as pd
+
+        rows = [{"map": f.test, "method": m, **{k: s[k] for k in IMAGE_METRICS}}
+                for f in self.folds for m, s in f.scores.items()]
+        frame = pd.DataFrame(rows)
+        means = frame.groupby("method", sort=False)[list(IMAGE_METRICS)].mean().reset_index()
+        means.insert(0, "map", "mean")
+        return pd.concat([frame, means]).set_index(["map", "method"])
+
+    def means(self) -> dict[str, dict[str, float]]:
+        """Mean of each metric over the folds, by method (methods scored on every fold)."""
+        methods = set.intersection(*(set(f.scores) for f in self.folds))
+        return {m: {k: float(np.mean([f.scores[m][k] for f in self.folds]))
+                    for k in IMAGE_METRICS} for m in sorted(methods)}
+
+    @property
+    def wins(self) -> int:
+        """Folds where the GAN beats every simulator on both PCC and ChimeraX correlation."""
+        return sum(f.verdict.beats_pcc and f.verdict.beats_cc for f in self.folds)
+
+    def summary(self) -> dict:
+        """What the overview reads: means, and on how many folds the GAN beats every
+        simulator on PCC (``wins_pcc``), on ChimeraX correlation (``wins_cc``), on both."""
+        return {"means": self.means(), "wins": self.wins, "n_folds": len(self.folds),
+                "wins_pcc": sum(f.verdict.beats_pcc for f in self.folds),
+                "wins_cc": sum(f.verdict.beats_cc for f in self.folds)}
+
+    def as_metrics(self) -> dict:
+        """The ``lomo`` record of ``metrics.json``."""
+        return {"folds": [asdict(f) for f in self.folds], **self.summary(),
+                "verdicts": {f.test: asdict(f.verdict) for f in self.folds},
+                "paper": PAPER_MEANS}
+
+    @classmethod
+    def from_metrics(cls, record: dict) -> LeaveOneMapOut:
+        """Rebuild from :meth:`as_metrics` (e.g. the committed ``pretrained`` results)."""
+        return cls([FoldResult(**f) for f in record["folds"]])
+
+
+def _plain_history(history) -> dict[str, list[float]]:  # noqa: ANN001 - cryolab.train.History
+    keys = ("loss", "reconstruction", "adversarial", "discriminator", "seconds")
+    return {k: [float(v) for v in history[k]] for k in keys}
+
+
+def run_fold(
+    cfg: Struc2MapProfile, pairs: Mapping[str, CuratedPair], test: str,
+    folder: Path | None = None, device: str | None = None, progress: bool = False,
+    conditioned: bool = False,
+):
+    """Train on every pair of ``pairs`` but ``test`` (``cfg.lomo_epochs`` epochs) and score the
+    generator and the simulators on ``test``; returns (FoldResult, generator, generated map).
+
+    With ``conditioned`` a resolution-conditioned generator is trained on the same pool (same
+    epochs) and scored at the held-out map's own resolution. Checkpoints go to ``folder``
+    (a rerun resumes them). Maps are generated with the paper's 32³ tiles and 20³ cores
+    whatever the training patch, as ``cryolab simulate-map`` does.
+    """
+    train = [k for k in pairs if k != test]
+    pool = PatchPool([pairs[k] for k in train], cfg.patch, cfg.pool_size, seed=cfg.seed,
+                     resolutions=[MIRROR[k].resolution for k in train])
+
+    def checkpoint(tag: str) -> Path | None:
+        return None if folder is None else folder / f"fold_{test}_{tag}.pt"
+
+    trainer, history = train_gan(cfg, pool, checkpoint=checkpoint("gan"), device=device,
+                                 progress=progress, epochs=cfg.lomo_epochs)
+    generators = {"GAN": trainer.models["generator"]}
+    seconds = {"GAN": float(np.nansum(history["seconds"]))}
+    if conditioned:
+        cond, cond_history = train_gan(cfg, pool, checkpoint=checkpoint("conditioned"),
+                                       device=device, progress=progress,
+                                       condition=cfg.condition, epochs=cfg.lomo_epochs)
+        generators["conditioned GAN"] = cond.models["generator"]
+        seconds["conditioned GAN"] = float(np.nansum(cond_history["seconds"]))
+    pair, held = pairs[test], MIRROR[test]
+    structure = mirror_structure(held.model)
+    made = {name: generate_map(g, structure, on_grid=pair.target, mask_radius=3.0, device=device,
+                               resolution=held.resolution if name != "GAN" else None)
+            for name, g in generators.items()}
+    candidates = {name: v.data for name, v in made.items()}
+    sims = simulator_maps(structure, held.resolution, pair.target)
+    candidates |= {name: v.data for name, v in sims.items()}
+    candidates[MASKED_MOLMAP] = np.where(pair.mask, sims["molmap"].data, 0.0)
+    scores = {name: evaluate_map(m, pair.target.data) for name, m in candidates.items()}
+    result = FoldResult(test, train, held.resolution, scores, _plain_history(history), seconds)
+    return result, generators["GAN"], made["GAN"]
+
+
+def held_out_curve(
+    cfg: Struc2MapProfile, pairs: Mapping[str, CuratedPair], test: str, epochs: int,
+    every: int, progress: bool = False, **train_options,
+) -> list[dict[str, float]]:
+    """How the held-out scores grow with training: a generator trained on every pair but
+    ``test`` for ``epochs`` epochs, scored on ``test`` every ``every`` epochs (PCC and ChimeraX
+    correlation of the GAN, beside molmap at the map's resolution). Returns one record per
+    scored epoch, with the training losses of that epoch."""
+    from torch import nn
+
+    from ..train import Trainer, gan_step
+
+    train = [k for k in pairs if k != test]
+    pool = PatchPool([pairs[k] for k in train], cfg.patch, cfg.pool_size, seed=cfg.seed,
+                     resolutions=[MIRROR[k].resolution for k in train])
+    models, optimizers, schedulers = build_gan(cfg, 1, epochs)
+    trainer = Trainer(
+        models, optimizers,
+        gan_step(nn.SmoothL1Loss(), train_options.get("adversarial_weight", 0.01),
+                 train_options.get("reconstruction_weight", 1.0)),
+        schedulers=schedulers, monitor="loss", seed=cfg.seed)
+    held = MIRROR[test]
+    structure = mirror_structure(held.model)
+    target = pairs[test].target
+    molmap = evaluate_map(density.simulate(structure, held.resolution, "molmap",
+                                           on_grid=target).data, target.data)
+    curve = []
+
+    def validate(t: Trainer) -> dict[str, float]:
+        if (t.epoch + 1) % every:
+            return {}
+        made = generate_map(t.models["generator"], structure, on_grid=target, mask_radius=3.0)
+        scores = evaluate_map(made.data, target.data)
+        curve.append({"epoch": t.epoch + 1, "pcc": scores["pcc"],
+                      "cc_chimerax": scores["cc_chimerax"], "molmap_pcc": molmap["pcc"],
+                      "molmap_cc_chimerax": molmap["cc_chimerax"]})
+        return {"held_out_pcc": scores["pcc"]}
+
+    history = trainer.fit(pool.batches(cfg.patches_per_epoch, cfg.batch_size), epochs,
+                          validate=validate, progress=progress)
+    for record in curve:
+        record |= {k: history[k][record["epoch"] - 1] for k in ("loss", "reconstruction")}
+    return curve
+
+
+def mirror_pairs(names: Sequence[str] | None = None) -> dict[str, CuratedPair]:
+    """The curated pairs of :data:`MIRROR` (all, or ``names``), by EMDB id."""
+    return {k: load_pair(MIRROR[k].map, MIRROR[k].model) for k in (names or MIRROR)}
+
+
+def leave_one_map_out(
+    cfg: Struc2MapProfile, folder: Path | None = None, device: str | None = None,
+    progress: bool = False, conditioned: bool = False,
+    log: Callable[[str], None] | None = None,
+) -> tuple[LeaveOneMapOut, dict[str, Volume]]:
+    """Run the folds ``cfg.lomo_folds`` (see :func:`run_fold`); returns the evaluation and the
+    GAN's map of each held-out map. ``log`` receives one line per fold. With
+    ``cfg.test_crop`` (smoke) every pair is cut to a centred cube of that size."""
+    pairs = mirror_pairs()
+    if cfg.test_crop:
+        pairs = {k: crop_pair(p, cfg.test_crop) for k, p in pairs.items()}
+    folds, maps = [], {}
+    for test in cfg.lomo_folds:
+        fold, _, made = run_fold(cfg, pairs, test, folder, device, progress, conditioned)
+        folds.append(fold)
+        maps[test] = made
+        if log is not None:
+            gan = fold.scores["GAN"]
+            best = {k: max(fold.scores[m][k] for m in density.METHODS)
+                    for k in ("pcc", "cc_chimerax")}
+            log(f"fold {test}: GAN PCC {gan['pcc']:.3f} (best simulator {best['pcc']:.3f}), "
+                f"ChimeraX {gan['cc_chimerax']:.3f} ({best['cc_chimerax']:.3f}); "
+                f"{fold.training_seconds['GAN']:.0f} s training")
+    return LeaveOneMapOut(folds), maps
 
 
 def data_files() -> list[str]:
     """The registered files this chapter reads, in any profile (``cryolab data download``)."""
     names = {n for p in PROFILES.values() for pair in p.train for n in pair}
     names |= {n for p in PROFILES.values() for n in p.test[:2]}
+    names |= {n for p in MIRROR.values() for n in (p.map, p.model)}
     return sorted(names | set(PAPER_LISTS.values()))

@@ -54,10 +54,14 @@ def card(name: str) -> dict[str, Any]:
 def load(name: str, device: str | None = None):  # noqa: ANN201 - torch is imported lazily
     """The shipped model ``name``, rebuilt by :func:`cryolab.train.load_model` in eval mode.
 
-    The card's ``model_class`` (``"package.module.Class"``) names the class to rebuild.
+    The card's ``model_class`` (``"package.module.Class"``) names the class to rebuild, and
+    its ``checkpoint_name`` the model's name inside the file (default ``"model"``; the
+    struc2mapGAN generators are stored as ``"generator"``, like the checkpoints training
+    writes).
     """
     from ..train import load_model
 
     module, _, cls = card(name)["model_class"].rpartition(".")
     model_class = getattr(importlib.import_module(module), cls)
-    return load_model(path(name), model_class, device=device)
+    return load_model(path(name), model_class, name=card(name).get("checkpoint_name", "model"),
+                      device=device)

@@ -1,8 +1,9 @@
 """Reproduce a shipped model from scratch: ``python -m cryolab.weights.train
-afm|tomo|superres|vae``.
+afm|tomo|superres|vae|struc2map``.
 
 ``afm`` trains PoseVox (chapter 06); ``tomo`` trains the tomogram denoiser and segmenter
-(chapter 05); ``superres`` and ``vae`` train chapter 02's U-Net and chapter 03's VAE. Each
+(chapter 05); ``superres`` and ``vae`` train chapter 02's U-Net and chapter 03's VAE;
+``struc2map`` runs chapter 01's leave-one-map-out folds and trains its generators. Each
 trains the chapter's model with its ``pretrained`` profile, deterministically for a seed,
 prints the training log, and writes the slim checkpoint ``<name>.pt`` (weights and sizes
 only: plain tensors, dicts, lists, strings and numbers, so that ``torch.load(...,
@@ -29,7 +30,8 @@ from . import _folder
 
 __all__ = ["train_afm", "refresh_book_model", "train_superres", "train_vae",
            "card_real_maps", "ci_sample", "synthetic_evaluation", "evaluate_card",
-           "train_tomo", "evaluate_tomo", "tomo_ci_scores", "main"]
+           "train_tomo", "evaluate_tomo", "tomo_ci_scores", "train_struc2map", "s2m_fold",
+           "s2m_ci_scores", "s2m_merge", "refresh_s2m_evaluation", "main"]
 
 CI_SAMPLE = 4  # validation structures in the card's CI check
 CI_VIEWS = 3
@@ -53,17 +55,15 @@ def _hardware() -> str:
             f"torch {torch.__version__} with {torch.get_num_threads()} thread(s)")
 
 
-def _save_slim(model, path: Path) -> None:
-    """Write ``model`` as a slim checkpoint (weights and sizes only) that
-    :func:`cryolab.train.load_model` reads."""
+def _save_slim(model, path: Path, key: str = "model") -> None:  # noqa: ANN001 - torch module
+    """Write ``model`` as a slim checkpoint (weights and sizes only, stored under ``key``)
+    that :func:`cryolab.train.load_model` reads."""
     import torch
 
     state = {
         "cryolab_version": __version__,
-        "architecture": {"model": {"class": type(model).__name__,
-                                   "hparams": dict(model.hparams)}},
-        "models": {"model": {k: v.detach().cpu().clone()
-                             for k, v in model.state_dict().items()}},
+        "architecture": {key: {"class": type(model).__name__, "hparams": dict(model.hparams)}},
+        "models": {key: {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}},
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(state, path)
@@ -600,13 +600,274 @@ def train_tomo(out: Path, seed: int = 0, threads: int = 1) -> None:
     print(f"evaluated; {time.perf_counter() - start:.0f} s", flush=True)
 
 
+# ------------------------------------------------------------------ chapter 01: struc2mapGAN
+
+S2M_NB = "01_struc2map_gan"
+#: The card's CI sample: the smallest of the five pairs (3J6B chain 9 in its EMD-2566
+#: cut-out), generated on its curated grid and scored like the chapter's maps.
+S2M_CI_MAP = "EMD-2566"
+S2M_CI_TOLERANCE = 0.01  # PCC / correlation: BLAS differences in the last bits of a voxel
+
+
+def s2m_ci_scores(generator, resolution: float | None = None) -> dict[str, float]:  # noqa: ANN001
+    """The card's CI numbers: PCC and ChimeraX correlation of the generator's map of
+    :data:`S2M_CI_MAP` against its curated target (``resolution`` for a conditioned one)."""
+    from ..apply import generate_map
+    from ..pipelines import struc2map as S
+
+    held = S.MIRROR[S2M_CI_MAP]
+    pair = S.load_pair(held.map, held.model)
+    made = generate_map(generator, S.mirror_structure(held.model), on_grid=pair.target,
+                        mask_radius=3.0, resolution=resolution)
+    scores = S.evaluate_map(made.data, pair.target.data)
+    return {k: round(float(scores[k]), 5) for k in ("pcc", "cc_chimerax")}
+
+
+def _generation_seconds(generator, threads: int) -> dict[str, float]:  # noqa: ANN001
+    """Seconds to generate a whole map (molmap, tiles, network) on ``threads`` CPU threads for
+    5ME2 and for the largest structure of the five (6GYN, the HCN4 tetramer)."""
+    import torch
+
+    from ..apply import generate_map
+    from ..data import fetch
+    from ..io import read_structure
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    out = {}
+    try:
+        for label, name in (("5ME2", "structures/ccpem/5me2.pdb.gz"),
+                            ("6GYN", "structures/mainmastseg/6gyn.pdb.gz")):
+            structure = read_structure(fetch(name))
+            start = time.perf_counter()
+            made = generate_map(generator, structure, mask_radius=3.0)
+            out[label] = {"seconds": round(time.perf_counter() - start, 1),
+                          "grid": list(made.shape)}
+    finally:
+        torch.set_num_threads(before)
+    return out
+
+
+def _s2m_figures(lomo, maps, profile: str) -> None:  # noqa: ANN001
+    """Learning curves of every fold and a central slice of every held-out map (GAN, best
+    simulator, experimental) into ``results/01_struc2map_gan/<profile>/``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from ..pipelines import struc2map as S
+    from ..viz import save_figure
+
+    fig, ax = plt.subplots(figsize=(5.5, 3.4), constrained_layout=True)
+    for fold in lomo.folds:
+        ax.plot(fold.history["reconstruction"], label=f"without {fold.test}")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("SmoothL1(G(x), y)")
+    ax.set_yscale("log")
+    ax.legend(frameon=False, fontsize=8)
+    save_figure(fig, S2M_NB, profile, "lomo_learning_curves")
+    plt.close(fig)
+    pairs = S.mirror_pairs([f.test for f in lomo.folds])
+    fig, axes = plt.subplots(len(lomo.folds), 3, figsize=(7, 2.3 * len(lomo.folds)),
+                             constrained_layout=True, squeeze=False)
+    for row, fold in zip(axes, lomo.folds, strict=True):
+        pair = pairs[fold.test]
+        best = max(S.density.METHODS, key=lambda m: fold.scores[m]["pcc"])
+        sim = S.density.simulate(S.mirror_structure(S.MIRROR[fold.test].model),
+                                 fold.resolution, best, on_grid=pair.target)
+        k = int(np.argmax(pair.mask.sum(axis=(1, 2))))
+        for a, data, title in zip(row, (maps[fold.test].data, sim.data, pair.target.data),
+                                  ("GAN", f"{best} {fold.resolution} Å", fold.test),
+                                  strict=True):
+            a.imshow(data[k], cmap="gray")
+            a.set_title(title, fontsize=9)
+            a.axis("off")
+    save_figure(fig, S2M_NB, profile, "lomo_slices")
+    plt.close(fig)
+
+
+def _s2m_evaluation(lomo_record: dict | None, epochs: int) -> dict:
+    """A struc2mapGAN card's evaluation: the leave-one-map-out record, or why there is none."""
+    if not lomo_record:
+        return {"protocol": "no held-out evaluation of this model: the chapter's book profile "
+                            "compares conditioned and unconditioned generators on held-out "
+                            "folds"}
+    return {"protocol": f"leave one map out: the same recipe with {epochs} epochs, trained "
+                        "on four maps and scored on the fifth; the shipped model saw all five",
+            **lomo_record}
+
+
+def refresh_s2m_evaluation(card_path: Path, profile: str = "pretrained") -> None:
+    """Put the committed leave-one-map-out run (``results/01_struc2map_gan/<profile>/``) into
+    an existing struc2mapGAN card (when the folds and the shipped model trained apart)."""
+    from ..pipelines import struc2map as S
+
+    path = repo_root(Path(__file__)) / "results" / S2M_NB / profile / "metrics.json"
+    card = json.loads(card_path.read_text())
+    card["evaluation"] = _s2m_evaluation(json.loads(path.read_text())["lomo"],
+                                         S.PROFILES[profile].lomo_epochs)
+    card_path.write_text(json.dumps(card, indent=1) + "\n")
+
+
+def _s2m_save_lomo(result, maps, profile: str, commit: str, seconds: float) -> dict:  # noqa: ANN001
+    """Write the leave-one-map-out record (``metrics.json``) and its figures; returns it."""
+    from ..results import save_metrics
+
+    record = result.as_metrics()
+    save_metrics(S2M_NB, profile, {"lomo": record, "commit": commit, "hardware": _hardware(),
+                                   "wall_seconds": seconds})
+    _s2m_figures(result, maps, profile)
+    print(f"leave-one-map-out: GAN beats every simulator on PCC and ChimeraX correlation on "
+          f"{result.wins} of {len(result.folds)} folds", flush=True)
+    return record
+
+
+def s2m_fold(out: Path, test: str, seed: int = 0, threads: int = 1,
+             profile: str = "pretrained") -> None:
+    """One leave-one-map-out fold on its own (folds can run as parallel processes): writes
+    ``out/.struc2map-training/fold_<test>.json`` (the FoldResult, with its wall time) and
+    ``.npy`` (the generated map); :func:`s2m_merge` assembles them."""
+    from dataclasses import asdict
+
+    import numpy as np
+    import torch
+
+    from ..pipelines import struc2map as S
+
+    start = time.perf_counter()
+    torch.set_num_threads(threads)
+    cfg = replace(S.PROFILES[profile], seed=seed)
+    work = out / ".struc2map-training"
+    work.mkdir(parents=True, exist_ok=True)
+    fold, _, made = S.run_fold(cfg, S.mirror_pairs(), test, folder=work)
+    np.save(work / f"fold_{test}.npy", made.data)
+    record = {"fold": asdict(fold), "commit": _commit(), "seconds": time.perf_counter() - start}
+    (work / f"fold_{test}.json").write_text(json.dumps(record) + "\n")
+    print(f"fold {test}: GAN PCC {fold.scores['GAN']['pcc']:.3f}, ChimeraX "
+          f"{fold.scores['GAN']['cc_chimerax']:.3f}; {record['seconds']:.0f} s", flush=True)
+
+
+def s2m_merge(out: Path, profile: str = "pretrained") -> None:
+    """Assemble the folds :func:`s2m_fold` wrote into the leave-one-map-out record and
+    figures, and put it into the shipped generator's card."""
+    import numpy as np
+
+    from ..pipelines import struc2map as S
+
+    work = out / ".struc2map-training"
+    records = [json.loads((work / f"fold_{k}.json").read_text())
+               for k in S.PROFILES[profile].lomo_folds]
+    result = S.LeaveOneMapOut([S.FoldResult(**r["fold"]) for r in records])
+    pairs = S.mirror_pairs()
+    maps = {f.test: pairs[f.test].target.with_data(np.load(work / f"fold_{f.test}.npy"))
+            for f in result.folds}
+    commits = sorted({r["commit"] for r in records})
+    _s2m_save_lomo(result, maps, profile, ", ".join(commits),
+                   float(sum(r["seconds"] for r in records)))
+    if (out / "gan.json").is_file():
+        refresh_s2m_evaluation(out / "gan.json", profile)
+
+
+def train_struc2map(out: Path, seed: int = 0, threads: int = 1, lomo: bool = True,
+                    conditioned: bool = True, profile: str = "pretrained",
+                    timing: bool = True) -> dict:
+    """Chapter 01's ``pretrained`` run: the leave-one-map-out folds (results written to
+    ``results/01_struc2map_gan/<profile>/metrics.json``), then the generator trained on all
+    five pairs, ``out/gan.pt`` + card, then the resolution-conditioned one,
+    ``out/gan_conditioned.pt`` + card. Returns the GAN's card."""
+    import torch
+
+    from ..pipelines import struc2map as S
+    start = time.perf_counter()
+    commit = _commit()
+    torch.set_num_threads(threads)
+    cfg = replace(S.PROFILES[profile], seed=seed)
+    work = out / ".struc2map-training"
+    work.mkdir(parents=True, exist_ok=True)
+    lomo_record = None
+    if lomo:
+        result, maps = S.leave_one_map_out(cfg, folder=work, log=lambda m: print(m, flush=True))
+        lomo_record = _s2m_save_lomo(result, maps, profile, commit,
+                                     time.perf_counter() - start)
+    pairs = S.mirror_pairs()
+    names = [n for k in pairs for n in (S.MIRROR[k].map, S.MIRROR[k].model)]
+    pool = S.PatchPool(list(pairs.values()), cfg.patch, cfg.pool_size, seed=cfg.seed,
+                       resolutions=[S.MIRROR[k].resolution for k in pairs])
+    cards = {}
+    runs = [("gan", None, cfg.epochs)]
+    if conditioned and cfg.conditioned_epochs:
+        runs.append(("gan_conditioned", cfg.condition, cfg.conditioned_epochs))
+    for name, condition, epochs in runs:
+        begun = time.perf_counter()
+        trainer, history = S.train_gan(cfg, pool, checkpoint=work / f"{name}.pt",
+                                       condition=condition, epochs=epochs, progress=False)
+        for record in history.records:
+            print(json.dumps({k: round(v, 5) for k, v in record.items()}), flush=True)
+        generator = trainer.models["generator"].eval()
+        train_seconds = time.perf_counter() - begun
+        _save_slim(generator, out / f"{name}.pt", key="generator")
+        ci_resolution = S.MIRROR[S2M_CI_MAP].resolution if condition else None
+        card = {
+            "name": name,
+            "task": "chapter 01: an experimental-looking cryo-EM map (1 Å voxels, [0, 1]) from "
+                    "a 2 Å molmap of an atomic model (struc2mapGAN)"
+                    + (", at a requested resolution (beyond the paper)" if condition else ""),
+            "model_class": f"{type(generator).__module__}.{type(generator).__name__}",
+            "checkpoint_name": "generator",
+            "architecture": {
+                "summary": "3D U-Net++ with residual blocks (struc2mapGAN's generator), "
+                           "trained against a 3D convolutional discriminator",
+                "hparams": dict(generator.hparams),
+                "parameters": int(sum(p.numel() for p in generator.parameters())),
+                "input": "molmap at 2 Å on 1 Å voxels scaled to [0, 1]"
+                         + ("; second channel: that input blurred to the requested resolution"
+                            if condition else ""),
+                "output": "map in [0, 1] on the same grid; 32³ tiles, 20³ cores kept",
+            },
+            "training": {
+                "profile": profile,
+                "settings": {k: v for k, v in cfg.config().items()
+                             if k not in ("train", "test", "lomo_folds")},
+                "epochs": epochs,
+                "condition": list(condition) if condition else None,
+                "seed": seed,
+                "names": names,
+                "maps": list(pairs),
+                "wall_seconds": round(train_seconds, 1),
+                "hardware": _hardware(),
+                "cryolab_version": __version__,
+                "commit": commit,
+                "log": history.records,
+            },
+            "evaluation": _s2m_evaluation(None if condition else lomo_record,
+                                          cfg.lomo_epochs),
+            "generation_seconds": None if condition or not timing else (
+                _generation_seconds(generator, 2)
+                | {"threads": 2, "paper": "13.8–53.6 s per map (GPU)"}),
+            "ci_check": {"map": S2M_CI_MAP, "resolution": ci_resolution,
+                         "note": "a training map: this checks that the shipped file still "
+                                 "makes the same map, not how well it generalises",
+                         **s2m_ci_scores(generator, ci_resolution),
+                         "tolerance": S2M_CI_TOLERANCE},
+        }
+        (out / f"{name}.json").write_text(json.dumps(card, indent=1) + "\n")
+        cards[name] = card
+        print(f"wrote {out / (name + '.pt')} "
+              f"({(out / (name + '.pt')).stat().st_size / 1e6:.2f} MB) and its card; "
+              f"{time.perf_counter() - start:.0f} s", flush=True)
+    return cards["gan"]
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m cryolab.weights.train",
                                 description="Reproduce a shipped model from scratch.")
-    p.add_argument("chapter", choices=("afm", "tomo", "superres", "vae"),
+    p.add_argument("chapter", choices=("afm", "tomo", "superres", "vae", "struc2map"),
                    help="which model (afm: PoseVox, chapter 06; tomo: the tomogram denoiser "
                         "and segmenter, chapter 05; superres: the U-Net, chapter 02; vae: "
-                        "the VAE, chapter 03)")
+                        "the VAE, chapter 03; struc2map: the struc2mapGAN generators of "
+                        "chapter 01, after their leave-one-map-out evaluation)")
     p.add_argument("--minutes", type=float, default=15.0,
                    help="superres, vae: train for this long unless --epochs is given (15)")
     p.add_argument("--out", type=Path, default=_folder(), help="folder (default: the package)")
@@ -618,7 +879,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--evaluate-only", action="store_true",
                    help="superres, vae, tomo: do not train; recompute the cards' evaluation")
     p.add_argument("--book-only", action="store_true",
-                   help="do not train: put the chapter's latest book run into the card")
+                   help="do not train: put the chapter's latest book run (afm) or the "
+                        "committed leave-one-map-out run (struc2map) into the card")
+    p.add_argument("--fold", metavar="EMD", default=None,
+                   help="struc2map: run only this leave-one-map-out fold (e.g. EMD-3488), so "
+                        "that folds can run as parallel processes")
+    p.add_argument("--merge", action="store_true",
+                   help="struc2map: assemble the folds --fold wrote into the results and card")
+    p.add_argument("--no-lomo", action="store_true",
+                   help="struc2map: train only the shipped generators (the folds ran apart)")
+    p.add_argument("--no-timing", action="store_true",
+                   help="struc2map: do not time generation for the card")
     args = p.parse_args(argv)
     if args.chapter == "tomo":
         if args.evaluate_only:
@@ -630,6 +901,15 @@ def main(argv: list[str] | None = None) -> int:
     elif args.chapter in ("superres", "vae"):
         train = train_superres if args.chapter == "superres" else train_vae
         train(args.out, args.seed, args.minutes, args.epochs, args.threads)
+    elif args.chapter == "struc2map" and args.fold:
+        s2m_fold(args.out, args.fold, args.seed, args.threads)
+    elif args.chapter == "struc2map" and args.merge:
+        s2m_merge(args.out)
+    elif args.chapter == "struc2map" and args.book_only:
+        refresh_s2m_evaluation(args.out / "gan.json")
+    elif args.chapter == "struc2map":
+        train_struc2map(args.out, args.seed, args.threads, lomo=not args.no_lomo,
+                        timing=not args.no_timing)
     elif args.book_only:
         refresh_book_model(args.out / "posevox.json")
     else:
