@@ -131,8 +131,12 @@ def test_smoke_chapter_on_two_processes_matches_one(tmp_path, mirror):
         diff = np.concatenate([np.abs(a[k] - b[k]).ravel() for k in a])
         # all but a handful agree to float rounding; the rest are convolution biases that
         # feed an InstanceNorm, whose gradient is 0 up to rounding and which Adam's
-        # normalised first steps turn into moves of up to ±lr
-        assert np.mean(diff < 1e-5) > 0.998, name
+        # normalised first steps turn into moves of up to ±lr. Without SmoothL1 the
+        # generator's only gradient is the adversarial one, itself 0 up to rounding while
+        # the discriminator still sits at ln 2, so there every weight is such a case (about
+        # 70 % agree to 1e-5): its losses and the bound below still hold
+        if name != "no_smoothl1.pt":
+            assert np.mean(diff < 1e-5) > 0.998, name
         assert diff.max() < 2 * lr * steps, name
         np.testing.assert_allclose(_losses(two / name), _losses(one / name), rtol=1e-6)
 
