@@ -75,7 +75,6 @@ __all__ = [
     "run_fold",
     "leave_one_map_out",
     "mirror_pairs",
-    "held_out_curve",
     "MASKED_MOLMAP",
 ]
 
@@ -752,51 +751,6 @@ def run_fold(
     scores = {name: evaluate_map(m, pair.target.data) for name, m in candidates.items()}
     result = FoldResult(test, train, held.resolution, scores, _plain_history(history), seconds)
     return result, generators["GAN"], made["GAN"]
-
-
-def held_out_curve(
-    cfg: Struc2MapProfile, pairs: Mapping[str, CuratedPair], test: str, epochs: int,
-    every: int, progress: bool = False, **train_options,
-) -> list[dict[str, float]]:
-    """How the held-out scores grow with training: a generator trained on every pair but
-    ``test`` for ``epochs`` epochs, scored on ``test`` every ``every`` epochs (PCC and ChimeraX
-    correlation of the GAN, beside molmap at the map's resolution). Returns one record per
-    scored epoch, with the training losses of that epoch."""
-    from torch import nn
-
-    from ..train import Trainer, gan_step
-
-    train = [k for k in pairs if k != test]
-    pool = PatchPool([pairs[k] for k in train], cfg.patch, cfg.pool_size, seed=cfg.seed,
-                     resolutions=[MIRROR[k].resolution for k in train])
-    models, optimizers, schedulers = build_gan(cfg, 1, epochs)
-    trainer = Trainer(
-        models, optimizers,
-        gan_step(nn.SmoothL1Loss(), train_options.get("adversarial_weight", 0.01),
-                 train_options.get("reconstruction_weight", 1.0)),
-        schedulers=schedulers, monitor="loss", seed=cfg.seed)
-    held = MIRROR[test]
-    structure = mirror_structure(held.model)
-    target = pairs[test].target
-    molmap = evaluate_map(density.simulate(structure, held.resolution, "molmap",
-                                           on_grid=target).data, target.data)
-    curve = []
-
-    def validate(t: Trainer) -> dict[str, float]:
-        if (t.epoch + 1) % every:
-            return {}
-        made = generate_map(t.models["generator"], structure, on_grid=target, mask_radius=3.0)
-        scores = evaluate_map(made.data, target.data)
-        curve.append({"epoch": t.epoch + 1, "pcc": scores["pcc"],
-                      "cc_chimerax": scores["cc_chimerax"], "molmap_pcc": molmap["pcc"],
-                      "molmap_cc_chimerax": molmap["cc_chimerax"]})
-        return {"held_out_pcc": scores["pcc"]}
-
-    history = trainer.fit(pool.batches(cfg.patches_per_epoch, cfg.batch_size), epochs,
-                          validate=validate, progress=progress)
-    for record in curve:
-        record |= {k: history[k][record["epoch"] - 1] for k in ("loss", "reconstruction")}
-    return curve
 
 
 def mirror_pairs(names: Sequence[str] | None = None) -> dict[str, CuratedPair]:
