@@ -7,6 +7,7 @@ table and against space carving.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections.abc import Iterator, Sequence
@@ -34,7 +35,9 @@ __all__ = [
     "GAP_VARIANTS",
     "AFMDataset",
     "structure_table",
+    "stable_fraction",
     "split_groups",
+    "SPLIT_RULE",
     "render_structure",
     "build_dataset",
     "train_pix2vox",
@@ -166,6 +169,10 @@ RCSB_URL = "https://files.rcsb.org/download/{id}.cif.gz"
 RCSB_PREFIX = "rcsb/"
 
 
+#: how :func:`split_groups` decides (part of the dataset cache key)
+SPLIT_RULE = "sha256(seed:group) < val_fraction"
+
+
 def structure_file(name: str) -> Path:
     """The local file of a structure: a registered catalogue name (:func:`cryolab.data.fetch`)
     or ``rcsb/<PDB id>``, downloaded once from the RCSB into the user cache with pooch."""
@@ -205,18 +212,42 @@ def structure_table(cfg: AFMProfile) -> pd.DataFrame:
         df = pd.concat([known, pd.DataFrame({"name": [RCSB_PREFIX + i for i in extra],
                                              "group": extra})])
     if cfg.n_structures is not None:
-        rng = np.random.default_rng(cfg.seed)
-        df = df.iloc[np.sort(rng.choice(len(df), cfg.n_structures, replace=False))]
+        # the rows with the smallest hashes: adding a file to the catalogue can only displace
+        # a chosen row if its own hash is smaller, never reshuffle the rest
+        order = np.argsort([stable_fraction(f"subset:{cfg.seed}", n) for n in df["name"]],
+                           kind="stable")
+        df = df.iloc[np.sort(order[:cfg.n_structures])]
     return df.reset_index(drop=True)
 
 
+def stable_fraction(salt: str, item: str) -> float:
+    """A number in [0, 1) fixed by ``salt`` and ``item`` alone (SHA-256, not Python's
+    ``hash``, which changes between runs), so choices made with it do not move when other
+    items are added.
+
+    >>> stable_fraction("0", "1AVO") == stable_fraction("0", "1AVO")
+    True
+    >>> 0 <= stable_fraction("0", "1AVO") < 1
+    True
+    """
+    digest = hashlib.sha256(f"{salt}:{item}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2.0**64
+
+
 def split_groups(groups: Sequence[str], val_fraction: float, seed: int) -> np.ndarray:
-    """Boolean "is validation" per item, drawn by group so a group is never on both sides."""
-    unique = np.array(sorted(set(groups)))
-    rng = np.random.default_rng(seed)
-    n_val = max(1, int(round(val_fraction * len(unique))))
-    val = set(rng.choice(unique, n_val, replace=False))
-    return np.array([g in val for g in groups])
+    """Boolean "is validation" per item, decided by group so a group is never on both sides.
+
+    A group is in validation iff ``stable_fraction(seed, group) < val_fraction``: its side
+    depends on nothing else, so adding structures to the catalogue never moves an existing one
+    across the split (and a shipped model never trained on a later run's validation). When no
+    group falls below (tiny sets), the group with the smallest fraction is validation.
+    """
+    groups = [str(g) for g in groups]
+    fraction = {g: stable_fraction(str(seed), g) for g in set(groups)}
+    val = {g for g, u in fraction.items() if u < val_fraction}
+    if not val and fraction:
+        val = {min(fraction, key=fraction.get)}
+    return np.array([g in val for g in groups], dtype=bool)
 
 
 @dataclass
@@ -307,10 +338,12 @@ def build_dataset(cfg: AFMProfile, cache: Path | None = None, progress: bool = T
 
     Files that cannot be read are skipped and counted (a warning is logged).
     """
-    key = cfg.dataset_key()
+    table = structure_table(cfg)
+    # the cache also holds the split: key it on the structures and the rule that split them
+    key = {**cfg.dataset_key(), "split": SPLIT_RULE,
+           "structures": hashlib.sha256("\n".join(table["name"]).encode()).hexdigest()}
     if cache is not None and (cached := AFMDataset.load(cache, key)) is not None:
         return cached
-    table = structure_table(cfg)
     rng = np.random.default_rng(cfg.seed)
     records, skipped = [], []
     for name in tqdm(table["name"], desc="rendering AFM views", disable=not progress,
