@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 
 from ..results import repo_root
-from .afm_views import AFMVerdict
+from ..shape_verdict import AFMVerdict
 
 __all__ = ["Claim", "CLAIMS", "overview"]
 
