@@ -185,15 +185,60 @@ def test_cli_writes_images_stack_and_orientations(tmp_path, capsys):
 
 
 def test_split_keeps_each_complex_on_one_side():
+    import hashlib
+
     from cryolab.pipelines.afm_views import split_groups
 
-    groups = [f"G{k // 3}" for k in range(60)]  # 20 complexes, 3 files each
+    groups = [f"G{k // 3}" for k in range(1800)]  # 600 complexes, 3 files each
     val = split_groups(groups, 0.25, seed=0)
-    assert val.sum() == 15  # 5 of the 20 groups
     for g in set(groups):
         sides = {v for v, h in zip(val, groups, strict=True) if h == g}
         assert len(sides) == 1
+    # about a quarter of the complexes: 150 ± 5 binomial standard deviations (10.6)
+    assert abs(val[::3].sum() - 150) < 53
     np.testing.assert_array_equal(val, split_groups(groups, 0.25, seed=0))
+    assert not np.array_equal(val, split_groups(groups, 0.25, seed=1))
+    # the rule, recomputed with hashlib: SHA-256 of "seed:group", first 8 bytes as a fraction
+    for g, v in zip(groups[::3], val[::3], strict=True):
+        digest = hashlib.sha256(f"0:{g}".encode()).digest()
+        assert v == (int.from_bytes(digest[:8], "big") / 2**64 < 0.25)
+    # a set too small to have a validation group below the fraction still gets one
+    assert split_groups(["A", "B"], 1e-9, seed=0).sum() == 1
+
+
+def test_adding_a_structure_moves_no_complex_across_the_split(monkeypatch):
+    """The catalogue grows (a new file, in the middle of the sorted names): every complex
+    already there keeps its side, and a subset of ``n_structures`` loses at most one row to
+    it — the split of a shipped model's training data never moves under its feet."""
+    from dataclasses import replace
+
+    import pandas as pd
+
+    from cryolab.pipelines import afm_views as A
+
+    def catalogue(ids: list[str]) -> pd.DataFrame:
+        return pd.DataFrame({"name": [f"structures/x/{i}.cif.gz" for i in ids],
+                             "pdb_id": ids, "n_atoms": 100, "kind": "structure"})
+
+    old = [f"{k}ABC" for k in range(1, 10)] + [f"{k}XYZ" for k in range(1, 10)]
+    new = sorted([*old, "5AAA"])
+    cfg = replace(A.PROFILES["book"], val_fraction=0.3)
+
+    def table(ids: list[str], config) -> pd.DataFrame:
+        monkeypatch.setattr(A, "find", lambda **_: catalogue(ids))
+        return A.structure_table(config)
+
+    before, after = table(old, cfg), table(new, cfg)
+    side_before = dict(zip(before.group, A.split_groups(before.group, cfg.val_fraction, 0),
+                           strict=True))
+    side_after = dict(zip(after.group, A.split_groups(after.group, cfg.val_fraction, 0),
+                          strict=True))
+    assert 0 < sum(side_before.values()) < len(old)
+    assert {g: side_after[g] for g in side_before} == side_before
+    small = replace(cfg, n_structures=6)
+    chosen_before, chosen_after = set(table(old, small).name), set(table(new, small).name)
+    assert len(chosen_before) == len(chosen_after) == 6
+    assert len(chosen_before - chosen_after) <= 1
 
 
 # ------------------------------------------------------- back-projection and the box of a hull

@@ -7,6 +7,7 @@ table and against space carving.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections.abc import Iterator, Sequence
@@ -23,6 +24,7 @@ from ..errors import CryolabError, DataError
 from ..io import atoms_of, read_structure
 from ..metrics import iou
 from ..nn.posevox import pose_predict, reconstruct
+from ..shape_verdict import CARVING, FEW_VIEWS, MEAN_SHAPE, AFMVerdict, Margin, verdict
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +36,9 @@ __all__ = [
     "GAP_VARIANTS",
     "AFMDataset",
     "structure_table",
+    "stable_fraction",
     "split_groups",
+    "SPLIT_RULE",
     "render_structure",
     "build_dataset",
     "train_pix2vox",
@@ -166,6 +170,10 @@ RCSB_URL = "https://files.rcsb.org/download/{id}.cif.gz"
 RCSB_PREFIX = "rcsb/"
 
 
+#: how :func:`split_groups` decides (part of the dataset cache key)
+SPLIT_RULE = "sha256(seed:group) < val_fraction"
+
+
 def structure_file(name: str) -> Path:
     """The local file of a structure: a registered catalogue name (:func:`cryolab.data.fetch`)
     or ``rcsb/<PDB id>``, downloaded once from the RCSB into the user cache with pooch."""
@@ -205,18 +213,42 @@ def structure_table(cfg: AFMProfile) -> pd.DataFrame:
         df = pd.concat([known, pd.DataFrame({"name": [RCSB_PREFIX + i for i in extra],
                                              "group": extra})])
     if cfg.n_structures is not None:
-        rng = np.random.default_rng(cfg.seed)
-        df = df.iloc[np.sort(rng.choice(len(df), cfg.n_structures, replace=False))]
+        # the rows with the smallest hashes: adding a file to the catalogue can only displace
+        # a chosen row if its own hash is smaller, never reshuffle the rest
+        order = np.argsort([stable_fraction(f"subset:{cfg.seed}", n) for n in df["name"]],
+                           kind="stable")
+        df = df.iloc[np.sort(order[:cfg.n_structures])]
     return df.reset_index(drop=True)
 
 
+def stable_fraction(salt: str, item: str) -> float:
+    """A number in [0, 1) fixed by ``salt`` and ``item`` alone (SHA-256, not Python's
+    ``hash``, which changes between runs), so choices made with it do not move when other
+    items are added.
+
+    >>> stable_fraction("0", "1AVO") == stable_fraction("0", "1AVO")
+    True
+    >>> 0 <= stable_fraction("0", "1AVO") < 1
+    True
+    """
+    digest = hashlib.sha256(f"{salt}:{item}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2.0**64
+
+
 def split_groups(groups: Sequence[str], val_fraction: float, seed: int) -> np.ndarray:
-    """Boolean "is validation" per item, drawn by group so a group is never on both sides."""
-    unique = np.array(sorted(set(groups)))
-    rng = np.random.default_rng(seed)
-    n_val = max(1, int(round(val_fraction * len(unique))))
-    val = set(rng.choice(unique, n_val, replace=False))
-    return np.array([g in val for g in groups])
+    """Boolean "is validation" per item, decided by group so a group is never on both sides.
+
+    A group is in validation iff ``stable_fraction(seed, group) < val_fraction``: its side
+    depends on nothing else, so adding structures to the catalogue never moves an existing one
+    across the split (and a shipped model never trained on a later run's validation). When no
+    group falls below (tiny sets), the group with the smallest fraction is validation.
+    """
+    groups = [str(g) for g in groups]
+    fraction = {g: stable_fraction(str(seed), g) for g in set(groups)}
+    val = {g for g, u in fraction.items() if u < val_fraction}
+    if not val and fraction:
+        val = {min(fraction, key=fraction.get)}
+    return np.array([g in val for g in groups], dtype=bool)
 
 
 @dataclass
@@ -307,10 +339,12 @@ def build_dataset(cfg: AFMProfile, cache: Path | None = None, progress: bool = T
 
     Files that cannot be read are skipped and counted (a warning is logged).
     """
-    key = cfg.dataset_key()
+    table = structure_table(cfg)
+    # the cache also holds the split: key it on the structures and the rule that split them
+    key = {**cfg.dataset_key(), "split": SPLIT_RULE,
+           "structures": hashlib.sha256("\n".join(table["name"]).encode()).hexdigest()}
     if cache is not None and (cached := AFMDataset.load(cache, key)) is not None:
         return cached
-    table = structure_table(cfg)
     rng = np.random.default_rng(cfg.seed)
     records, skipped = [], []
     for name in tqdm(table["name"], desc="rendering AFM views", disable=not progress,
@@ -573,8 +607,6 @@ def sample_iou(model, names: Sequence[str], cfg: AFMProfile, views: int, thresho
 
 # ------------------------------------------------------------ every method, structure by structure
 
-MEAN_SHAPE = "mean training shape"
-CARVING = "space carving"
 PIX2VOX = "Pix2Vox++"
 POSEVOX = "PoseVox"
 
@@ -632,110 +664,6 @@ def best_threshold(ds: AFMDataset, cfg: AFMProfile, model, views: int = 5) -> fl
     prob = network_probabilities(model, ds, index, views, cfg.batch_size)
     return max(cfg.thresholds, key=lambda t: np.mean(
         [iou(p, ds.targets[i], threshold=t) for p, i in zip(prob, index, strict=True)]))
-
-
-@dataclass(frozen=True)
-class Margin:
-    """Mean IoU of a method minus a baseline's on the same structures and views, with the
-    95% bootstrap interval over structures (resampled with replacement)."""
-
-    method: str
-    baseline: str
-    views: int
-    method_iou: float
-    baseline_iou: float
-    margin: float
-    low: float
-    high: float
-
-    @property
-    def beats(self) -> bool:
-        """The method is better beyond the spread: the whole interval is above zero."""
-        return self.low > 0
-
-
-#: the view counts at which a network must beat carving (few views, where priors matter)
-FEW_VIEWS = (1, 2, 3)
-
-
-@dataclass(frozen=True)
-class AFMVerdict:
-    """Whether a network reconstructs shape from the views: it must beat the mean training
-    shape at every number of views, and space carving at 1–3 views, on validation
-    structures, each by a margin whose bootstrap interval excludes zero."""
-
-    method: str
-    margins: tuple[Margin, ...]
-
-    def over(self, baseline: str) -> list[Margin]:
-        """The margins over one baseline, by number of views."""
-        return [m for m in self.margins if m.baseline == baseline]
-
-    @property
-    def beats_mean_shape(self) -> bool:
-        """Better than the mean training shape at every number of views."""
-        return all(m.beats for m in self.over(MEAN_SHAPE))
-
-    @property
-    def beats_carving_few_views(self) -> bool:
-        """Better than space carving at every evaluated number of views in :data:`FEW_VIEWS`."""
-        few = [m for m in self.over(CARVING) if m.views in FEW_VIEWS]
-        return bool(few) and all(m.beats for m in few)
-
-    @property
-    def holds(self) -> bool:
-        """Both of the above."""
-        return self.beats_mean_shape and self.beats_carving_few_views
-
-    def to_dict(self) -> dict:
-        """Plain JSON-ready form (``from_dict`` reads it back)."""
-        return {"method": self.method, "beats_mean_shape": self.beats_mean_shape,
-                "beats_carving_few_views": self.beats_carving_few_views, "holds": self.holds,
-                "margins": [asdict(m) for m in self.margins]}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> AFMVerdict:
-        """The verdict stored by :meth:`to_dict` (e.g. in a chapter's metrics.json)."""
-        return cls(d["method"], tuple(Margin(**m) for m in d["margins"]))
-
-    def describe(self) -> str:
-        """Where the method beats, ties with and falls below each baseline, in words."""
-
-        def counts(views: list[int]) -> str:
-            return ", ".join(map(str, views)) + (" view" if views == [1] else " views")
-
-        clauses = []
-        for baseline in (MEAN_SHAPE, CARVING):
-            margins = self.over(baseline)
-            groups = {"beats": [m.views for m in margins if m.beats],
-                      "is level with": [m.views for m in margins if m.low <= 0 <= m.high],
-                      "falls below": [m.views for m in margins if m.high < 0]}
-            said = [f"{how} the {baseline} at {counts(v)}" for how, v in groups.items() if v]
-            clauses.append(" and ".join(said))
-        return f"{self.method} " + "; it ".join(clauses)
-
-    def table(self) -> pd.DataFrame:
-        """The margins as a table indexed by baseline and views."""
-        return pd.DataFrame([asdict(m) for m in self.margins]).set_index(["baseline", "views"])
-
-
-def verdict(scores: pd.DataFrame, method: str, n_boot: int = 2000, seed: int = 0,
-            split: str = "validation") -> AFMVerdict:
-    """:class:`AFMVerdict` of ``method`` against the mean shape and carving, from
-    :func:`structure_scores`, with ``n_boot`` bootstrap resamples of the structures."""
-    rng = np.random.default_rng(seed)
-    s = scores[scores.split == split]
-    margins = []
-    for baseline in (MEAN_SHAPE, CARVING):
-        for v in sorted(s.views.unique()):
-            a = s[(s.method == method) & (s.views == v)].set_index("structure")["iou"]
-            b = s[(s.method == baseline) & (s.views == v)].set_index("structure")["iou"]
-            diff = (a - b.loc[a.index]).to_numpy()
-            boot = diff[rng.integers(0, len(diff), (n_boot, len(diff)))].mean(axis=1)
-            low, high = np.quantile(boot, [0.025, 0.975])
-            margins.append(Margin(method, baseline, int(v), float(a.mean()), float(b.mean()),
-                                  float(diff.mean()), float(low), float(high)))
-    return AFMVerdict(method, tuple(margins))
 
 
 def iou_table(scores: pd.DataFrame) -> pd.DataFrame:

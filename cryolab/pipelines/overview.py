@@ -16,8 +16,8 @@ from typing import Any
 import pandas as pd
 
 from ..results import repo_root
+from ..shape_verdict import AFMVerdict
 from ..superres import RealVerdict
-from .afm_views import AFMVerdict
 
 __all__ = ["Claim", "CLAIMS", "overview"]
 
