@@ -285,6 +285,9 @@ CASES = [
     c("afm-out-foreign-folder", f"{AF} --overwrite", "did not write", setup="foreign_views"),
     c("afm-out-earlier-run", AF, "--overwrite", setup="earlier_views"),
     c("afm-ctrl-c-while-writing", AF, "interrupted", fault="interrupt_save", status=130),
+    # ---- data
+    c("data-max-resolution-nan", "data --max-resolution nan", "--max-resolution"),
+    c("data-download-jobs-zero", "data download --all --jobs 0", "--jobs"),
     # ---- models
     c("models-unknown-name", "models no-such-model", "no-such-model"),
     # ---- afm-reconstruct

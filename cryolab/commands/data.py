@@ -10,6 +10,7 @@ from collections import Counter
 
 from .. import data
 from ..errors import ConfigError, DataError
+from ..validation import option
 
 #: The pipeline module of each chapter; its ``data_files()`` names the files the chapter reads.
 CHAPTERS = {
@@ -37,7 +38,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     listing.add_argument("--kind", help="structure, map, template, tomogram, ...")
     listing.add_argument("--method", help="X-ray, EM, NMR, ...")
-    listing.add_argument("--max-resolution", type=float, help="best resolution in Å, at most")
+    listing.add_argument("--max-resolution", type=option("Å", gt=0, le=100),
+                         help="best resolution in Å, at most")
     listing.add_argument("--pairs", action="store_true", help="list fitted map/model pairs")
     listing.set_defaults(func=_list)
     actions = listing.add_subparsers(dest="action", metavar="ACTION")
@@ -56,7 +58,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     which.add_argument("--all", action="store_true", help="every registered file")
     which.add_argument("names", nargs="*", default=[], help="registered file names")
-    download.add_argument("--jobs", type=int, default=4, help="parallel downloads (default 4)")
+    download.add_argument("--jobs", type=option("downloads", integer=True, ge=1, le=64),
+                          default=4, help="parallel downloads (default 4)")
     download.set_defaults(func=_download)
 
 
