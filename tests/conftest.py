@@ -38,6 +38,18 @@ def _data_dir_env() -> None:
         os.environ["CRYOLAB_DATA_DIR"] = str(path)
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Small networks run several times faster on one torch thread than on two busy cores;
+    a module asks for it with ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 _RUNS: dict[tuple[str, str], dict] = {}
 
 

@@ -12,13 +12,7 @@ from cryolab.train import Trainer, load_model
 TINY = dict(width=4, decoder_width=2, merger_width=8, refiner_width=2, refiner_hidden=32)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny 3D convolutions run several times faster on one thread than on two busy cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_shapes_and_variable_number_of_views():

@@ -11,14 +11,7 @@ from cryolab.errors import ConfigError
 from cryolab.nn.posevox import PoseVox
 from cryolab.train import Trainer, load_model
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small 3D convolutions run faster on one thread than on two busy cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_inputs_carry_the_prior_and_the_number_of_views():

@@ -115,13 +115,7 @@ TOY = dataclasses.replace(PROFILES["smoke"], patch=16, base=8, depth=2, batch_si
                           steps=15, slices=3, lr=1e-2)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small networks train far faster on one thread when the CPUs are shared."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_denoiser_learns_toy_volumes(tmp_path):
