@@ -38,8 +38,8 @@ def depths(
 ) -> tuple[np.ndarray, np.ndarray]:
     """How far below the measured surface and above the substrate each voxel centre lies.
 
-    Every voxel centre of the ``size``³ grid is rotated into each view, projected onto the
-    nearest pixel, and compared with the height measured there.
+    Every voxel centre of the cubic grid (``size`` voxels a side) is rotated into each view,
+    projected onto the nearest pixel, and compared with the height measured there.
 
     Args:
         views: the AFM views (heights in Å, rotations, substrate floors, pixel size), in the
@@ -110,9 +110,10 @@ def backproject(
 
 
 def hull_box(views: AFMViews, size: int = 32, fine: int = 64) -> tuple[np.ndarray, float]:
-    """Grid centre (x, y, z) Å and voxel size Å of a ``size``³ grid estimated from the views
-    alone: the bounding box of the visual hull carved on a ``fine``³ grid spanning the image
-    (the structure's centroid is at the image centre in every view).
+    """Grid centre (x, y, z) Å and voxel size Å of a cubic grid of ``size`` voxels a side,
+    estimated from the views alone: the bounding box of the visual hull carved on a cubic grid
+    of ``fine`` voxels a side spanning the image (the structure's centroid is at the image
+    centre in every view).
 
     The box is what :func:`cryolab.afm.grid_geometry` gives from the atoms when the views
     see the whole structure; with few views, or a blunt tip, it is larger.
