@@ -167,10 +167,12 @@ def test_missing_map(tmp_path):
         read_map(tmp_path / "absent.mrc")
 
 
-def test_empty_pdb_names_the_file(tmp_path):
-    empty = tmp_path / "empty.pdb"
+@pytest.mark.parametrize(("name", "message"),
+                         [("empty.pdb", "empty.pdb.*no atoms"), ("empty.cif", "empty.cif")])
+def test_empty_structure_file_names_the_file(tmp_path, name, message):
+    empty = tmp_path / name
     empty.write_text("")
-    with pytest.raises(FormatError, match="empty.pdb.*no atoms"):
+    with pytest.raises(FormatError, match=message):
         read_structure(empty)
 
 
@@ -278,13 +280,6 @@ def test_same_volume_gives_the_same_bytes(tmp_path, name, monkeypatch):
 
 
 # ---------------------------------------------------------------- bad structure and maps
-
-
-def test_empty_mmcif_names_the_file(tmp_path):
-    path = tmp_path / "empty.cif"
-    path.write_text("")
-    with pytest.raises(FormatError, match="empty.cif"):
-        read_structure(path)
 
 
 def test_nan_coordinate_is_refused(tmp_path):
