@@ -93,7 +93,8 @@ class SharpeningProfile:
         reconstruction: ``"mse"`` or ``"l1"``.
         n_samples: decodes per input for the uncertainty map.
         n_uncertainty: test entries sampled for the uncertainty maps.
-        infer_stride: sliding-window stride at inference (default half a patch).
+        stride: sliding-window stride at inference, voxels (None: half a patch; the stride
+            used is :attr:`infer_stride`).
         fit_low: low-resolution end of the Guinier fit, Å.
         seed: base seed of VAE training.
     """
@@ -112,14 +113,14 @@ class SharpeningProfile:
     reconstruction: str = "mse"
     n_samples: int = 8
     n_uncertainty: int = 3
-    infer_stride: int | None = None
+    stride: int | None = None
     fit_low: float = 10.0
     seed: int = 0
 
     @property
-    def stride(self) -> int:
-        """Sliding-window stride at inference (default half a patch)."""
-        return self.infer_stride or self.patch // 2
+    def infer_stride(self) -> int:
+        """The sliding-window stride used at inference: ``stride`` or half a patch."""
+        return self.stride or self.patch // 2
 
     def vae_hparams(self, skips: bool) -> dict:
         """Constructor arguments of the VAE (plain or with skips)."""
@@ -139,7 +140,7 @@ class SharpeningProfile:
 PROFILES = {
     "smoke": SharpeningProfile(
         data=sr.PROFILES["smoke"], n_val=1, patch=16, patches_per_epoch=32, epochs=4,
-        depth=2, base=8, latent_channels=4, n_samples=3, n_uncertainty=1, infer_stride=16,
+        depth=2, base=8, latent_channels=4, n_samples=3, n_uncertainty=1, stride=16,
         lr=3e-3,
     ),
     "book": SharpeningProfile(
@@ -221,8 +222,8 @@ def predict_vae(model: VAE3D, volume: Volume, profile: SharpeningProfile,
     """The VAE's decode of ``z = μ`` over a whole (z-scored) map, tile by tile (``stride``
     defaults to the profile's)."""
     out = predict_volume(model, volume.data, patch=profile.patch,
-                         stride=stride or profile.stride, weight="gaussian", batch_size=4,
-                         device=device)
+                         stride=stride or profile.infer_stride, weight="gaussian",
+                         batch_size=4, device=device)
     return volume.with_data(out)
 
 
@@ -230,7 +231,8 @@ def predict_unet(model: UNet3D, volume: Volume, profile: SharpeningProfile,
                  device: str | None = None) -> Volume:
     """The super-resolution chapter's :func:`~superres.predict_map`, with this profile's
     inference stride (the same tiling as the VAEs)."""
-    return sr.predict_map(model, volume, replace(profile.data, stride=profile.stride), device)
+    return sr.predict_map(model, volume, replace(profile.data, stride=profile.infer_stride),
+                          device)
 
 
 def train_vae(
@@ -337,7 +339,7 @@ def uncertainty_agreement(model: VAE3D, pair: sr.Pair, profile: SharpeningProfil
     """Sample the VAE on a (z-scored) pair: mean and std maps, the error ``|mean − target|``,
     and the Pearson correlation of std and error inside the model mask and over the box."""
     mean, std = sample_volume(model, pair.degraded.data, n=profile.n_samples,
-                              patch=profile.patch, stride=profile.stride, seed=seed)
+                              patch=profile.patch, stride=profile.infer_stride, seed=seed)
     error = np.abs(mean - pair.target.data)
     mask = _mask(pair)
     return {
