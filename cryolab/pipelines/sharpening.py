@@ -19,7 +19,9 @@ stream, so the test maps here are the test maps there. On top of them:
   :func:`calibration_scale`, :func:`reliability` and :func:`plot_reliability`: one scale fitted
   on validation maps that makes the spread a calibrated standard deviation, and the check;
 - :func:`vae_on_real` and :func:`shipped_vae`: a VAE (this run's or the shipped one) applied
-  to the real maps of :func:`cryolab.superres.load_real_map`.
+  to the real maps of :func:`cryolab.superres.load_real_map`;
+- :class:`SharpeningRun`: the numbers of one run and the verdicts read from them;
+  :meth:`SharpeningRun.to_dict` is the schema of the chapter's ``metrics.json``.
 
 The ``cryolab sharpen --method vae|bfactor`` command applies this chapter's models through
 :func:`cryolab.apply.apply_model` and :func:`cryolab.sharpen.bfactor_sharpen`.
@@ -28,7 +30,7 @@ The ``cryolab sharpen --method vae|bfactor`` command applies this chapter's mode
 from __future__ import annotations
 
 import shutil
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -64,12 +66,14 @@ __all__ = [
     "compare_methods",
     "method_table",
     "uncertainty_agreement",
+    "uncertainty_table",
     "plot_guinier",
     "shipped_vae",
     "vae_on_real",
     "calibration_scale",
     "reliability",
     "plot_reliability",
+    "SharpeningRun",
 ]
 
 #: The study's numbers: the validation RSCC plateau of the VAE, the epoch it was reached,
@@ -350,6 +354,17 @@ def uncertainty_agreement(model: VAE3D, pair: sr.Pair, profile: SharpeningProfil
     }
 
 
+def uncertainty_table(agreement: Mapping[str, Sequence[dict]]) -> pd.DataFrame:
+    """Means over the entries of :func:`uncertainty_agreement`'s numbers, one row per model
+    (``{label: [agreement of each entry]}``)."""
+    return pd.DataFrame({
+        label: {"corr(std, |error|) in the mask": np.mean([a["corr_mask"] for a in runs]),
+                "corr(std, |error|) over the box": np.mean([a["corr_box"] for a in runs]),
+                "mean std (z units)": np.mean([a["std_mean"] for a in runs]),
+                "mean |error| (z units)": np.mean([a["error_mean"] for a in runs])}
+        for label, runs in agreement.items()}).T
+
+
 def vae_on_real(model: VAE3D, profile: SharpeningProfile, device: str | None = None):  # noqa: ANN201
     """``fn(real) -> map``: a VAE on a real map (:class:`cryolab.superres.RealMap`), z-scored
     first (every real-map score ignores that affine change)."""
@@ -425,6 +440,115 @@ def plot_guinier(fits: dict):
     ax.set_ylabel("ln mean |F|")
     ax.legend(frameon=False)
     return fig
+
+
+# ------------------------------------------------------------------------------ the run
+
+#: The four columns of :func:`method_table` and whether a higher value is better.
+_BETTER_HIGH = {"RSCC (masked)": True, "PCC": True, "FSC-0.5 resolution (Å)": False,
+                "EMRinger": True}
+
+
+@dataclass(frozen=True)
+class SharpeningRun:
+    """The numbers one run of the chapter produces, and the verdicts read from them;
+    :meth:`to_dict` is the schema of its ``metrics.json`` (read by the tests and the results
+    overview).
+
+    Attributes:
+        profile: the run's settings.
+        test_entries, val_entries: PDB ids of the test and validation entries.
+        resolution: :func:`sharpening_resolution` of the training pairs, Å.
+        bfactors: Guinier B (Å²) of the first test entry's ``"target"`` and
+            ``"degraded input"``.
+        histories: the training histories, ``{"VAE": ..., "VAE with skips": ...}`` (``loss``,
+            ``reconstruction``, ``kl``, ``val_rscc`` per epoch).
+        unet_source: where the U-Net came from (:func:`unet_for`).
+        table: :func:`method_table` of the test entries.
+        uncertainty: :func:`uncertainty_table` of the test entries.
+        calibration: :func:`calibration_scale` fitted on the validation maps.
+        reliability: ``{label: reliability table}`` (:func:`reliability`) on the test maps.
+        real_table: :func:`cryolab.superres.real_map_table` of the real maps.
+        real_verdicts: ``{method: RealVerdict}`` on the real maps.
+        timings: seconds by step.
+    """
+
+    profile: SharpeningProfile
+    test_entries: list[str]
+    val_entries: list[str]
+    resolution: float
+    bfactors: Mapping[str, float]
+    histories: Mapping[str, History]
+    unet_source: str
+    table: pd.DataFrame
+    uncertainty: pd.DataFrame
+    calibration: float
+    reliability: Mapping[str, pd.DataFrame]
+    real_table: pd.DataFrame
+    real_verdicts: Mapping[str, sr.RealVerdict]
+    timings: Mapping[str, float]
+
+    @property
+    def last_val_rscc(self) -> dict[str, float]:
+        """Validation RSCC after the last epoch, by model."""
+        return {label: h["val_rscc"][-1] for label, h in self.histories.items()}
+
+    @property
+    def best_val_rscc(self) -> dict[str, float]:
+        """Best validation RSCC over the epochs, by model."""
+        return {label: max(h["val_rscc"]) for label, h in self.histories.items()}
+
+    @property
+    def n_reaching_bar(self) -> int:
+        """How many VAE variants end at or above the study's super-resolution bar (0.91)."""
+        return sum(v >= STUDY["superres_bar"] for v in self.last_val_rscc.values())
+
+    def wins(self, method: str) -> int:
+        """On how many of the table's four scores ``method`` is the best of the methods
+        (the input and the target left out)."""
+        methods = self.table.drop(index=["degraded input", "target (model map)"],
+                                  errors="ignore")
+        return sum((methods[c].idxmax() if high else methods[c].idxmin()) == method
+                   for c, high in _BETTER_HIGH.items())
+
+    @property
+    def real_verdict(self) -> sr.RealVerdict:
+        """The verdict on the real maps: the shipped VAE's when shipped, else this run's VAE
+        with skips."""
+        return self.real_verdicts.get("shipped VAE", self.real_verdicts["VAE with skips"])
+
+    def to_dict(self) -> dict:
+        """The ``metrics.json`` record of the run."""
+        hist = self.histories["VAE"]
+        return {
+            "profile_settings": self.profile.config(False),
+            "test_entries": list(self.test_entries),
+            "val_entries": list(self.val_entries),
+            "sharpening_resolution": self.resolution,
+            "guinier_bfactor_input": self.bfactors["degraded input"],
+            "guinier_bfactor_target": self.bfactors["target"],
+            "vae_loss_first": hist["loss"][0],
+            "vae_loss_last": hist["loss"][-1],
+            "vae_reconstruction_first": hist["reconstruction"][0],
+            "vae_reconstruction_last": hist["reconstruction"][-1],
+            "vae_kl_last": hist["kl"][-1],
+            "vae_kl_finite": bool(np.all(np.isfinite(hist["kl"]))),
+            "val_rscc": {label: h["val_rscc"] for label, h in self.histories.items()},
+            "unet_source": self.unet_source,
+            "table": {method: {k: float(v) for k, v in row.items()}
+                      for method, row in self.table.iterrows()},
+            "rscc": self.table["RSCC (masked)"].to_dict(),
+            "uncertainty_agreement": {
+                label: {"corr_mask": float(row["corr(std, |error|) in the mask"]),
+                        "corr_box": float(row["corr(std, |error|) over the box"])}
+                for label, row in self.uncertainty.iterrows()},
+            "calibration_scale": self.calibration,
+            "reliability": {k: v.to_dict(orient="records") for k, v in self.reliability.items()},
+            "real_maps": self.real_table.to_dict(orient="records"),
+            "real_verdicts": {m: v.to_dict() for m, v in self.real_verdicts.items()},
+            "study": STUDY,
+            "timings": dict(self.timings),
+        }
 
 
 def data_files() -> list[str]:
