@@ -45,6 +45,7 @@ from scipy import ndimage
 from ..errors import ConfigError, CryolabError
 from ..fourier import frequency_grid
 from ..metrics import calibrate, dice, fsc, psnr, ssim
+from ..tomo.specimen import axis_distance
 
 __all__ = [
     "TOPAZ_ENV",
@@ -105,11 +106,9 @@ class CylinderFit:
         return self.radius * self.pixel_size
 
     def distance(self, shape: tuple[int, ...]) -> np.ndarray:
-        """Distance (voxels) of every voxel of a grid of ``shape`` from the axis."""
-        grid = np.indices(shape, dtype=np.float32).reshape(3, -1).T - np.asarray(self.centre)
-        along = grid @ np.asarray(self.axis)
-        perp = grid - along[:, None] * np.asarray(self.axis)[None]
-        return np.sqrt((perp**2).sum(axis=1)).reshape(shape)
+        """Distance (voxels) of every voxel of a grid of ``shape`` from the axis
+        (:func:`cryolab.tomo.specimen.axis_distance`)."""
+        return axis_distance(shape, self.centre, self.axis)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self) | {"radius_A": self.radius_a}

@@ -546,8 +546,8 @@ class _Builder:
             centres = splat(zyx, np.ones(len(zyx)), self.shape).astype(np.float32)
             density = np.clip(signal.fftconvolve(centres, tubulin.density, mode="same"), 0,
                               None).astype(np.float32)
-            # the lumen: within 125 Å of the axis (psi is measured from x, the angle from y)
-            lumen = axis_distance(self.shape, through, np.pi / 2 - psi) <= 125.0 / self.px
+            direction = (0.0, np.sin(psi), np.cos(psi))  # z, y, x
+            lumen = axis_distance(self.shape, through, direction) <= 125.0 / self.px
             mask = (density > 0.1 * density.max()) | lumen
             if np.any(self.occupied & mask):
                 continue
@@ -668,17 +668,17 @@ def _microtubule_lattice(px: float, length: float, n_pf: int = 13) -> np.ndarray
                      (radius * np.sin(phi)).ravel()], axis=1)
 
 
-def axis_distance(shape: tuple[int, int, int], centre: Sequence[float], angle: float
+def axis_distance(shape: tuple[int, ...], centre: Sequence[float], direction: Sequence[float]
                   ) -> np.ndarray:
-    """The tube geometry of straight filaments lying in a z plane: the distance (voxels) of
-    every voxel of a (z, y, x) grid from the axis through ``centre`` (z, y, x, voxels) whose
-    direction in the (y, x) plane makes ``angle`` radians with the y axis (0 = along y, the
-    tilt axis; π/2 = along x)."""
-    z, y, x = np.meshgrid(*(np.arange(n) for n in shape), indexing="ij", sparse=True)
-    cz, cy, cx = centre
-    dy, dx = np.cos(angle), np.sin(angle)
-    across = (y - cy) * dx - (x - cx) * dy
-    return np.sqrt(across**2 + (z - cz) ** 2)
+    """The geometry of a tube or cylinder: the distance (voxels) of every voxel of a (z, y, x)
+    grid of ``shape`` from the straight line through ``centre`` (z, y, x, voxels) along
+    ``direction`` (z, y, x; any length)."""
+    unit = np.asarray(direction, np.float64)
+    unit = unit / np.linalg.norm(unit)
+    grids = np.meshgrid(*(np.arange(n) for n in shape), indexing="ij", sparse=True)
+    rel = [g - c for g, c in zip(grids, centre, strict=True)]
+    along = sum(r * u for r, u in zip(rel, unit, strict=True))
+    return np.sqrt(sum((r - along * u) ** 2 for r, u in zip(rel, unit, strict=True)))
 
 
 def add_filaments(specimen: Specimen, count: int, angle: float, rng: np.random.Generator,
@@ -704,7 +704,9 @@ def add_filaments(specimen: Specimen, count: int, angle: float, rng: np.random.G
             break
         psi = np.radians(angle + rng.uniform(-jitter, jitter))
         cy, cx = rng.uniform(0.15, 0.85) * ny, rng.uniform(0.15, 0.85) * nx
-        r = axis_distance(specimen.shape, ((nz - 1) / 2, cy, cx), psi) * px
+        # psi from the y axis, in the (y, x) plane
+        r = axis_distance(specimen.shape, ((nz - 1) / 2, cy, cx),
+                          (0.0, np.cos(psi), np.sin(psi))) * px
         wall_profile = np.clip((radius + px / 2 - r) / px, 0, 1) * np.clip(
             (r - (radius - wall) + px / 2) / px, 0, 1)
         tube = r <= radius + px / 2
