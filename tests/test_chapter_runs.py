@@ -18,6 +18,7 @@ from cryolab.pipelines.tomoeval import (
     dice_mean,
     gaussian_label,
     psnr_gain,
+    topaz_margins,
 )
 from cryolab.pipelines.tomosim import TomoSimRun, spectral_summary, thon_table
 from cryolab.results import load_metrics, save_metrics
@@ -164,3 +165,16 @@ def test_tomolearn_run_verdicts_and_schema(written):
     assert m["topaz"] == {"skipped": "not installed", "seconds": {}}
     assert m["missing_wedge"] is None
     assert m["robustness"]["dose = 30"] == {"ribosome": 0.4, "gold": 0.8, "mean Dice": 0.6}
+
+
+def test_topaz_margins_are_over_the_better_topaz_model():
+    rows = [WholeTomogramScore(m, t, psnr, 0.5, r, 30.0)
+            for t in ("ideal", "noise-free with CTF")
+            for m, psnr, r in (("U-Net (shipped)", 30.0, 0.8), ("Topaz unet-3d-10a", 28.0, 0.85),
+                               ("Topaz unet-3d-20a", 29.5, 0.7), ("raw tomogram", 20.0, 0.3))]
+    margins = topaz_margins(rows)
+    assert margins == pytest.approx({("ideal", "psnr"): 0.5, ("ideal", "correlation"): -0.05,
+                                     ("noise-free with CTF", "psnr"): 0.5,
+                                     ("noise-free with CTF", "correlation"): -0.05})
+    assert topaz_margins([r.to_dict() for r in rows]) == margins  # as metrics.json holds them
+    assert topaz_margins([r for r in rows if not r.method.startswith("Topaz")]) == {}

@@ -63,6 +63,7 @@ __all__ = [
     "threshold_walls",
     "WholeTomogramScore",
     "whole_tomogram_scores",
+    "topaz_margins",
     "topaz_available",
     "run_topaz",
     "gaussian_label",
@@ -331,6 +332,23 @@ def whole_tomogram_scores(outputs: Mapping[str, np.ndarray], truths: Mapping[str
                 float(np.corrcoef(est.ravel(), t.ravel())[0, 1]),
                 fsc(est, t, pixel_size).resolution(0.143)))
     return rows
+
+
+def topaz_margins(scores: Sequence[WholeTomogramScore | Mapping],
+                  method: str = "U-Net (shipped)") -> dict[tuple[str, str], float]:
+    """``method``'s margin over the better Topaz model on a whole tomogram, by (truth,
+    ``"psnr"`` | ``"correlation"``): positive where it beats both Topaz models. ``scores`` are
+    :func:`whole_tomogram_scores` rows (or their ``to_dict``); empty when Topaz did not run."""
+    rows = [r.to_dict() if isinstance(r, WholeTomogramScore) else dict(r) for r in scores]
+    margins = {}
+    for truth in dict.fromkeys(r["truth"] for r in rows):
+        topaz = [r for r in rows if r["truth"] == truth and r["method"].startswith("Topaz")]
+        if not topaz:
+            continue
+        ours = next(r for r in rows if r["truth"] == truth and r["method"] == method)
+        for key in ("psnr", "correlation"):
+            margins[truth, key] = ours[key] - max(r[key] for r in topaz)
+    return margins
 
 
 # ------------------------------------------------------------------------------ Topaz
