@@ -99,6 +99,17 @@ def inference_section(d: dict) -> list[str]:
              "| task | voxels | seconds | voxels / s |", "|---|---:|---:|---:|"]
     lines += [f"| {r['task']} | {r['voxels']:,} | {r['seconds']:.2f} | {r['voxels_per_s']:,.0f} |"
               for r in d["rows"]]
+    quality = d.get("whole_vs_tiles", [])
+    if quality:
+        lines += ["", "The shipped generator's map over tiles and over the whole map at once, "
+                  "scored against the curated experimental map as in chapter 01 (both maps were "
+                  "in its training set: this compares the two inference paths, not how well "
+                  "it generalises):", "",
+                  "| map | inference | PCC | SSIM | ChimeraX CC | CC about mean | FSC 0.5 Å |",
+                  "|---|---|---:|---:|---:|---:|---:|"]
+        lines += [f"| {q['map']} | {q['mode']} | {q['pcc']:.3f} | {q['ssim']:.3f} "
+                  f"| {q['cc_chimerax']:.3f} | {q['cc_about_mean']:.3f} | {q['fsc_05']:.2f} |"
+                  for q in quality]
     lines += ["", f"Machine: {machine_line(d)}.", "", f"Reproduce: `{d['command']}`", ""]
     return lines
 
