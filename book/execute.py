@@ -1,6 +1,6 @@
 """Execute the book's notebooks with papermill and report each one's run time and peak memory.
 
-    python book/execute.py --profile book --out _build/executed [--jobs N] [notebooks/00_*.ipynb ...]
+    python book/execute.py --profile book --out _build/executed [--jobs N] [NOTEBOOK ...]
 
 Each notebook runs in its own process (so the peak resident memory of its kernel can be read
 from ``getrusage``), in the ``notebooks/`` folder, with ``-p profile <profile>``. With
