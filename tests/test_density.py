@@ -270,6 +270,28 @@ def test_vectorised_atoms_of_equals_per_atom_loop(name, hydrogens):
         assert not np.isin(atoms.element, ["H", "D"]).any()
 
 
+@pytest.mark.parametrize("shift", [(0.0, 0.0, 0.0), (12000.0, -1500.0, 0.0)])
+def test_atoms_of_reads_pdb_columns_or_falls_back_to_mmcif(shift):
+    """Coordinates within the PDB format's -999.999 … 9999.999 Å are read from gemmi's PDB
+    text; farther ones (and chain names of any length) through its mmCIF table; both give
+    the per-atom loop's atoms."""
+    from cryolab.data import fetch
+    from cryolab.io import _pdb_columns, atoms_of, read_structure
+
+    st = read_structure(fetch("structures/ccpem/5me2.pdb.gz"))
+    st[0].transform_pos_and_adp(gemmi.Transform(gemmi.Mat33(), gemmi.Vec3(*shift)))
+    for i, chain in enumerate(st[0]):
+        chain.name = f"LONG{i}"
+    copy = gemmi.Structure()
+    copy.add_model(st[0])
+    assert (_pdb_columns(copy) is None) == (shift[0] > 9999)
+    atoms = atoms_of(st)
+    xyz, z, _, names = _atoms_reference(st)
+    assert np.abs(atoms.xyz - xyz).max() <= 5e-4 + 1e-9
+    np.testing.assert_array_equal(atoms.atomic_number, z)
+    np.testing.assert_array_equal(atoms.element, names)
+
+
 def test_atoms_of_keeps_the_first_of_alternative_residues():
     """3JQH holds residues with several alternative identities (A PRO/SER 1 …): gemmi's first
     conformer keeps one residue per position, where a name-by-name loop kept both."""
