@@ -97,17 +97,27 @@ def test_fft_summation_agrees_with_direct_summation():
     assert np.abs(a - b).max() < 0.03 * a.max()
 
 
-def test_direct_summation_matches_brute_force():
+@pytest.mark.parametrize("sigma, voxel, cutoff", [
+    (1.1, 0.7, 50.0),  # no cutoff within the box
+    (0.9, 4.0 / 3.0, 5.0),  # molmap's defaults at 4 Å: σ = 0.9 Å on R/3 voxels, cut at 5σ
+])
+def test_direct_summation_matches_brute_force(sigma, voxel, cutoff):
+    """The float32 window sums against a float64 sum over every voxel and atom, with the same
+    cutoff (|Δ| ≤ cutoff·σ along each axis): equal within 1e-6 of the peak."""
     atoms = cloud(20, seed=3)
-    grid = density.box_around(atoms.xyz, 0.7, 5.0)
-    got = density.gaussian_density(atoms.xyz, atoms.mass, 1.1, grid, cutoff=50)
+    grid = density.box_around(atoms.xyz, voxel, 5.0)
+    got = density.gaussian_density(atoms.xyz, atoms.mass, sigma, grid, cutoff=cutoff)
     zz, yy, xx = np.meshgrid(*grid.grid_axes(), indexing="ij")
     brute = np.zeros(grid.shape)
     for (x, y, z), w in zip(atoms.xyz, atoms.mass, strict=True):
-        d2 = (xx - x) ** 2 + (yy - y) ** 2 + (zz - z) ** 2
-        brute += w * np.exp(-d2 / (2 * 1.1**2)) / (2 * np.pi * 1.1**2) ** 1.5
+        d = [xx - x, yy - y, zz - z]
+        inside = np.all([np.abs(di) <= cutoff * sigma for di in d], axis=0)
+        d2 = sum(di**2 for di in d)
+        brute += np.where(inside, w * np.exp(-d2 / (2 * sigma**2)), 0.0) \
+            / (2 * np.pi * sigma**2) ** 1.5
     np.testing.assert_allclose(got, brute, rtol=1e-5, atol=1e-6 * brute.max())
-    chunked = density.gaussian_density(atoms.xyz, atoms.mass, 1.1, grid, cutoff=50, chunk_atoms=7)
+    chunked = density.gaussian_density(atoms.xyz, atoms.mass, sigma, grid, cutoff=cutoff,
+                                       chunk_atoms=7)
     np.testing.assert_allclose(chunked, got, rtol=1e-6, atol=1e-7 * brute.max())
 
 
