@@ -47,3 +47,35 @@ def test_default_equals_the_path_it_chooses(generator, atoms, max_memory, explic
     assert auto.shape == other.shape
     # InstanceNorm sees a tile or the whole map: the two paths really differ
     assert np.abs(auto.data - other.data).max() > 1e-3 * np.abs(auto.data).max()
+
+
+@pytest.mark.parametrize("flag, whole", [("auto", None), ("whole", True), ("tiles", False)])
+def test_simulate_map_inference_flag(tmp_path, monkeypatch, atoms, flag, whole) -> None:  # noqa: ANN001
+    """``simulate-map --method gan --inference`` reaches generate_map as ``whole=``."""
+    import gemmi
+
+    from cryolab import apply
+    from cryolab.cli import main
+    from cryolab.io import Volume
+
+    seen = {}
+
+    def spy(generator, structure, **options):  # noqa: ANN001, ANN202
+        seen.update(options)
+        return Volume(np.zeros((4, 4, 4), np.float32), 1.0, 0.0)
+
+    monkeypatch.setattr(apply, "generate_map", spy)
+    st = gemmi.Structure()
+    model, chain, res = gemmi.Model("1"), gemmi.Chain("A"), gemmi.Residue()
+    res.name, res.seqid = "GLY", gemmi.SeqId(1, " ")
+    for i, (x, y, z) in enumerate(atoms.xyz[:4]):
+        atom = gemmi.Atom()
+        atom.name, atom.element, atom.pos = f"C{i}", gemmi.Element("C"), gemmi.Position(x, y, z)
+        res.add_atom(atom)
+    chain.add_residue(res)
+    model.add_chain(chain)
+    st.add_model(model)
+    st.write_pdb(str(tmp_path / "gly.pdb"))
+    assert main(["simulate-map", str(tmp_path / "gly.pdb"), "--method", "gan", "--device", "cpu",
+                 "--inference", flag, "--out", str(tmp_path / "gan.mrc")]) == 0
+    assert seen["whole"] is whole
