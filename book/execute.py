@@ -8,10 +8,11 @@ from ``getrusage``), in the ``notebooks/`` folder, with ``-p profile <profile>``
 once, each pinned to its own share of the cores (``cores // N`` of them, at least one) with
 ``OMP_NUM_THREADS`` and friends set to that share, so that N kernels do not fight over the
 same cores; torch's default thread count follows. Notebooks start longest first, by the times
-of the last run of the same profile in ``<out>/report.json``. A table of wall times and peak
-memory is printed and written to ``<out>/report.json`` (rewritten atomically after each
-notebook, whatever the order they finish in). The exit status is non-zero if any notebook
-failed; the others still run.
+of the last run of the same profile in ``<out>/report.json``; the results overview
+(``99_*``), which reads every chapter's results, starts only when all of them have finished.
+A table of wall times and peak memory is printed and written to ``<out>/report.json``
+(rewritten atomically after each notebook, whatever the order they finish in). The exit
+status is non-zero if any notebook failed; the others still run.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+#: notebooks that read the others' results: they run after all the others have finished
+LAST = "99_"
 
 _RUNNER = """
 import json, resource, sys, papermill
@@ -166,12 +169,15 @@ def main(argv: list[str] | None = None) -> int:
     jobs = min(args.jobs or len(os.sched_getaffinity(0)), len(notebooks))
     args.out.mkdir(parents=True, exist_ok=True)
     order = longest_first(notebooks, args.out, args.profile)
+    stages = [[nb for nb in order if not nb.name.startswith(LAST)],
+              [nb for nb in order if nb.name.startswith(LAST)]]
     print(f"running {len(order)} notebooks ({args.profile}), {jobs} at a time", flush=True)
     start = time.perf_counter()
 
     def runner(nb: Path, cores: list[int]) -> dict:
         print(f"started {nb.name} on cores {cores}", flush=True)
-        return run(nb, args.out, args.profile, args.timeout, cores)
+        began = round(time.perf_counter() - start, 1)
+        return {**run(nb, args.out, args.profile, args.timeout, cores), "started_s": began}
 
     def done(r: dict) -> None:
         record(args.out, args.profile, r, jobs=jobs,
@@ -179,7 +185,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {r['notebook']}: {'ok' if r['ok'] else 'FAILED'} in {r['seconds']} s, "
               f"peak {r['peak_mib']} MiB", flush=True)
 
-    rows = sorted(execute_all(order, jobs, runner, done), key=lambda r: r["notebook"])
+    rows = []
+    for stage in filter(None, stages):
+        rows += execute_all(stage, min(jobs, len(stage)), runner, done)
+    rows.sort(key=lambda r: r["notebook"])
     print(f"\n{'notebook':<28}{'status':>8}{'seconds':>10}{'peak MiB':>10}")
     for r in rows:
         print(f"{r['notebook']:<28}{'ok' if r['ok'] else 'FAILED':>8}{r['seconds']:>10}"
