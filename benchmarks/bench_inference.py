@@ -127,7 +127,8 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark": "inference", "threads": args.threads, "repeats": repeats,
         "quick": args.quick, "rows": rows, "goal": "GAN 5ME2 < 5 s on 2 CPU cores",
         "gan_grid": list(shape), "whole_vs_tiles": scores,
-        "command": "python benchmarks/bench_inference.py" + (" --quick" if args.quick else ""),
+        "command": f"python benchmarks/bench_inference.py --threads {args.threads}"
+                   + (" --quick" if args.quick else ""),
         "caveat": "shared machine (see load_average); the width-32 generator has random "
                   "weights (speed does not depend on them)",
     })
