@@ -246,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark": "density", "peer": "gemmi DensityCalculatorE",
         "resolution_A": args.resolution, "grid_step": "R/3", "repeats": repeats,
         "quick": args.quick, "rows": rows, "fft_vs_direct_10k": error, "notes": sorted(notes),
-        "command": "python benchmarks/bench_density.py"
+        "command": f"python benchmarks/bench_density.py --repeats {args.repeats}"
         + (" --quick" if args.quick else ""),
         "caveat": "shared machine; ratios are medians of interleaved runs",
     })

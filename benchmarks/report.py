@@ -103,7 +103,8 @@ def inference_section(d: dict) -> list[str]:
               for r in d["rows"]]
     quality = d.get("whole_vs_tiles", [])
     if quality:
-        lines += ["", "The shipped generator's map over tiles and over the whole map at once, "
+        lines += ["", "The shipped generator's map over 32³ tiles (20³ cores kept) and over "
+                  "the whole map at once, "
                   "scored against the curated experimental map as in chapter 01 (both maps were "
                   "in its training set: this compares the two inference paths, not how well "
                   "it generalises):", "",
