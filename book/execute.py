@@ -34,9 +34,12 @@ ROOT = Path(__file__).resolve().parents[1]
 LAST = "99_"
 
 _RUNNER = """
-import json, resource, sys, papermill
-src, dst, profile, timeout = sys.argv[1:5]
-papermill.execute_notebook(src, dst, parameters={"profile": profile}, cwd=sys.argv[5],
+import json, os, resource, sys
+src, dst, profile, timeout, cwd, cores = sys.argv[1:7]
+if cores:  # before anything starts a thread; the kernel inherits it
+    os.sched_setaffinity(0, [int(c) for c in cores.split(",")])
+import papermill
+papermill.execute_notebook(src, dst, parameters={"profile": profile}, cwd=cwd,
                            kernel_name="python3", execution_timeout=int(timeout),
                            progress_bar=False)
 peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # KiB -> MiB (Linux)
@@ -53,15 +56,12 @@ def run(notebook: Path, out_dir: Path, profile: str, timeout: int,
     """Execute one notebook in a child process; return its name, status, seconds and peak MiB
     (and, when it failed, the end of its error output as ``error``). With ``cores`` the child
     (and the kernel it starts) may run only on those CPU cores, with as many threads."""
-    env, pin = None, None
-    if cores:
-        env = {**os.environ, **{var: str(len(cores)) for var in _THREAD_VARS}}
-        pin = lambda: os.sched_setaffinity(0, cores)  # noqa: E731 - runs in the child
+    env = {**os.environ, **{var: str(len(cores)) for var in _THREAD_VARS}} if cores else None
     start = time.perf_counter()
     proc = subprocess.run(
         [sys.executable, "-c", _RUNNER, str(notebook), str(out_dir / notebook.name), profile,
-         str(timeout), str(notebook.parent)],
-        capture_output=True, text=True, env=env, preexec_fn=pin,
+         str(timeout), str(notebook.parent), ",".join(map(str, cores or []))],
+        capture_output=True, text=True, env=env,
     )
     seconds = time.perf_counter() - start
     peak = None

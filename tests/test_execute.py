@@ -87,3 +87,29 @@ def test_two_smoke_notebooks_and_the_overview_last(tmp_path) -> None:  # noqa: A
                for r in rows.values())
     assert report["wall_seconds"] >= report["total_seconds"] - 1
     assert all((tmp_path / f"{n}.ipynb").is_file() for n in names)
+
+
+@pytest.mark.notebook
+def test_kernel_runs_on_its_cores_with_as_many_threads(tmp_path) -> None:  # noqa: ANN001
+    """A notebook run on a share of one core sees that core only, and torch one thread."""
+    import nbformat
+
+    from execute import run
+
+    nb = nbformat.v4.new_notebook(metadata={
+        "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
+        "language_info": {"name": "python"}})
+    nb.cells = [
+        nbformat.v4.new_code_cell('profile = "book"', metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell(
+            "import json, os, torch\n"
+            "json.dump({'cores': sorted(os.sched_getaffinity(0)),"
+            " 'torch': torch.get_num_threads()}, open('probe.json', 'w'))"),
+    ]
+    path = tmp_path / "probe.ipynb"
+    nbformat.write(nb, path)
+    core = max(os.sched_getaffinity(0))
+    (tmp_path / "out").mkdir()
+    row = run(path, tmp_path / "out", "smoke", 120, cores=[core])
+    assert row["ok"], row.get("error")
+    assert json.loads((tmp_path / "probe.json").read_text()) == {"cores": [core], "torch": 1}
