@@ -14,7 +14,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "book"))
-from execute import core_shares, execute_all, longest_first, main, record  # noqa: E402
+from execute import core_shares, execute_all, longest_first, main, record, run  # noqa: E402
 
 
 @pytest.mark.parametrize("jobs, cores, shares", [
@@ -93,8 +93,6 @@ def test_two_smoke_notebooks_and_the_overview_last(tmp_path) -> None:  # noqa: A
 def test_kernel_runs_on_its_cores_with_as_many_threads(tmp_path) -> None:  # noqa: ANN001
     """A notebook run on a share of one core sees that core only, and torch one thread."""
     import nbformat
-
-    from execute import run
 
     nb = nbformat.v4.new_notebook(metadata={
         "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
