@@ -21,8 +21,9 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml
 install: $(VENV)/.installed
 
 ## make book: run every notebook in the `book` profile, then build the HTML site in _build/html
+## (JOBS=N notebooks at once, each on its share of the cores; default one per core)
 book: $(VENV)/.installed
-	$(BIN)/python book/execute.py --profile book --out $(EXECUTED)
+	$(BIN)/python book/execute.py --profile book --out $(EXECUTED) $(if $(JOBS),--jobs $(JOBS))
 	$(MAKE) site
 
 ## make test: lint, unit tests, every notebook in the `smoke` profile, and a book build from them
@@ -37,7 +38,7 @@ unit: $(VENV)/.installed
 	$(BIN)/python -m pytest -q -m "not notebook"
 
 smoke: $(VENV)/.installed
-	$(BIN)/python book/execute.py --profile smoke --out $(EXECUTED)
+	$(BIN)/python book/execute.py --profile smoke --out $(EXECUTED) $(if $(JOBS),--jobs $(JOBS))
 
 # The site is built from a staging copy of the book pages and the *executed* notebooks;
 # Sphinx warnings (broken references, missing figures) fail the build.

@@ -7,9 +7,10 @@ gemmi's ``d_min = R``, ``rate = 1.5``, i.e. R/3, on a cell with the same margin)
 process, interleaved, repeated; the table gives the median seconds per map and the ratio to
 gemmi (< 1: we are faster). Our timing includes turning the structure into arrays
 (:func:`cryolab.io.atoms_of`) and boxing; gemmi's includes sizing its grid, not the shift of
-the model into its cell (done once, outside the clock: that favours gemmi). At 1M atoms only
-the spreading simulators run (the exact window sum and gemmi take minutes there), and the peak
-memory of ``pdb2mrc`` is measured in a child process (resident set above the structure).
+the model into its cell (done once, outside the clock: that favours gemmi). At 1M atoms
+molmap (both summations), pdb2mrc and gemmi run once each (blur's wider window and the form
+factors take minutes there), and the peak memory of ``molmap`` and ``pdb2mrc`` is measured in
+a child process (resident set above the structure).
 
 TEMPy (PyPI ``biotempy``) pins old dependencies, so it usually lives in its own environment:
 the benchmark imports it when it can, else runs it in ``--tempy-python`` (default
@@ -159,8 +160,8 @@ OURS = {
     "blur": lambda st, r: density.blur(st, r),
     "formfactor": lambda st, r: density.formfactor(st, r),
 }
-#: what runs at 1M atoms (the window sums take minutes there, gemmi about a minute)
-LARGE = ("molmap_fft", "pdb2mrc")
+#: what runs at 1M atoms besides gemmi (blur's wider windows and the form factors take minutes)
+LARGE = ("molmap", "molmap_fft", "pdb2mrc")
 
 
 def child_peak_memory(n_atoms: int, resolution: float, method: str) -> float:
@@ -216,8 +217,7 @@ def main(argv: list[str] | None = None) -> int:
         large = n >= 1_000_000
         fns = {k: (lambda f=f, s=st: f(s, args.resolution)) for k, f in OURS.items()
                if not large or k in LARGE}
-        if not large:
-            fns["gemmi"] = gemmi_path(st, args.resolution)
+        fns["gemmi"] = gemmi_path(st, args.resolution)
         t = medians(fns, 1 if large else repeats)
         tempy = None
         if n in tempy_sizes:
@@ -228,8 +228,8 @@ def main(argv: list[str] | None = None) -> int:
                "over_gemmi": {k: v / t["gemmi"] for k, v in t.items() if "gemmi" in t
                               and k != "gemmi"}}
         if large:
-            row["peak_memory_gib"] = {"pdb2mrc": child_peak_memory(n, args.resolution,
-                                                                   "pdb2mrc")}
+            row["peak_memory_gib"] = {k: child_peak_memory(n, args.resolution, k)
+                                      for k in ("molmap", "pdb2mrc")}
         rows.append(row)
         ratios = " ".join(f"{row['over_gemmi'][k]:17.2f}" if k in row["over_gemmi"]
                           else (f"{t[k]:16.2f}s" if k in t else f"{'—':>17}") for k in OURS)
@@ -246,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark": "density", "peer": "gemmi DensityCalculatorE",
         "resolution_A": args.resolution, "grid_step": "R/3", "repeats": repeats,
         "quick": args.quick, "rows": rows, "fft_vs_direct_10k": error, "notes": sorted(notes),
-        "command": "python benchmarks/bench_density.py"
+        "command": f"python benchmarks/bench_density.py --repeats {args.repeats}"
         + (" --quick" if args.quick else ""),
         "caveat": "shared machine; ratios are medians of interleaved runs",
     })

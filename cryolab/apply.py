@@ -38,11 +38,22 @@ from .io import Volume
 from .metrics import model_mask
 from .normalise import percentile_scale, robust_zscore, zscore
 
-__all__ = ["SCALINGS", "INPUT_CLIP", "apply_model", "condition_channel", "generate_map"]
+__all__ = ["SCALINGS", "INPUT_CLIP", "WHOLE_MAP_MEMORY", "apply_model", "condition_channel",
+           "whole_map_fits", "generate_map"]
 
 #: Tomogram networks see inputs clipped to ± this many robust standard deviations, so that the
 #: gold beads' extreme values do not set the scale.
 INPUT_CLIP = 4.0
+
+#: Bytes that struc2mapGAN's generator needs per voxel and per channel of its width
+#: (``base_channels``) to run over a whole map at once: the measured peak of a CPU pass under
+#: ``torch.inference_mode`` (torch 2.13) was about 720 B per voxel at width 8 and 2.5 kB at
+#: width 32; this rounds it up.
+GAN_BYTES_PER_VOXEL_CHANNEL = 96
+#: :func:`generate_map` runs the generator over the whole map at once when the estimate of
+#: :func:`whole_map_fits` stays within this many bytes (2 GiB: about 2.8 million voxels of 1 Å,
+#: a 140 Å cube, at the shipped width 8), and over tiles beyond.
+WHOLE_MAP_MEMORY = 2 * 2**30
 
 Undo = Callable[[np.ndarray], np.ndarray]
 
@@ -147,6 +158,24 @@ def condition_channel(x: np.ndarray, resolution: float, input_resolution: float 
     return blur_to_resolution(x, input_resolution, resolution)
 
 
+def whole_map_fits(generator, shape: tuple[int, ...],  # noqa: ANN001 - a torch module
+                   max_memory: float = WHOLE_MAP_MEMORY) -> bool:
+    """Whether struc2mapGAN's ``generator`` may run over a map of ``shape`` voxels (its 1 Å
+    grid) at once: its estimated memory, voxels × width × :data:`GAN_BYTES_PER_VOXEL_CHANNEL`,
+    stays within ``max_memory`` bytes.
+
+    Examples:
+        >>> from cryolab.apply import whole_map_fits
+        >>> from cryolab.nn.unetpp import UNetPlusPlus3D
+        >>> whole_map_fits(UNetPlusPlus3D(8), (68, 84, 82))    # haemoglobin 5ME2: 360 MB
+        True
+        >>> whole_map_fits(UNetPlusPlus3D(8), (400, 400, 400))
+        False
+    """
+    width = generator.hparams.get("base_channels", 32)
+    return float(np.prod(shape)) * width * GAN_BYTES_PER_VOXEL_CHANNEL <= max_memory
+
+
 def generate_map(
     generator,  # noqa: ANN001 - a torch module
     source: Volume | object,
@@ -160,7 +189,8 @@ def generate_map(
     progress: bool = False,
     resolution: float | None = None,
     mask_radius: float | None = None,
-    whole: bool = False,
+    whole: bool | None = None,
+    max_memory: float = WHOLE_MAP_MEMORY,
 ) -> Volume:
     """A struc2mapGAN map from a structure (or from any map already on a grid).
 
@@ -177,9 +207,12 @@ def generate_map(
 
     ``whole=True`` runs the (fully convolutional) generator once over the whole map, padded
     with zeros to a multiple of its down-sampling factor, instead of over overlapping tiles:
-    about (patch / core)³ ≈ 4× less work, and each voxel sees its whole context, so the result
-    differs from the tiled one near tile seams. It needs memory for the network's activations
-    on the whole map (roughly 1 kB per voxel at width 32).
+    about (patch / core)³ ≈ 4× less work, and each voxel sees its whole context. The result
+    differs from the tiled one everywhere, not only near seams: every block of the generator
+    normalises its channels (InstanceNorm) over what it sees, the whole map or one tile. On
+    the chapter-01 maps the whole-map pass scores better against the experimental maps
+    (``benchmarks/bench_inference.py`` measures both). ``whole=None`` (the default) chooses
+    the whole map when :func:`whole_map_fits` within ``max_memory`` bytes, else tiles.
     """
     import torch
 
@@ -200,6 +233,8 @@ def generate_map(
         start = density.molmap(source, input_resolution, on_grid=work, voxel_size=voxel_size)
     dev = pick_device(device) if device else next(generator.parameters()).device
     generator = generator.to(dev).eval()
+    if whole is None:
+        whole = whole_map_fits(generator, start.shape, max_memory)
 
     def run(cubes: np.ndarray) -> np.ndarray:
         if conditioned:

@@ -205,14 +205,13 @@ def _direct(
         profiles, positions = [], []
         for a in range(3):
             pos = first[sl, a, None] + np.arange(width[a])[None, :]  # (n, k) voxel indices
-            d = (pos - idx[sl, a, None]) * grid.voxel_size[a]  # Å
-            inside = (pos >= 0) & (pos < shape[a]) & (np.abs(d) <= cutoff * sigma)
-            profiles.append(np.where(inside, np.exp(-0.5 * (d / sigma) ** 2), 0.0)
-                            .astype(np.float32))
+            d = ((pos - idx[sl, a, None]) * (grid.voxel_size[a] / sigma)).astype(np.float32)
+            inside = (pos >= 0) & (pos < shape[a]) & (np.abs(d) <= cutoff)  # d in σ
+            profiles.append(np.where(inside, np.exp(-0.5 * d * d), np.float32(0.0)))
             positions.append(np.clip(pos, 0, shape[a] - 1).astype(np.int32))
-        zy = (w[sl] * norm).astype(np.float32)[:, None, None] \
-            * profiles[0][:, :, None] * profiles[1][:, None, :]
-        rows = positions[0][:, :, None] * np.int32(shape[1]) + positions[1][:, None, :]
+        profiles[0] *= (w[sl] * norm).astype(np.float32)[:, None]  # the weights ride on z
+        zy = profiles[0][:, :, None] * profiles[1][:, None, :]
+        rows = (positions[0] * np.int32(shape[1]))[:, :, None] + positions[1][:, None, :]
         # Pᵀ (atoms × zy) and Qᵀ (x × atoms): the product Qᵀ Pᵀ is the map, transposed
         p_t = sparse.csr_matrix(
             (zy.ravel(), rows.ravel(), np.arange(0, n * k_zy + 1, k_zy, dtype=np.int32)),

@@ -114,7 +114,8 @@ class SuperResProfile:
         depth, base: U-Net depth and first-level width.
         lr, betas: Adam settings (paper: 2e-4, (0.5, 0.999)).
         noise: the noise model's parameters.
-        stride: sliding-window stride at inference, voxels.
+        stride: sliding-window stride at inference, voxels (None: half a patch; the stride
+            used is :attr:`infer_stride`).
         real_crop: edge in Å of the cube around the model kept from each real cryo-EM map
             before prediction (None = the whole map).
         finetune_steps: optimiser steps of each leave-one-map-out fine-tuning on real pairs
@@ -140,7 +141,7 @@ class SuperResProfile:
 
     @property
     def infer_stride(self) -> int:
-        """Stride of the sliding window (default: half a patch)."""
+        """The sliding-window stride used at inference: ``stride`` or half a patch."""
         return self.stride or self.patch // 2
 
     def config(self) -> dict:

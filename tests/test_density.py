@@ -97,17 +97,27 @@ def test_fft_summation_agrees_with_direct_summation():
     assert np.abs(a - b).max() < 0.03 * a.max()
 
 
-def test_direct_summation_matches_brute_force():
+@pytest.mark.parametrize("sigma, voxel, cutoff", [
+    (1.1, 0.7, 50.0),  # no cutoff within the box
+    (0.9, 4.0 / 3.0, 5.0),  # molmap's defaults at 4 Å: σ = 0.9 Å on R/3 voxels, cut at 5σ
+])
+def test_direct_summation_matches_brute_force(sigma, voxel, cutoff):
+    """The float32 window sums against a float64 sum over every voxel and atom, with the same
+    cutoff (|Δ| ≤ cutoff·σ along each axis): equal within 1e-6 of the peak."""
     atoms = cloud(20, seed=3)
-    grid = density.box_around(atoms.xyz, 0.7, 5.0)
-    got = density.gaussian_density(atoms.xyz, atoms.mass, 1.1, grid, cutoff=50)
+    grid = density.box_around(atoms.xyz, voxel, 5.0)
+    got = density.gaussian_density(atoms.xyz, atoms.mass, sigma, grid, cutoff=cutoff)
     zz, yy, xx = np.meshgrid(*grid.grid_axes(), indexing="ij")
     brute = np.zeros(grid.shape)
     for (x, y, z), w in zip(atoms.xyz, atoms.mass, strict=True):
-        d2 = (xx - x) ** 2 + (yy - y) ** 2 + (zz - z) ** 2
-        brute += w * np.exp(-d2 / (2 * 1.1**2)) / (2 * np.pi * 1.1**2) ** 1.5
+        d = [xx - x, yy - y, zz - z]
+        inside = np.all([np.abs(di) <= cutoff * sigma for di in d], axis=0)
+        d2 = sum(di**2 for di in d)
+        brute += np.where(inside, w * np.exp(-d2 / (2 * sigma**2)), 0.0) \
+            / (2 * np.pi * sigma**2) ** 1.5
     np.testing.assert_allclose(got, brute, rtol=1e-5, atol=1e-6 * brute.max())
-    chunked = density.gaussian_density(atoms.xyz, atoms.mass, 1.1, grid, cutoff=50, chunk_atoms=7)
+    chunked = density.gaussian_density(atoms.xyz, atoms.mass, sigma, grid, cutoff=cutoff,
+                                       chunk_atoms=7)
     np.testing.assert_allclose(chunked, got, rtol=1e-6, atol=1e-7 * brute.max())
 
 
@@ -268,6 +278,28 @@ def test_vectorised_atoms_of_equals_per_atom_loop(name, hydrogens):
     np.testing.assert_array_equal(atoms.element, names)
     if not hydrogens:
         assert not np.isin(atoms.element, ["H", "D"]).any()
+
+
+@pytest.mark.parametrize("shift", [(0.0, 0.0, 0.0), (12000.0, -1500.0, 0.0)])
+def test_atoms_of_reads_pdb_columns_or_falls_back_to_mmcif(shift):
+    """Coordinates within the PDB format's -999.999 … 9999.999 Å are read from gemmi's PDB
+    text; farther ones (and chain names of any length) through its mmCIF table; both give
+    the per-atom loop's atoms."""
+    from cryolab.data import fetch
+    from cryolab.io import _pdb_columns, atoms_of, read_structure
+
+    st = read_structure(fetch("structures/ccpem/5me2.pdb.gz"))
+    st[0].transform_pos_and_adp(gemmi.Transform(gemmi.Mat33(), gemmi.Vec3(*shift)))
+    for i, chain in enumerate(st[0]):
+        chain.name = f"LONG{i}"
+    copy = gemmi.Structure()
+    copy.add_model(st[0])
+    assert (_pdb_columns(copy) is None) == (shift[0] > 9999)
+    atoms = atoms_of(st)
+    xyz, z, _, names = _atoms_reference(st)
+    assert np.abs(atoms.xyz - xyz).max() <= 5e-4 + 1e-9
+    np.testing.assert_array_equal(atoms.atomic_number, z)
+    np.testing.assert_array_equal(atoms.element, names)
 
 
 def test_atoms_of_keeps_the_first_of_alternative_residues():

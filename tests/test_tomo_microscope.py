@@ -9,6 +9,7 @@ import pytest
 
 from cryolab.errors import ConfigError
 from cryolab.fourier import frequency_grid
+from cryolab.io import Volume
 from cryolab.tomo.microscope import (
     MicroscopeConfig,
     acquire,
@@ -207,7 +208,7 @@ def test_transmission_follows_imfp_and_dose_split():
     pot = np.zeros((30, 8, 16), np.float32)
     cfg = MicroscopeConfig(min_angle=-60, max_angle=60, step=30, dose=50.0, dqe=0.84,
                            apply_ctf=False, noise=False, damage_rate=0.0, damage_noise=0.0)
-    series = acquire(pot, 10.0, cfg, np.random.default_rng(0))
+    series = acquire(Volume(pot, 10.0, 0.0), cfg, np.random.default_rng(0))
     t = np.radians(series.true_angles)
     expected = 50.0 / 5 * 100 * 0.84 * np.exp(-300.0 / (np.cos(t) * 3800.0))
     np.testing.assert_allclose(series.images.mean(axis=(1, 2)), expected, rtol=1e-5)
@@ -219,6 +220,21 @@ def test_transmission_follows_imfp_and_dose_split():
 def test_tilt_error_changes_true_angles_only():
     pot = np.zeros((10, 4, 16), np.float32)
     cfg = MicroscopeConfig(min_angle=-30, max_angle=30, step=10, angle_error=0.5)
-    series = acquire(pot, 10.0, cfg, np.random.default_rng(3))
+    series = acquire(Volume(pot, 10.0, 0.0), cfg, np.random.default_rng(3))
     np.testing.assert_array_equal(series.angles, np.arange(-30, 31, 10))
     assert 0 < np.abs(series.true_angles - series.angles).max() < 3
+
+
+def test_acquire_takes_the_voxel_size_from_the_volume():
+    """An empty specimen at two voxel sizes: the counts per pixel follow the pixel area px²
+    and the thickness (10 voxels of px Å); non-cubic voxels are refused."""
+    pot = np.zeros((10, 4, 16), np.float32)
+    cfg = MicroscopeConfig(min_angle=-1, max_angle=1, step=1, dose=30.0, dqe=1.0,
+                           apply_ctf=False, noise=False, damage_rate=0.0, damage_noise=0.0)
+    for px in (5.0, 10.0):
+        series = acquire(Volume(pot, px, 0.0), cfg, np.random.default_rng(0))
+        t = np.radians(series.true_angles)
+        expected = 10.0 * px**2 * np.exp(-10 * px / (np.cos(t) * 3800.0))
+        np.testing.assert_allclose(series.images.mean(axis=(1, 2)), expected, rtol=1e-5)
+    with pytest.raises(ConfigError, match="cubic"):
+        acquire(Volume(pot, (10.0, 5.0, 5.0), 0.0), cfg, np.random.default_rng(0))

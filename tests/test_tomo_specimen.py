@@ -13,6 +13,7 @@ from cryolab.tomo.specimen import (
     Layer,
     SpecimenConfig,
     VesicleConfig,
+    axis_distance,
     build_specimen,
     vesicle,
     voxelize_atoms,
@@ -58,6 +59,17 @@ def test_templates_scaled_to_their_mass(mirror):
     assert 0.5 * PROTEIN_DENSITY * 1000 < inside.mean() < 4 * PROTEIN_DENSITY * 1000
     with pytest.raises(ConfigError, match="unknown particle"):
         load_particle("unobtainium", 10.0)
+
+
+def test_axis_distance_is_the_distance_from_the_line():
+    """Against the cross product: |(p - c) × d| for the unit direction d of the axis."""
+    shape, centre = (7, 20, 24), (3.0, 8.3, 11.7)
+    points = np.stack(np.meshgrid(*(np.arange(n) for n in shape), indexing="ij"), -1)
+    for direction in ((0.0, 1.0, 0.0), (0.0, 0.6, -0.8), (1.0, 2.0, 3.0), (5.0, 0.0, 0.0)):
+        d = np.array(direction) / np.linalg.norm(direction)
+        expected = np.linalg.norm(np.cross(points - np.array(centre), d), axis=-1)
+        np.testing.assert_allclose(axis_distance(shape, centre, direction), expected,
+                                   atol=1e-9)
 
 
 def _crowded(seed=0, **kw):

@@ -45,6 +45,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "the shipped resolution-conditioned one when --resolution is given)")
     p.add_argument("--device", type=device,
                    help="torch device for gan (default: cuda if present)")
+    p.add_argument("--inference", choices=("auto", "whole", "tiles"), default="auto",
+                   help="gan: run the generator over the whole map at once, or over 32³ tiles "
+                        "(default auto: the whole map when it needs at most 2 GiB)")
     p.add_argument("--out", required=True, help="output map (.mrc, .map, optionally .gz); "
                    "for several structures, the set's folder")
     add_overwrite_option(p)
@@ -139,5 +142,6 @@ def _gan(args: argparse.Namespace, structure, grid):  # noqa: ANN001, ANN202
         grid = density.box_around(density.atoms_from(structure).xyz, args.voxel_size, 6.0)
     if generator.hparams.get("in_channels", 1) == 2 and args.resolution is None:
         raise ConfigError("this checkpoint is resolution-conditioned: give --resolution")
+    whole = {"auto": None, "whole": True, "tiles": False}[args.inference]
     return generate_map(generator, structure, on_grid=grid, device=args.device, progress=True,
-                        resolution=args.resolution)
+                        resolution=args.resolution, whole=whole)

@@ -19,7 +19,9 @@ stream, so the test maps here are the test maps there. On top of them:
   :func:`calibration_scale`, :func:`reliability` and :func:`plot_reliability`: one scale fitted
   on validation maps that makes the spread a calibrated standard deviation, and the check;
 - :func:`vae_on_real` and :func:`shipped_vae`: a VAE (this run's or the shipped one) applied
-  to the real maps of :func:`cryolab.superres.load_real_map`.
+  to the real maps of :func:`cryolab.superres.load_real_map`;
+- :class:`SharpeningRun`: the numbers of one run and the verdicts read from them;
+  :meth:`SharpeningRun.to_dict` is the schema of the chapter's ``metrics.json``.
 
 The ``cryolab sharpen --method vae|bfactor`` command applies this chapter's models through
 :func:`cryolab.apply.apply_model` and :func:`cryolab.sharpen.bfactor_sharpen`.
@@ -28,7 +30,7 @@ The ``cryolab sharpen --method vae|bfactor`` command applies this chapter's mode
 from __future__ import annotations
 
 import shutil
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -64,12 +66,14 @@ __all__ = [
     "compare_methods",
     "method_table",
     "uncertainty_agreement",
+    "uncertainty_table",
     "plot_guinier",
     "shipped_vae",
     "vae_on_real",
     "calibration_scale",
     "reliability",
     "plot_reliability",
+    "SharpeningRun",
 ]
 
 #: The study's numbers: the validation RSCC plateau of the VAE, the epoch it was reached,
@@ -93,7 +97,8 @@ class SharpeningProfile:
         reconstruction: ``"mse"`` or ``"l1"``.
         n_samples: decodes per input for the uncertainty map.
         n_uncertainty: test entries sampled for the uncertainty maps.
-        infer_stride: sliding-window stride at inference (default half a patch).
+        stride: sliding-window stride at inference, voxels (None: half a patch; the stride
+            used is :attr:`infer_stride`).
         fit_low: low-resolution end of the Guinier fit, Å.
         seed: base seed of VAE training.
     """
@@ -112,14 +117,14 @@ class SharpeningProfile:
     reconstruction: str = "mse"
     n_samples: int = 8
     n_uncertainty: int = 3
-    infer_stride: int | None = None
+    stride: int | None = None
     fit_low: float = 10.0
     seed: int = 0
 
     @property
-    def stride(self) -> int:
-        """Sliding-window stride at inference (default half a patch)."""
-        return self.infer_stride or self.patch // 2
+    def infer_stride(self) -> int:
+        """The sliding-window stride used at inference: ``stride`` or half a patch."""
+        return self.stride or self.patch // 2
 
     def vae_hparams(self, skips: bool) -> dict:
         """Constructor arguments of the VAE (plain or with skips)."""
@@ -139,7 +144,7 @@ class SharpeningProfile:
 PROFILES = {
     "smoke": SharpeningProfile(
         data=sr.PROFILES["smoke"], n_val=1, patch=16, patches_per_epoch=32, epochs=4,
-        depth=2, base=8, latent_channels=4, n_samples=3, n_uncertainty=1, infer_stride=16,
+        depth=2, base=8, latent_channels=4, n_samples=3, n_uncertainty=1, stride=16,
         lr=3e-3,
     ),
     "book": SharpeningProfile(
@@ -221,8 +226,8 @@ def predict_vae(model: VAE3D, volume: Volume, profile: SharpeningProfile,
     """The VAE's decode of ``z = μ`` over a whole (z-scored) map, tile by tile (``stride``
     defaults to the profile's)."""
     out = predict_volume(model, volume.data, patch=profile.patch,
-                         stride=stride or profile.stride, weight="gaussian", batch_size=4,
-                         device=device)
+                         stride=stride or profile.infer_stride, weight="gaussian",
+                         batch_size=4, device=device)
     return volume.with_data(out)
 
 
@@ -230,7 +235,8 @@ def predict_unet(model: UNet3D, volume: Volume, profile: SharpeningProfile,
                  device: str | None = None) -> Volume:
     """The super-resolution chapter's :func:`~superres.predict_map`, with this profile's
     inference stride (the same tiling as the VAEs)."""
-    return sr.predict_map(model, volume, replace(profile.data, stride=profile.stride), device)
+    return sr.predict_map(model, volume, replace(profile.data, stride=profile.infer_stride),
+                          device)
 
 
 def train_vae(
@@ -337,7 +343,7 @@ def uncertainty_agreement(model: VAE3D, pair: sr.Pair, profile: SharpeningProfil
     """Sample the VAE on a (z-scored) pair: mean and std maps, the error ``|mean − target|``,
     and the Pearson correlation of std and error inside the model mask and over the box."""
     mean, std = sample_volume(model, pair.degraded.data, n=profile.n_samples,
-                              patch=profile.patch, stride=profile.stride, seed=seed)
+                              patch=profile.patch, stride=profile.infer_stride, seed=seed)
     error = np.abs(mean - pair.target.data)
     mask = _mask(pair)
     return {
@@ -346,6 +352,17 @@ def uncertainty_agreement(model: VAE3D, pair: sr.Pair, profile: SharpeningProfil
         "corr_mask": metrics.pcc(std, error, mask), "corr_box": metrics.pcc(std, error),
         "std_mean": float(std.mean()), "error_mean": float(error.mean()),
     }
+
+
+def uncertainty_table(agreement: Mapping[str, Sequence[dict]]) -> pd.DataFrame:
+    """Means over the entries of :func:`uncertainty_agreement`'s numbers, one row per model
+    (``{label: [agreement of each entry]}``)."""
+    return pd.DataFrame({
+        label: {"corr(std, |error|) in the mask": np.mean([a["corr_mask"] for a in runs]),
+                "corr(std, |error|) over the box": np.mean([a["corr_box"] for a in runs]),
+                "mean std (z units)": np.mean([a["std_mean"] for a in runs]),
+                "mean |error| (z units)": np.mean([a["error_mean"] for a in runs])}
+        for label, runs in agreement.items()}).T
 
 
 def vae_on_real(model: VAE3D, profile: SharpeningProfile, device: str | None = None):  # noqa: ANN201
@@ -423,6 +440,115 @@ def plot_guinier(fits: dict):
     ax.set_ylabel("ln mean |F|")
     ax.legend(frameon=False)
     return fig
+
+
+# ------------------------------------------------------------------------------ the run
+
+#: The four columns of :func:`method_table` and whether a higher value is better.
+_BETTER_HIGH = {"RSCC (masked)": True, "PCC": True, "FSC-0.5 resolution (Å)": False,
+                "EMRinger": True}
+
+
+@dataclass(frozen=True)
+class SharpeningRun:
+    """The numbers one run of the chapter produces, and the verdicts read from them;
+    :meth:`to_dict` is the schema of its ``metrics.json`` (read by the tests and the results
+    overview).
+
+    Attributes:
+        profile: the run's settings.
+        test_entries, val_entries: PDB ids of the test and validation entries.
+        resolution: :func:`sharpening_resolution` of the training pairs, Å.
+        bfactors: Guinier B (Å²) of the first test entry's ``"target"`` and
+            ``"degraded input"``.
+        histories: the training histories, ``{"VAE": ..., "VAE with skips": ...}`` (``loss``,
+            ``reconstruction``, ``kl``, ``val_rscc`` per epoch).
+        unet_source: where the U-Net came from (:func:`unet_for`).
+        table: :func:`method_table` of the test entries.
+        uncertainty: :func:`uncertainty_table` of the test entries.
+        calibration: :func:`calibration_scale` fitted on the validation maps.
+        reliability: ``{label: reliability table}`` (:func:`reliability`) on the test maps.
+        real_table: :func:`cryolab.superres.real_map_table` of the real maps.
+        real_verdicts: ``{method: RealVerdict}`` on the real maps.
+        timings: seconds by step.
+    """
+
+    profile: SharpeningProfile
+    test_entries: list[str]
+    val_entries: list[str]
+    resolution: float
+    bfactors: Mapping[str, float]
+    histories: Mapping[str, History]
+    unet_source: str
+    table: pd.DataFrame
+    uncertainty: pd.DataFrame
+    calibration: float
+    reliability: Mapping[str, pd.DataFrame]
+    real_table: pd.DataFrame
+    real_verdicts: Mapping[str, sr.RealVerdict]
+    timings: Mapping[str, float]
+
+    @property
+    def last_val_rscc(self) -> dict[str, float]:
+        """Validation RSCC after the last epoch, by model."""
+        return {label: h["val_rscc"][-1] for label, h in self.histories.items()}
+
+    @property
+    def best_val_rscc(self) -> dict[str, float]:
+        """Best validation RSCC over the epochs, by model."""
+        return {label: max(h["val_rscc"]) for label, h in self.histories.items()}
+
+    @property
+    def n_reaching_bar(self) -> int:
+        """How many VAE variants end at or above the study's super-resolution bar (0.91)."""
+        return sum(v >= STUDY["superres_bar"] for v in self.last_val_rscc.values())
+
+    def wins(self, method: str) -> int:
+        """On how many of the table's four scores ``method`` is the best of the methods
+        (the input and the target left out)."""
+        methods = self.table.drop(index=["degraded input", "target (model map)"],
+                                  errors="ignore")
+        return sum((methods[c].idxmax() if high else methods[c].idxmin()) == method
+                   for c, high in _BETTER_HIGH.items())
+
+    @property
+    def real_verdict(self) -> sr.RealVerdict:
+        """The verdict on the real maps: the shipped VAE's when shipped, else this run's VAE
+        with skips."""
+        return self.real_verdicts.get("shipped VAE", self.real_verdicts["VAE with skips"])
+
+    def to_dict(self) -> dict:
+        """The ``metrics.json`` record of the run."""
+        hist = self.histories["VAE"]
+        return {
+            "profile_settings": self.profile.config(False),
+            "test_entries": list(self.test_entries),
+            "val_entries": list(self.val_entries),
+            "sharpening_resolution": self.resolution,
+            "guinier_bfactor_input": self.bfactors["degraded input"],
+            "guinier_bfactor_target": self.bfactors["target"],
+            "vae_loss_first": hist["loss"][0],
+            "vae_loss_last": hist["loss"][-1],
+            "vae_reconstruction_first": hist["reconstruction"][0],
+            "vae_reconstruction_last": hist["reconstruction"][-1],
+            "vae_kl_last": hist["kl"][-1],
+            "vae_kl_finite": bool(np.all(np.isfinite(hist["kl"]))),
+            "val_rscc": {label: h["val_rscc"] for label, h in self.histories.items()},
+            "unet_source": self.unet_source,
+            "table": {method: {k: float(v) for k, v in row.items()}
+                      for method, row in self.table.iterrows()},
+            "rscc": self.table["RSCC (masked)"].to_dict(),
+            "uncertainty_agreement": {
+                label: {"corr_mask": float(row["corr(std, |error|) in the mask"]),
+                        "corr_box": float(row["corr(std, |error|) over the box"])}
+                for label, row in self.uncertainty.iterrows()},
+            "calibration_scale": self.calibration,
+            "reliability": {k: v.to_dict(orient="records") for k, v in self.reliability.items()},
+            "real_maps": self.real_table.to_dict(orient="records"),
+            "real_verdicts": {m: v.to_dict() for m, v in self.real_verdicts.items()},
+            "study": STUDY,
+            "timings": dict(self.timings),
+        }
 
 
 def data_files() -> list[str]:

@@ -21,7 +21,9 @@ Chapter 05's second question, answered with numbers:
   denoise3d`` on an MRC file; :func:`topaz_available` says why it cannot run when it cannot.
 
 Every result is a typed record (:class:`CylinderFit`, :class:`RealCropScore`,
-:class:`WholeTomogramScore`) with ``to_dict`` for ``metrics.json``.
+:class:`WholeTomogramScore`) with ``to_dict`` for ``metrics.json``; :class:`TomoLearnRun`
+gathers the whole chapter's numbers and the verdicts read from them, and its ``to_dict`` is the
+schema of the chapter's ``metrics.json``.
 """
 
 from __future__ import annotations
@@ -32,16 +34,18 @@ import os
 import subprocess
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from scipy import ndimage
 
 from ..errors import ConfigError, CryolabError
 from ..fourier import frequency_grid
 from ..metrics import calibrate, dice, fsc, psnr, ssim
+from ..tomo.specimen import axis_distance
 
 __all__ = [
     "TOPAZ_ENV",
@@ -59,8 +63,13 @@ __all__ = [
     "threshold_walls",
     "WholeTomogramScore",
     "whole_tomogram_scores",
+    "topaz_margins",
     "topaz_available",
     "run_topaz",
+    "gaussian_label",
+    "psnr_gain",
+    "dice_mean",
+    "TomoLearnRun",
 ]
 
 #: Environment variable naming the Python interpreter of a separate environment with
@@ -98,11 +107,9 @@ class CylinderFit:
         return self.radius * self.pixel_size
 
     def distance(self, shape: tuple[int, ...]) -> np.ndarray:
-        """Distance (voxels) of every voxel of a grid of ``shape`` from the axis."""
-        grid = np.indices(shape, dtype=np.float32).reshape(3, -1).T - np.asarray(self.centre)
-        along = grid @ np.asarray(self.axis)
-        perp = grid - along[:, None] * np.asarray(self.axis)[None]
-        return np.sqrt((perp**2).sum(axis=1)).reshape(shape)
+        """Distance (voxels) of every voxel of a grid of ``shape`` from the axis
+        (:func:`cryolab.tomo.specimen.axis_distance`)."""
+        return axis_distance(shape, self.centre, self.axis)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self) | {"radius_A": self.radius_a}
@@ -327,6 +334,23 @@ def whole_tomogram_scores(outputs: Mapping[str, np.ndarray], truths: Mapping[str
     return rows
 
 
+def topaz_margins(scores: Sequence[WholeTomogramScore | Mapping],
+                  method: str = "U-Net (shipped)") -> dict[tuple[str, str], float]:
+    """``method``'s margin over the better Topaz model on a whole tomogram, by (truth,
+    ``"psnr"`` | ``"correlation"``): positive where it beats both Topaz models. ``scores`` are
+    :func:`whole_tomogram_scores` rows (or their ``to_dict``); empty when Topaz did not run."""
+    rows = [r.to_dict() if isinstance(r, WholeTomogramScore) else dict(r) for r in scores]
+    margins = {}
+    for truth in dict.fromkeys(r["truth"] for r in rows):
+        topaz = [r for r in rows if r["truth"] == truth and r["method"].startswith("Topaz")]
+        if not topaz:
+            continue
+        ours = next(r for r in rows if r["truth"] == truth and r["method"] == method)
+        for key in ("psnr", "correlation"):
+            margins[truth, key] = ours[key] - max(r[key] for r in topaz)
+    return margins
+
+
 # ------------------------------------------------------------------------------ Topaz
 
 
@@ -380,3 +404,118 @@ def run_topaz(volume: np.ndarray, pixel_size: float, model: str = "unet-3d-10a",
             raise CryolabError(f"topaz denoise3d failed ({done.returncode}): {tail[0]}")
         with mrcfile.open(outputs[0], permissive=True) as mrc:
             return np.asarray(mrc.data, np.float32).copy(), seconds
+
+
+# ---------------------------------------------------------------------------- the run
+
+
+def gaussian_label(sigma: float) -> str:
+    """The name of the best Gaussian filter's row in the denoising table."""
+    return f"Gaussian σ={sigma:g}"
+
+
+def psnr_gain(denoising: pd.DataFrame, sigma: float) -> float:
+    """PSNR (dB) of the supervised U-Net over the best Gaussian filter (σ = ``sigma`` voxels)
+    in a denoising table (rows: methods; a ``"PSNR (dB)"`` column)."""
+    psnr_db = denoising["PSNR (dB)"]
+    return float(psnr_db["supervised U-Net"] - psnr_db[gaussian_label(sigma)])
+
+
+def dice_mean(scores: Mapping[str, float]) -> float:
+    """The mean Dice over the classes of ``{class: Dice}`` (background left out by the
+    caller)."""
+    return float(np.mean(list(scores.values())))
+
+
+@dataclass(frozen=True)
+class TomoLearnRun:
+    """The numbers one run of chapter 05 produces, and the verdicts read from them;
+    :meth:`to_dict` is the schema of its ``metrics.json`` (read by the tests and the results
+    overview).
+
+    Attributes:
+        shape: the held-out test tomogram's shape (z, y, x); pixel_size: its voxel, Å.
+        denoising: scores of each denoiser on the test tomogram (rows: methods; columns
+            ``"PSNR (dB)"``, ``"SSIM"`` and the FSC resolutions).
+        best_sigma: width (voxels) of the best Gaussian filter (row :func:`gaussian_label`).
+        histories: training histories by network (``denoiser``, ``noise2noise``,
+            ``segmenter``), each with a ``loss`` per epoch.
+        dice: Dice of the segmenter on the test tomogram, by class (no background).
+        confusion: row-normalised confusion matrix, true × predicted class.
+        picking: particle-picking scores by class.
+        real_scores, real_fits, real_wall_dice: the real microtubule crops
+            (:func:`real_crop_scores`, :func:`fit_microtubule`, ``{crop: {method: wall
+            Dice}}``).
+        whole_scores: :func:`whole_tomogram_scores` of the whole held-out tomogram, simulated
+            with ``whole_seed`` in ``whole_seconds`` s, of shape ``whole_shape``.
+        topaz_skipped: why Topaz-Denoise did not run (None when it ran); topaz_seconds: its
+            run times.
+        missing_wedge: filament Dice, trained on (rows) × tested on (columns) orientations;
+            None when the profile skips the experiment.
+        robustness: Dice by class (and mean) by changed setting; None when skipped.
+        cli_agreement: fraction of voxels where ``cryolab segment`` agrees with the
+            whole-volume prediction.
+        timings: seconds by step.
+    """
+
+    shape: tuple[int, ...]
+    pixel_size: float
+    denoising: pd.DataFrame
+    best_sigma: float
+    histories: Mapping[str, Mapping[str, Sequence[float]]]
+    dice: Mapping[str, float]
+    confusion: np.ndarray
+    picking: pd.DataFrame
+    real_scores: Sequence[RealCropScore]
+    real_fits: Mapping[str, CylinderFit]
+    real_wall_dice: Mapping[str, Mapping[str, float]]
+    whole_scores: Sequence[WholeTomogramScore]
+    whole_shape: tuple[int, ...]
+    whole_seed: int
+    whole_seconds: float
+    topaz_skipped: str | None
+    topaz_seconds: Mapping[str, float]
+    missing_wedge: pd.DataFrame | None
+    robustness: pd.DataFrame | None
+    cli_agreement: float
+    timings: Mapping[str, float]
+
+    @property
+    def psnr_gain_over_gaussian_db(self) -> float:
+        """:func:`psnr_gain` of this run: the supervised U-Net over the best Gaussian, dB."""
+        return psnr_gain(self.denoising, self.best_sigma)
+
+    @property
+    def mean_dice(self) -> float:
+        """:func:`dice_mean` of the segmenter on the test tomogram."""
+        return dice_mean(self.dice)
+
+    def to_dict(self) -> dict:
+        """The ``metrics.json`` record of the run."""
+        robust = self.robustness
+        return {
+            "shape": list(self.shape),
+            "pixel_size": self.pixel_size,
+            "denoising": self.denoising.to_dict(orient="index"),
+            "best_gaussian_sigma": self.best_sigma,
+            "psnr_gain_over_gaussian_db": self.psnr_gain_over_gaussian_db,
+            "losses": {net: {"first": h["loss"][0], "last": h["loss"][-1]}
+                       for net, h in self.histories.items()},
+            "dice": dict(self.dice),
+            "mean_dice": self.mean_dice,
+            "confusion": np.asarray(self.confusion).tolist(),
+            "picking": self.picking.to_dict(orient="index"),
+            "real_data": [r.to_dict() for r in self.real_scores],
+            "real_fits": {n: f.to_dict() for n, f in self.real_fits.items()},
+            "real_wall_dice": {n: dict(v) for n, v in self.real_wall_dice.items()},
+            "whole_tomogram": {"shape": list(self.whole_shape), "seed": self.whole_seed,
+                               "scores": [r.to_dict() for r in self.whole_scores],
+                               "simulation_seconds": self.whole_seconds},
+            "topaz": {"skipped": self.topaz_skipped, "seconds": dict(self.topaz_seconds)},
+            "missing_wedge": (self.missing_wedge.to_dict(orient="index")
+                              if self.missing_wedge is not None else None),
+            "robustness": (robust.drop(columns=["setting", "test value"]).astype(float)
+                           .to_dict(orient="index") if robust is not None else None),
+            "cli_agreement": self.cli_agreement,
+            "timings": dict(self.timings),
+        }

@@ -5,21 +5,25 @@ figures measure lives in the core: Thon rings and CTF zeros in :mod:`cryolab.tom
 (:func:`~cryolab.tomo.microscope.thon_rings`, :func:`~cryolab.tomo.microscope.ctf_zeros`,
 :func:`~cryolab.tomo.microscope.first_zero`), the missing wedge in
 :func:`cryolab.tomo.reconstruct.measured_tilt_range` and :func:`cryolab.fourier.angular_energy`,
-spectra in :func:`cryolab.fourier.radial_power_spectrum`.
+spectra in :func:`cryolab.fourier.radial_power_spectrum`. :class:`TomoSimRun` holds the
+numbers of one run and the verdicts read from them; :meth:`TomoSimRun.to_dict` is the schema of
+the chapter's ``metrics.json``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 import numpy as np
+import pandas as pd
 from scipy import ndimage
 
 from ..metrics import pcc
-from ..tomo.microscope import MicroscopeConfig
+from ..tomo.microscope import MicroscopeConfig, electron_wavelength
 from ..tomo.particles import REAL_TOMOGRAMS, template_files
 from ..tomo.reconstruct import ReconstructionConfig
-from ..tomo.simulate import SimulationConfig
+from ..tomo.simulate import Simulation, SimulationConfig
 from ..tomo.specimen import Layer, SpecimenConfig, VesicleConfig
 
 __all__ = [
@@ -30,6 +34,9 @@ __all__ = [
     "simulation_config",
     "microtubule_config",
     "correlation",
+    "thon_table",
+    "spectral_summary",
+    "TomoSimRun",
 ]
 
 
@@ -124,6 +131,114 @@ def correlation(a: np.ndarray, b: np.ndarray, sigma: float = 0.0) -> float:
         a = ndimage.gaussian_filter(np.asarray(a, np.float32), sigma)
         b = ndimage.gaussian_filter(np.asarray(b, np.float32), sigma)
     return float(pcc(a, b))
+
+
+def thon_table(thon: Mapping[float, Mapping[str, float]]) -> pd.DataFrame:
+    """The Thon-ring table, one row per underfocus (µm): the first zero in theory
+    (:func:`~cryolab.tomo.microscope.ctf_zeros`) and measured
+    (:func:`~cryolab.tomo.microscope.first_zero`), 1/Å, and their ``relative error``."""
+    table = pd.DataFrame(thon).T
+    table["relative error"] = (table["first zero, measured (1/Å)"]
+                               / table["first zero, theory (1/Å)"] - 1).abs()
+    return table
+
+
+def spectral_summary(similarity: Mapping[float, Mapping[str, float]]) -> dict:
+    """The simulated dose (e⁻/Å²) whose spectrum is most like the real crops' (highest mean
+    correlation of log spectra), with its correlations and those at 100 e⁻/Å²
+    (``similarity``: ``{dose: {"vs <crop>": r}}``)."""
+    best = max(similarity, key=lambda d: np.mean(list(similarity[d].values())))
+    return {"best simulated dose": best,
+            **{f"{k} at {best:g}": v for k, v in similarity[best].items()},
+            **{f"{k} at 100": v for k, v in similarity[100.0].items()}}
+
+
+@dataclass(frozen=True)
+class TomoSimRun:
+    """The numbers one run of the chapter produces, and the verdicts read from them;
+    :meth:`to_dict` is the schema of its ``metrics.json`` (read by the tests and the results
+    overview).
+
+    Attributes:
+        simulation: the chapter's simulation (specimen, tilt series, tomogram, prior, atlas).
+        files: the MRC files :func:`~cryolab.tomo.simulate.simulate_to_directory` wrote, with
+            the shape (z, y, x) each reads back with.
+        n_tilts: angles in the written ``.tlt`` file.
+        masks_match_atlas: the written class masks hold the atlas's voxels of each class.
+        deterministic: the written atlas equals the in-memory run's.
+        prior_correlation: correlation with the ideal reconstruction, by reconstruction
+            (rows) and microscope setting (columns).
+        thon: ``{underfocus µm: first zeros}`` (see :func:`thon_table`).
+        wedge: ``{nominal ±θ: measured filled angle}``, degrees.
+        dose_correlation: ``{total dose e⁻/Å²: correlation with the reference}``, doses rising.
+        step_correlation: ``{tilt increment °: correlation with the reference}``.
+        real_spectral_similarity: :func:`spectral_summary` against the real crops.
+        timings: the notebook's seconds by step.
+    """
+
+    simulation: Simulation
+    files: Mapping[str, list[int]]
+    n_tilts: int
+    masks_match_atlas: bool
+    deterministic: bool
+    prior_correlation: pd.DataFrame
+    thon: Mapping[float, Mapping[str, float]]
+    wedge: Mapping[float, float]
+    dose_correlation: Mapping[float, float]
+    step_correlation: Mapping[float, float]
+    real_spectral_similarity: Mapping[str, float]
+    timings: Mapping[str, float]
+
+    @property
+    def pipeline_seconds(self) -> float:
+        """Seconds of the whole simulation, specimen to atlas."""
+        return sum(self.simulation.timings.values())
+
+    @property
+    def shape_xyz(self) -> list[int]:
+        """The tomogram's shape (x, y, z), voxels."""
+        return list(self.simulation.tomogram.shape[::-1])
+
+    @property
+    def thon_max_relative_error(self) -> float:
+        """The largest relative error of a measured first Thon zero."""
+        return float(thon_table(self.thon)["relative error"].max())
+
+    @property
+    def dose_increase_low(self) -> bool:
+        """More dose, closer to the reference: the correlation rises with every dose step up
+        to 100 e⁻/Å²."""
+        doses = list(self.dose_correlation)
+        return bool(all(self.dose_correlation[a] < self.dose_correlation[b]
+                        for a, b in zip(doses[:-1], doses[1:], strict=True) if b <= 100))
+
+    def to_dict(self) -> dict:
+        """The ``metrics.json`` record of the run."""
+        summary = self.simulation.summary()
+        return {
+            "wavelength_300kV": electron_wavelength(300.0),
+            "wavelength_200kV": electron_wavelength(200.0),
+            "n_particles": summary["n_particles"],
+            "placements": summary["placements"],
+            "overlap_free": bool(self.simulation.specimen.overlap_free()),
+            "class_voxels": summary["class_voxels"],
+            "masks_match_atlas": bool(self.masks_match_atlas),
+            "deterministic": bool(self.deterministic),
+            "files": dict(self.files),
+            "n_tilts": self.n_tilts,
+            "shape_xyz": self.shape_xyz,
+            "prior_correlation": self.prior_correlation.to_dict(),
+            "thon": {str(k): v for k, v in self.thon.items()},
+            "thon_max_relative_error": self.thon_max_relative_error,
+            "wedge_measured": {str(k): v for k, v in self.wedge.items()},
+            "dose_correlation": {str(k): v for k, v in self.dose_correlation.items()},
+            "dose_increase_low": self.dose_increase_low,
+            "step_correlation": {str(k): v for k, v in self.step_correlation.items()},
+            "real_spectral_similarity": dict(self.real_spectral_similarity),
+            "pipeline_seconds": self.pipeline_seconds,
+            "timings": {**self.timings,
+                        **{f"pipeline_{k}": v for k, v in self.simulation.timings.items()}},
+        }
 
 
 def data_files() -> list[str]:

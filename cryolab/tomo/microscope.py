@@ -44,6 +44,7 @@ from scipy import fft, sparse
 
 from ..errors import ConfigError
 from ..fourier import frequency_grid, radial_average
+from ..io import Volume
 from ..validation import number
 
 __all__ = [
@@ -65,6 +66,7 @@ __all__ = [
     "detect",
     "Exposure",
     "Stage",
+    "cubic_voxel",
     "phase_projections",
     "ctf_transfer",
     "damage_transfer",
@@ -594,11 +596,21 @@ class Exposure:
 Stage = Callable[[Exposure, MicroscopeConfig, np.random.Generator], Exposure]
 
 
-def phase_projections(potential: np.ndarray, pixel_size: float, angles: Sequence[float],
-                      voltage: float = 300.0, use_gpu: bool | None = None) -> np.ndarray:
+def cubic_voxel(volume: Volume, what: str = "potential") -> float:
+    """The voxel edge (Å) of a grid with cubic voxels; a :class:`ConfigError` otherwise."""
+    size = volume.voxel_size
+    if not np.allclose(size, size[0]):
+        raise ConfigError(f"the {what}'s voxels must be cubic, got {size.tolist()} Å (z, y, x)")
+    return float(size[0])
+
+
+def phase_projections(potential: Volume, angles: Sequence[float], voltage: float = 300.0,
+                      use_gpu: bool | None = None) -> np.ndarray:
     """The first stage, specimen → projections: the phase shift φ = σ_e·V·∫ρ dt (rad) of each
-    tilt, (len(angles), y, x), from a (z, y, x) potential in atomic-number sums per voxel."""
-    sums = project(potential, angles, use_gpu=use_gpu)
+    tilt, (len(angles), y, x), from a potential in atomic-number sums per voxel (cubic voxels
+    of ``potential.voxel_size`` Å)."""
+    pixel_size = cubic_voxel(potential)
+    sums = project(potential.data, angles, use_gpu=use_gpu)
     return sums / pixel_size**2 * VOLTS_PER_DENSITY * interaction_constant(voltage)
 
 
@@ -656,10 +668,12 @@ def stages_for(cfg: MicroscopeConfig) -> tuple[Stage, Stage]:
             counting_detector if cfg.noise else ideal_detector)
 
 
-def acquire(potential: np.ndarray, pixel_size: float, cfg: MicroscopeConfig,
-            rng: np.random.Generator, use_gpu: bool | None = None, progress=None,
+def acquire(potential: Volume, cfg: MicroscopeConfig, rng: np.random.Generator,
+            use_gpu: bool | None = None, progress=None,
             stages: Sequence[Stage] | None = None) -> TiltSeries:
-    """Image a specimen potential (atomic-number sums per voxel) through a tilt series.
+    """Image a specimen potential (atomic-number sums per voxel, cubic voxels of
+    ``potential.voxel_size`` Å, e.g. :attr:`Specimen.potential_map
+    <cryolab.tomo.specimen.Specimen.potential_map>`) through a tilt series.
 
     specimen → projections (:func:`phase_projections`, all tilts at once) → then, per tilt in
     acquisition order, every stage in turn (default :func:`stages_for` the config: transfer —
@@ -669,7 +683,8 @@ def acquire(potential: np.ndarray, pixel_size: float, cfg: MicroscopeConfig,
     cfg.validate()
     nominal = cfg.angles()
     true = nominal + (rng.normal(0, cfg.angle_error, nominal.shape) if cfg.angle_error else 0)
-    phase = phase_projections(potential, pixel_size, true, cfg.voltage_kv, use_gpu)
+    pixel_size = cubic_voxel(potential)
+    phase = phase_projections(potential, true, cfg.voltage_kv, use_gpu)
     per_tilt = cfg.dose / len(nominal)
     cumulative = per_tilt * np.arange(len(nominal))
     thickness = potential.shape[0] * pixel_size

@@ -13,9 +13,9 @@ import functools
 from pathlib import Path
 
 import numpy as np
-from scipy import ndimage
 
 from ..data import fetch
+from ..density import resample
 from ..errors import ConfigError
 from ..io import atoms_of, read_map, read_structure
 from .specimen import PROTEIN_DENSITY, Particle, _pad_to_sphere, voxelize_atoms
@@ -85,7 +85,8 @@ def particle_from_structure(
 
 def particle_from_template(name: str, pixel_size: float) -> Particle:
     """A particle from a density template of the data mirror (a key of :data:`TEMPLATES`, or a
-    mirror path ``templates/...mrc.gz``), resampled to ``pixel_size`` Å.
+    mirror path ``templates/...mrc.gz``), resampled to ``pixel_size`` Å
+    (:func:`cryolab.density.resample`, trilinear).
 
     Template densities come in arbitrary units; they are scaled to the same unit as voxelised
     atoms by their total: 0.534 e⁻ per Da of the complex's mass where :data:`MASSES_KDA` knows
@@ -105,18 +106,16 @@ def particle_from_template(name: str, pixel_size: float) -> Particle:
             "'templates/...mrc.gz' or a PDB/mmCIF file"
         )
     vol = read_map(fetch(path))
-    data = np.clip(vol.data, 0, None)
+    vol = vol.with_data(np.clip(vol.data, 0, None))
     native = float(vol.voxel_size[0])
     label = name if name in TEMPLATES else Path(name).name.split(".")[0]
     if label in MASSES_KDA:
         total = ELECTRONS_PER_DALTON * MASSES_KDA[label] * 1e3
     else:
-        ranked = np.sort(data.ravel())[::-1]
+        ranked = np.sort(vol.data.ravel())[::-1]
         n90 = int(np.searchsorted(np.cumsum(ranked), 0.9 * ranked.sum())) + 1
         total = PROTEIN_DENSITY * n90 * native**3
-    zoom = native / pixel_size
-    if abs(zoom - 1) > 1e-3:
-        data = np.clip(ndimage.zoom(data, zoom, order=1), 0, None)
+    data = resample(vol, pixel_size).data  # trilinear, as for every map of cryolab
     data *= total / max(float(data.sum()), 1e-12)
     return Particle(label, _pad_to_sphere(data), float(pixel_size), membrane=label.endswith("_mb"))
 

@@ -289,14 +289,13 @@ def simulate(config: SimulationConfig, seed: int | None = None, progress: bool =
     t = begin("specimen")
     if specimen is None:
         specimen = build_specimen(config.specimen, rng, particles=load_particle)
-    potential = specimen.potential
+    potential = specimen.potential_map
     stage("specimen", t)
     if bar is not None:
         bar.update(1)
 
     t = begin("tilt series")
-    series = acquire(potential, specimen.pixel_size, config.microscope, rng,
-                     use_gpu=config.use_gpu, progress=bar)
+    series = acquire(potential, config.microscope, rng, use_gpu=config.use_gpu, progress=bar)
     stage("tilt_series", t)
 
     t = begin("tomogram")
@@ -312,7 +311,7 @@ def simulate(config: SimulationConfig, seed: int | None = None, progress: bool =
     prior = None
     if config.prior:
         t = begin("prior")
-        prior = ideal_reconstruction(potential, rc.prior_max_angle, rc.prior_step, thickness,
+        prior = ideal_reconstruction(potential.data, rc.prior_max_angle, rc.prior_step, thickness,
                                      use_gpu=config.use_gpu)
         stage("prior", t)
     if bar is not None:

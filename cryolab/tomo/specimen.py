@@ -23,7 +23,7 @@ the most potential there (0 = background / ice).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -32,6 +32,7 @@ from scipy.spatial.transform import Rotation
 
 from ..density import splat
 from ..errors import ConfigError
+from ..io import Volume
 from ..validation import grid_memory, number
 
 __all__ = [
@@ -49,6 +50,7 @@ __all__ = [
     "vesicle",
     "build_specimen",
     "add_filaments",
+    "axis_distance",
 ]
 
 ICE_DENSITY = 0.314  # e-/Å³
@@ -342,6 +344,11 @@ class Specimen:
             total += vol
         return total
 
+    @property
+    def potential_map(self) -> Volume:
+        """:attr:`potential` on its grid: voxels of :attr:`pixel_size` Å, origin 0."""
+        return Volume(self.potential, self.pixel_size, 0.0)
+
     def overlap_free(self) -> bool:
         """True when no two placed objects share a voxel, except membrane proteins with the
         vesicle they cross: the labelled voxels add up to the placements' own voxels."""
@@ -528,7 +535,6 @@ class _Builder:
             if sum(p.name == "microtubule" for p in self.placements) >= count:
                 break
             psi = self.rng.uniform(0, np.pi)
-            direction = np.array([0.0, np.sin(psi), np.cos(psi)])  # z, y, x
             through = np.array([nz / 2, self.rng.uniform(0.2, 0.8) * ny,
                                 self.rng.uniform(0.2, 0.8) * nx])
             points = _microtubule_lattice(self.px, float(np.hypot(ny, nx)) * self.px)
@@ -540,7 +546,8 @@ class _Builder:
             centres = splat(zyx, np.ones(len(zyx)), self.shape).astype(np.float32)
             density = np.clip(signal.fftconvolve(centres, tubulin.density, mode="same"), 0,
                               None).astype(np.float32)
-            lumen = _tube_mask(self.shape, through, direction, 125.0 / self.px)
+            direction = (0.0, np.sin(psi), np.cos(psi))  # z, y, x
+            lumen = axis_distance(self.shape, through, direction) <= 125.0 / self.px
             mask = (density > 0.1 * density.max()) | lumen
             if np.any(self.occupied & mask):
                 continue
@@ -661,13 +668,17 @@ def _microtubule_lattice(px: float, length: float, n_pf: int = 13) -> np.ndarray
                      (radius * np.sin(phi)).ravel()], axis=1)
 
 
-def _tube_mask(shape, through, direction, radius_px) -> np.ndarray:
-    """Voxels within ``radius_px`` of the line through ``through`` along ``direction``."""
-    grids = np.meshgrid(*[np.arange(n) for n in shape], indexing="ij", sparse=True)
-    rel = [g - t for g, t in zip(grids, through, strict=True)]
-    along = sum(r * d for r, d in zip(rel, direction, strict=True))
-    dist2 = sum(r**2 for r in rel) - along**2
-    return dist2 <= radius_px**2
+def axis_distance(shape: tuple[int, ...], centre: Sequence[float], direction: Sequence[float]
+                  ) -> np.ndarray:
+    """The geometry of a tube or cylinder: the distance (voxels) of every voxel of a (z, y, x)
+    grid of ``shape`` from the straight line through ``centre`` (z, y, x, voxels) along
+    ``direction`` (z, y, x; any length)."""
+    unit = np.asarray(direction, np.float64)
+    unit = unit / np.linalg.norm(unit)
+    grids = np.meshgrid(*(np.arange(n) for n in shape), indexing="ij", sparse=True)
+    rel = [g - c for g, c in zip(grids, centre, strict=True)]
+    along = sum(r * u for r, u in zip(rel, unit, strict=True))
+    return np.sqrt(sum((r - along * u) ** 2 for r, u in zip(rel, unit, strict=True)))
 
 
 def add_filaments(specimen: Specimen, count: int, angle: float, rng: np.random.Generator,
@@ -683,8 +694,6 @@ def add_filaments(specimen: Specimen, count: int, angle: float, rng: np.random.G
     """
     nz, ny, nx = specimen.shape
     px = specimen.pixel_size
-    z, y, x = np.meshgrid(np.arange(nz), np.arange(ny), np.arange(nx), indexing="ij",
-                          sparse=True)
     occupied = specimen.instances > 0
     density = np.zeros(specimen.shape, np.float32)
     instances = specimen.instances.copy()
@@ -694,11 +703,10 @@ def add_filaments(specimen: Specimen, count: int, angle: float, rng: np.random.G
         if placed >= count:
             break
         psi = np.radians(angle + rng.uniform(-jitter, jitter))
-        dy, dx = np.cos(psi), np.sin(psi)  # direction in the (y, x) plane; psi from y
         cy, cx = rng.uniform(0.15, 0.85) * ny, rng.uniform(0.15, 0.85) * nx
-        # distance from the filament axis through (nz/2, cy, cx) along (0, dy, dx)
-        across = (y - cy) * dx - (x - cx) * dy
-        r = np.sqrt(across**2 + (z - (nz - 1) / 2) ** 2) * px
+        # psi from the y axis, in the (y, x) plane
+        r = axis_distance(specimen.shape, ((nz - 1) / 2, cy, cx),
+                          (0.0, np.cos(psi), np.sin(psi))) * px
         wall_profile = np.clip((radius + px / 2 - r) / px, 0, 1) * np.clip(
             (r - (radius - wall) + px / 2) / px, 0, 1)
         tube = r <= radius + px / 2
