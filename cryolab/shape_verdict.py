@@ -12,7 +12,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
-__all__ = ["MEAN_SHAPE", "CARVING", "FEW_VIEWS", "Margin", "AFMVerdict", "verdict"]
+__all__ = ["MEAN_SHAPE", "CARVING", "FEW_VIEWS", "Margin", "AFMVerdict", "SeedSpread",
+           "verdict"]
 
 #: the baselines' method names in chapter 06's score tables
 MEAN_SHAPE = "mean training shape"
@@ -102,6 +103,67 @@ class AFMVerdict:
     def table(self) -> pd.DataFrame:
         """The margins as a table indexed by baseline and views."""
         return pd.DataFrame([asdict(m) for m in self.margins]).set_index(["baseline", "views"])
+
+
+@dataclass(frozen=True)
+class SeedSpread:
+    """Run-to-run spread of a verdict: the same recipe trained with several seeds (same data,
+    same split) and each run scored on the same validation structures. A claim holds across
+    runs when it holds for every seed; each margin is then stated as its mean ± standard
+    deviation over the seeds (the bootstrap interval of one run measures the spread over
+    structures, this one the spread over training runs)."""
+
+    seeds: tuple[int, ...]
+    verdicts: tuple[AFMVerdict, ...]
+
+    def __post_init__(self) -> None:
+        if len(self.seeds) != len(self.verdicts) or len(self.seeds) < 2:
+            raise ValueError("SeedSpread needs one verdict per seed, and at least two seeds")
+        keys = {tuple((m.baseline, m.views) for m in v.margins) for v in self.verdicts}
+        if len(keys) != 1:
+            raise ValueError("every run must be scored against the same baselines and views")
+
+    @property
+    def holds_in_every_run(self) -> bool:
+        """The verdict (:attr:`AFMVerdict.holds`) holds for every seed."""
+        return all(v.holds for v in self.verdicts)
+
+    def table(self) -> pd.DataFrame:
+        """Margins by baseline and views: mean, standard deviation (ddof 1), smallest margin
+        and smallest bootstrap lower bound over the seeds, and how many runs beat."""
+        rows = []
+        for i, first in enumerate(self.verdicts[0].margins):
+            runs = [v.margins[i] for v in self.verdicts]
+            margins = np.array([m.margin for m in runs])
+            rows.append({"baseline": first.baseline, "views": first.views,
+                         "method_iou": float(np.mean([m.method_iou for m in runs])),
+                         "margin": float(margins.mean()), "sd": float(margins.std(ddof=1)),
+                         "min": float(margins.min()), "lowest_low": min(m.low for m in runs),
+                         "runs_beating": sum(m.beats for m in runs)})
+        return pd.DataFrame(rows).set_index(["baseline", "views"])
+
+    def describe(self) -> str:
+        """The margins at the fewest and most views, mean ± SD over the seeds, in words."""
+        t = self.table()
+        parts = []
+        for baseline, views in ((MEAN_SHAPE, None), (CARVING, FEW_VIEWS)):
+            sub = t.loc[baseline]
+            if views is not None:
+                sub = sub[sub.index.isin(views)]
+            said = ", ".join(f"{r.margin:+.3f} ± {r.sd:.3f} at {v}" for v, r in sub.iterrows())
+            parts.append(f"over the {baseline} {said} views")
+        return (f"over {len(self.seeds)} training seeds, the margins (mean ± SD) are "
+                + "; ".join(parts))
+
+    def to_dict(self) -> dict:
+        """Plain JSON-ready form (``from_dict`` reads it back)."""
+        return {"seeds": list(self.seeds), "holds_in_every_run": self.holds_in_every_run,
+                "verdicts": [v.to_dict() for v in self.verdicts]}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> SeedSpread:
+        """The spread stored by :meth:`to_dict` (e.g. in a model card)."""
+        return cls(tuple(d["seeds"]), tuple(AFMVerdict.from_dict(v) for v in d["verdicts"]))
 
 
 def verdict(scores: pd.DataFrame, method: str, n_boot: int = 2000, seed: int = 0,

@@ -346,6 +346,28 @@ def test_verdict_margins_and_their_bootstrap_interval():
     assert np.std(np.tile([0.1, -0.1], 10)) / np.sqrt(20) * 3 > m.high - m.margin > 0.01
 
 
+def test_seed_spread_states_margins_over_training_runs():
+    from cryolab.shape_verdict import CARVING, MEAN_SHAPE, SeedSpread, verdict
+
+    gains = (0.1, 0.12, 0.14)  # three training runs, each 0.2 above carving at 3 views
+    runs = [verdict(_scores(np.full(20, g)), "net", n_boot=100) for g in gains]
+    spread = SeedSpread((0, 1, 2), tuple(runs))
+    t = spread.table()
+    assert t.loc[(MEAN_SHAPE, 1), "margin"] == pytest.approx(0.12)
+    assert t.loc[(MEAN_SHAPE, 1), "sd"] == pytest.approx(0.02)  # sample SD of the gains
+    assert t.loc[(MEAN_SHAPE, 1), "min"] == pytest.approx(0.1)
+    assert t.loc[(MEAN_SHAPE, 3), "runs_beating"] == 3
+    assert t.loc[(CARVING, 1), "runs_beating"] == 0  # level with carving at 1 view
+    assert not spread.holds_in_every_run
+    assert "+0.120 ± 0.020 at 1" in spread.describe()
+    assert SeedSpread.from_dict(spread.to_dict()) == spread
+    with pytest.raises(ValueError, match="at least two seeds"):
+        SeedSpread((0,), (runs[0],))
+    other = verdict(_scores(np.full(20, 0.1), views=(1, 5)), "net", n_boot=100)
+    with pytest.raises(ValueError, match="same baselines and views"):
+        SeedSpread((0, 1), (runs[0], other))
+
+
 # ----------------------------------------------------- the paper profile takes PDB ids
 
 

@@ -83,6 +83,19 @@ def test_posevox_card_claims_what_its_margins_say():
         assert m.method_iou == pytest.approx(ev["iou"][m.method][str(m.views)])
 
 
+def test_posevox_claim_holds_over_training_seeds():
+    """The card's run-to-run spread: the shipped recipe trained with at least three seeds,
+    the shipped model among them, and the claim holds in every run."""
+    from cryolab.shape_verdict import AFMVerdict, SeedSpread
+
+    ev = weights.card("posevox")["evaluation"]
+    spread = SeedSpread.from_dict(ev["seed_spread"])
+    assert len(set(spread.seeds)) >= 3
+    assert spread.verdicts[0] == AFMVerdict.from_dict(ev["verdict"])  # the shipped run
+    assert spread.holds_in_every_run, spread.describe()
+    assert ev["seed_spread"]["holds_in_every_run"] == spread.holds_in_every_run
+
+
 def test_load_model_rebuilds_the_shipped_file_as_well():
     from cryolab.nn.posevox import PoseVox
 

@@ -28,7 +28,7 @@ from .. import __version__
 from ..results import repo_root
 from . import _folder
 
-__all__ = ["train_afm", "refresh_book_model", "train_superres", "train_vae",
+__all__ = ["train_afm", "refresh_book_model", "afm_seed_spread", "train_superres", "train_vae",
            "card_real_maps", "ci_sample", "synthetic_evaluation", "evaluate_card",
            "train_tomo", "evaluate_tomo", "tomo_ci_scores", "train_struc2map", "s2m_fold",
            "s2m_ci_scores", "s2m_merge", "refresh_s2m_evaluation", "main"]
@@ -174,6 +174,30 @@ def train_afm(out: Path, seed: int = 0, epochs: int | None = None, threads: int 
     print(f"wrote {out / (name + '.pt')} ({(out / (name + '.pt')).stat().st_size / 1e6:.2f} "
           f"MB) and its card; {time.perf_counter() - start:.0f} s", flush=True)
     return card
+
+
+def afm_seed_spread(card_path: Path, others: list[Path]) -> dict:
+    """Put the run-to-run spread into the shipped card: its own verdict and those of the same
+    recipe trained with other seeds (``others``: their cards, written by ``train_afm`` with
+    ``--seed N --out DIR``), all scored on the same validation structures. Returns the
+    spread's dict (:class:`cryolab.shape_verdict.SeedSpread`)."""
+    from ..shape_verdict import AFMVerdict, SeedSpread
+
+    card = json.loads(card_path.read_text())
+    cards = [card] + [json.loads(Path(p).read_text()) for p in others]
+    for other in cards[1:]:
+        for key in ("profile", "epochs", "names"):
+            if other["training"][key] != card["training"][key]:
+                raise ValueError(f"{key} differs between the runs: not the same recipe")
+    spread = SeedSpread(tuple(c["training"]["seed"] for c in cards),
+                        tuple(AFMVerdict.from_dict(c["evaluation"]["verdict"]) for c in cards))
+    card["evaluation"]["seed_spread"] = spread.to_dict() | {
+        "runs": [{k: c["training"][k] for k in ("seed", "epochs", "wall_seconds", "hardware",
+                                                "commit")}
+                 | {"final_loss": c["training"]["log"][-1]["loss"]} for c in cards]}
+    card_path.write_text(json.dumps(card, indent=1) + "\n")
+    print(spread.describe())
+    return card["evaluation"]["seed_spread"]
 
 
 # ------------------------------------------------------- chapters 02 and 03: superres, vae
@@ -888,6 +912,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="struc2map: assemble the folds --fold wrote into the results and card")
     p.add_argument("--no-lomo", action="store_true",
                    help="struc2map: train only the shipped generators (the folds ran apart)")
+    p.add_argument("--spread", nargs="+", type=Path, default=None, metavar="CARD",
+                   help="afm: do not train; add the run-to-run spread over these cards (the "
+                        "same recipe trained with other --seed values) to the shipped card")
     p.add_argument("--no-timing", action="store_true",
                    help="struc2map: do not time generation for the card")
     args = p.parse_args(argv)
@@ -910,6 +937,8 @@ def main(argv: list[str] | None = None) -> int:
     elif args.chapter == "struc2map":
         train_struc2map(args.out, args.seed, args.threads, lomo=not args.no_lomo,
                         timing=not args.no_timing)
+    elif args.spread:
+        afm_seed_spread(args.out / "posevox.json", args.spread)
     elif args.book_only:
         refresh_book_model(args.out / "posevox.json")
     else:
