@@ -13,8 +13,9 @@ pytestmark = pytest.mark.notebook
 NB = "01_struc2map_gan"
 ROOT = Path(__file__).resolve().parents[1]
 METRICS = ("pcc", "ssim", "cc_chimerax", "cc_about_mean", "fsc_05")
-#: PCC between the same generator's map generated whole and from the paper's tiles
-HELDOUT_TOLERANCE = 0.1
+#: PCC of the same generator's whole map, stored by the run and regenerated from its
+#: checkpoint (BLAS differences in the last bits of a voxel)
+REGENERATED_TOLERANCE = 1e-3
 
 
 def test_smoke(run_notebook):
@@ -48,8 +49,10 @@ def _check_lomo_record(record: dict) -> None:
     the stored folds (so the chapter's text and the overview read the same numbers)."""
     lomo = LeaveOneMapOut.from_metrics(record)
     assert record["conditioned_vs_plain"] == lomo.compare("conditioned GAN", "GAN").as_dict()
+    assert record["conditioned_vs_plain_whole"] == lomo.compare(whole=True).as_dict()
     for name, trend in record["heldout_trends"].items():
         assert trend == asdict(lomo.trend(name))
+        assert record["whole_map"][name] == lomo.whole_map_summary(name)
 
 
 def _pretrained() -> LeaveOneMapOut:
@@ -95,9 +98,12 @@ def test_book_thresholds():
         for name in ("GAN", "conditioned GAN"):
             curve = fold["heldout"][name]
             assert curve["epoch"] == list(range(1, epochs + 1))
-            # the curve's last point (the map generated whole) is the table's generator
-            # (generated from tiles): the two differ only near tile seams
-            assert abs(curve["pcc"][-1] - fold["scores"][name]["pcc"]) < HELDOUT_TOLERANCE
+        # the curve's last point is the fold's final generator, generated whole: regenerate
+        # it from the checkpoint the run left and score it again
+        checkpoint = ROOT / "results" / NB / "book" / f"fold_{fold['test']}_gan.pt"
+        if checkpoint.is_file():
+            assert abs(_whole_map_pcc(checkpoint, fold["test"])
+                       - fold["heldout"]["GAN"]["pcc"][-1]) < REGENERATED_TOLERANCE
     _check_lomo_record(m["lomo"])
     # the overview's conditioned-vs-plain claim is the stored verdict
     claim = next(c for c in CLAIMS if "conditioned" in c.study)
@@ -109,8 +115,29 @@ def test_book_thresholds():
     lomo = m["lomo_pretrained"]
     assert lomo == _pretrained().summary()
     if not (lomo["wins_pcc"] >= 4 and lomo["wins_cc"] >= 4):
+        whole = m["lomo"]["whole_map"]["GAN"]
         pytest.xfail(
-            f"pretrained leave-one-map-out: GAN above every simulator on PCC on "
-            f"{lomo['wins_pcc']} of 5 maps, on ChimeraX correlation on {lomo['wins_cc']} of 5 "
-            f"— claim not reproduced (mean GAN PCC {lomo['means']['GAN']['pcc']:.3f})"
+            f"pretrained leave-one-map-out (maps from tiles): GAN above every simulator on PCC "
+            f"on {lomo['wins_pcc']} of 5 maps, on ChimeraX correlation on {lomo['wins_cc']} of "
+            f"5 — claim not reproduced (mean GAN PCC {lomo['means']['GAN']['pcc']:.3f}); the "
+            f"book folds generated whole gain {whole['gain']['pcc']:+.3f} PCC and beat every "
+            f"simulator on {whole['wins']} of {whole['n_folds']}"
         )
+
+
+def _whole_map_pcc(checkpoint: Path, test: str) -> float:
+    """PCC with the held-out map of the fold generator in ``checkpoint``, generated whole."""
+    import torch
+
+    from cryolab.apply import generate_map
+    from cryolab.nn.unetpp import UNetPlusPlus3D
+    from cryolab.pipelines.struc2map import evaluate_map, load_pair, mirror_structure
+    from cryolab.train import load_model
+
+    torch.set_num_threads(1)
+    held = MIRROR[test]
+    pair = load_pair(held.map, held.model)
+    generator = load_model(checkpoint, UNetPlusPlus3D, name="generator")
+    made = generate_map(generator, mirror_structure(held.model), on_grid=pair.target,
+                        mask_radius=3.0, whole=True)
+    return evaluate_map(made.data, pair.target.data)["pcc"]

@@ -674,6 +674,24 @@ class FoldResult:
         """The highest PCC of the four classical simulators on this map."""
         return max(self.scores[m]["pcc"] for m in density.METHODS)
 
+    def whole_map(self, model: str = "GAN") -> dict[str, float] | None:
+        """``model``'s final PCC and ChimeraX correlation with its map generated whole (one
+        pass of the network): the last point of its held-out curve, when that curve reached
+        the end of training (``None`` otherwise)."""
+        curve = self.heldout.get(model)
+        if not curve or curve["epoch"][-1] != len(self.history["reconstruction"]):
+            return None
+        return {"pcc": curve["pcc"][-1], "cc_chimerax": curve["cc_chimerax"][-1]}
+
+    def whole_map_verdict(self, model: str = "GAN") -> Verdict | None:
+        """The paper's claim on this map for ``model`` generated whole: above every classical
+        simulator on PCC and on ChimeraX correlation (``None`` without a whole-map score)."""
+        whole = self.whole_map(model)
+        if whole is None:
+            return None
+        return Verdict(*(bool(all(whole[k] > self.scores[m][k] for m in density.METHODS))
+                         for k in ("pcc", "cc_chimerax")))
+
     @property
     def verdict(self) -> Verdict:
         """The paper's claim on this map: the GAN above every classical simulator."""
@@ -704,12 +722,19 @@ class LeaveOneMapOut:
         return {m: {k: float(np.mean([f.scores[m][k] for f in self.folds]))
                     for k in IMAGE_METRICS} for m in sorted(methods)}
 
-    def compare(self, a: str = "conditioned GAN", b: str = "GAN") -> Comparison | None:
-        """Model ``a`` against model ``b`` on every fold (``None`` when a fold lacks either)."""
-        if not all(a in f.scores and b in f.scores for f in self.folds):
+    def compare(self, a: str = "conditioned GAN", b: str = "GAN",
+                whole: bool = False) -> Comparison | None:
+        """Model ``a`` against model ``b`` on every fold, on the tables' maps (from tiles), or
+        with ``whole`` on their maps generated whole (:meth:`FoldResult.whole_map`: PCC and
+        ChimeraX correlation); ``None`` when a fold lacks either."""
+        def scores(f: FoldResult, m: str) -> dict[str, float] | None:
+            return f.whole_map(m) if whole else f.scores.get(m)
+
+        if not all(scores(f, a) and scores(f, b) for f in self.folds):
             return None
-        return Comparison(a, b, {f.test: {k: f.scores[a][k] - f.scores[b][k]
-                                          for k in IMAGE_METRICS} for f in self.folds})
+        return Comparison(a, b, {f.test: {k: v - scores(f, b)[k]
+                                          for k, v in scores(f, a).items()
+                                          if k in IMAGE_METRICS} for f in self.folds})
 
     def trend(self, model: str = "GAN") -> HeldOutTrend | None:
         """How ``model``'s held-out PCC moved over training, over the folds that recorded a
@@ -731,6 +756,24 @@ class LeaveOneMapOut:
                                              for f, c in curves])),
         )
 
+    def whole_map_summary(self, model: str = "GAN") -> dict | None:
+        """``model`` generated whole against the same generator from the paper's tiles (the
+        tables' maps), over the folds with a whole-map score: on how many it beats every
+        simulator (both scores; PCC; ChimeraX correlation), and the mean PCC and ChimeraX
+        correlation gained by generating whole. ``None`` when no fold has a whole-map score."""
+        folds = [f for f in self.folds if f.whole_map(model) is not None]
+        if not folds:
+            return None
+        verdicts = [f.whole_map_verdict(model) for f in folds]
+        return {
+            "n_folds": len(folds),
+            "wins": sum(v.beats_pcc and v.beats_cc for v in verdicts),
+            "wins_pcc": sum(v.beats_pcc for v in verdicts),
+            "wins_cc": sum(v.beats_cc for v in verdicts),
+            "gain": {k: float(np.mean([f.whole_map(model)[k] - f.scores[model][k]
+                                       for f in folds])) for k in ("pcc", "cc_chimerax")},
+        }
+
     @property
     def wins(self) -> int:
         """Folds where the GAN beats every simulator on both PCC and ChimeraX correlation."""
@@ -748,10 +791,13 @@ class LeaveOneMapOut:
         plain one, and the held-out trends, where the run has them)."""
         comparison, trends = self.compare(), {m: self.trend(m) for m in
                                               ("GAN", "conditioned GAN")}
+        whole = self.compare(whole=True)
         return {"folds": [asdict(f) for f in self.folds], **self.summary(),
                 "verdicts": {f.test: asdict(f.verdict) for f in self.folds},
                 "conditioned_vs_plain": comparison.as_dict() if comparison else None,
+                "conditioned_vs_plain_whole": whole.as_dict() if whole else None,
                 "heldout_trends": {m: asdict(t) for m, t in trends.items() if t},
+                "whole_map": {m: w for m in trends if (w := self.whole_map_summary(m))},
                 "paper": PAPER_MEANS}
 
     @classmethod
@@ -767,7 +813,8 @@ class Comparison:
 
     Attributes:
         a, b: the two models' names (``scores`` keys of the folds).
-        margins: ``{held-out map: {metric: a's score − b's}}`` for :data:`IMAGE_METRICS`.
+        margins: ``{held-out map: {metric: a's score − b's}}`` for :data:`IMAGE_METRICS` (or
+            PCC and ChimeraX correlation only, for maps generated whole).
     """
 
     a: str
@@ -790,9 +837,10 @@ class Comparison:
 
     def as_dict(self) -> dict:
         """The ``metrics.json`` record: margins, wins by metric, mean margins, the verdict."""
+        metrics = [k for k in IMAGE_METRICS if k in next(iter(self.margins.values()))]
         return {"a": self.a, "b": self.b, "margins": self.margins,
-                "wins": {k: self.wins(k) for k in IMAGE_METRICS},
-                "mean_margin": {k: self.mean_margin(k) for k in IMAGE_METRICS},
+                "wins": {k: self.wins(k) for k in metrics},
+                "mean_margin": {k: self.mean_margin(k) for k in metrics},
                 "n_folds": len(self.margins), "better": self.better}
 
 
@@ -805,7 +853,8 @@ class HeldOutTrend:
         first, last, best: held-out PCC at the first scored epoch, at the end, and the best.
         gain_per_epoch: (last − first) / epochs between them, PCC per epoch.
         gap: the best classical simulator's PCC on the map − the generator's last PCC.
-        seconds_per_epoch: training wall time per epoch (s, the run's CPU).
+        seconds_per_epoch: wall time per epoch (s, the run's CPU), the held-out scoring
+            included.
     """
 
     model: str
@@ -901,7 +950,8 @@ def run_fold(
             curves[name] = _heldout_curve(fitted)
         histories[name] = fitted
     made = {name: generate_map(g, structure, on_grid=pair.target, mask_radius=3.0, device=device,
-                               resolution=held.resolution if name != "GAN" else None)
+                               resolution=held.resolution if name != "GAN" else None,
+                               whole=False)
             for name, g in generators.items()}
     candidates = {name: v.data for name, v in made.items()}
     sims = simulator_maps(structure, held.resolution, pair.target)
