@@ -713,16 +713,21 @@ def _s2m_figures(lomo, maps, profile: str) -> None:  # noqa: ANN001
 
 def _s2m_book_model(model: str) -> dict | None:
     """The chapter's latest book run, if any: ``model``'s scores on the held-out maps of its
-    leave-one-map-out folds (a generator trained there in minutes), to stand beside the
-    shipped recipe's; None without a book run."""
+    leave-one-map-out folds (a generator trained there in minutes; maps from the paper's
+    tiles, and generated whole), to stand beside the shipped recipe's; None without a book
+    run."""
     path = repo_root(Path(__file__)) / "results" / S2M_NB / "book" / "metrics.json"
     if not path.is_file():
         return None
     m = json.loads(path.read_text())
-    folds = [f for f in m.get("lomo", {}).get("folds", []) if model in f["scores"]]
+    from ..pipelines.struc2map import FoldResult
+
+    folds = [FoldResult(**f) for f in m.get("lomo", {}).get("folds", [])
+             if model in f["scores"]]
     return {"model": model, "written": m.get("written"),
-            "scores": {f["test"]: f["scores"][model] for f in folds},
-            "training_seconds": {f["test"]: f["training_seconds"][model] for f in folds}}
+            "scores": {f.test: f.scores[model] for f in folds},
+            "whole_map": {f.test: f.whole_map(model) for f in folds},
+            "training_seconds": {f.test: f.training_seconds[model] for f in folds}}
 
 
 def _s2m_evaluation(lomo_record: dict | None, epochs: int, model: str = "GAN") -> dict:
