@@ -749,8 +749,9 @@ class LeaveOneMapOut:
             first=float(np.mean([c["pcc"][0] for _, c in curves])),
             last=float(np.mean([c["pcc"][-1] for _, c in curves])),
             best=float(np.mean([max(c["pcc"]) for _, c in curves])),
-            gain_per_epoch=float(np.mean([(c["pcc"][-1] - c["pcc"][0])
-                                          / (c["epoch"][-1] - c["epoch"][0]) for _, c in curves])),
+            gain_per_epoch=float(np.mean([_slope(c, 0) for _, c in curves])),
+            late_gain_per_epoch=float(np.mean([_slope(c, (len(c["epoch"]) - 1) // 2)
+                                               for _, c in curves])),
             gap=float(np.mean([f.best_simulator_pcc - c["pcc"][-1] for f, c in curves])),
             seconds_per_epoch=float(np.mean([f.training_seconds[model] / c["epoch"][-1]
                                              for f, c in curves])),
@@ -852,6 +853,8 @@ class HeldOutTrend:
         model: the generator; epochs: training epochs of the curves.
         first, last, best: held-out PCC at the first scored epoch, at the end, and the best.
         gain_per_epoch: (last − first) / epochs between them, PCC per epoch.
+        late_gain_per_epoch: the same over the second half of the curve (from its middle
+            point to its last), where a curve still rising says more training would help.
         gap: the best classical simulator's PCC on the map − the generator's last PCC.
         seconds_per_epoch: wall time per epoch (s, the run's CPU), the held-out scoring
             included.
@@ -863,6 +866,7 @@ class HeldOutTrend:
     last: float
     best: float
     gain_per_epoch: float
+    late_gain_per_epoch: float
     gap: float
     seconds_per_epoch: float
 
@@ -873,12 +877,19 @@ class HeldOutTrend:
 
     @property
     def epochs_to_close(self) -> float:
-        """More epochs to close the gap if the held-out PCC kept rising at its mean rate of
-        this run (a linear extrapolation, an optimistic bound: curves flatten); ``inf`` when
-        it did not rise, 0 when the gap is closed."""
+        """More epochs to close the gap if the held-out PCC kept rising at its rate over the
+        second half of this run (a linear extrapolation, an optimistic bound: curves flatten);
+        ``inf`` when it did not rise there, 0 when the gap is closed."""
         if self.closes_gap:
             return 0.0
-        return self.gap / self.gain_per_epoch if self.gain_per_epoch > 0 else float("inf")
+        rate = self.late_gain_per_epoch
+        return self.gap / rate if rate > 0 else float("inf")
+
+
+def _slope(curve: Mapping[str, Sequence[float]], start: int) -> float:
+    """Held-out PCC gained per epoch from point ``start`` of a curve to its last point."""
+    return ((curve["pcc"][-1] - curve["pcc"][start])
+            / (curve["epoch"][-1] - curve["epoch"][start]))
 
 
 def heldout_validator(pair: CuratedPair, structure, every: int, epochs: int,  # noqa: ANN001
