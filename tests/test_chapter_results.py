@@ -42,7 +42,7 @@ def test_struc2map_metrics_schema_is_what_the_overview_reads():
     assert (m["train_loss_first"], m["train_loss_last"]) == (2.0, 1.0)
     assert (m["gan_beats_molmap_pcc"], m["gan_beats_molmap_cc_chimerax"]) == (True, False)
     # the overview reads the five-fold verdict: above every simulator on >= 4 of 5 maps
-    claims = [c for c in CLAIMS if c.notebook == "01_struc2map_gan"]
+    claims = [c for c in CLAIMS if c.study == "struc2mapGAN"]
     assert [c.holds(m) for c in claims] == [True, False]
     assert [c.ours(m) for c in claims] == [0.6, 0.8]
 

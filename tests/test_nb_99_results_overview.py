@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from cryolab.pipelines.overview import CLAIMS
+from cryolab.pipelines.overview import CLAIMS, SHIPPED
 
 pytestmark = pytest.mark.notebook
 CHAPTERS = sorted({c.notebook for c in CLAIMS})
@@ -24,3 +24,14 @@ def test_smoke(run_notebook):
         assert isinstance(row["ours, CPU (smoke)"], float), row["claim"]
         assert row["holds (CPU)"] in ("yes", "no")
     assert m["n_holding"] == sum(r["holds (CPU)"] == "yes" for r in m["claims"])
+    # the claims of chapter 01 read the shipped generator's five-fold means from its card
+    assert all(isinstance(r["shipped model"], float) for r in m["claims"][:2])
+    # one row per shipped model; its verdict is that of its two numbers
+    assert [r["model"] for r in m["shipped"]] == [c.model for c in SHIPPED]
+    for row, check in zip(m["shipped"], SHIPPED, strict=True):
+        shipped, trained = row["shipped model"], row["trained in the smoke run"]
+        if shipped is None or trained is None:
+            assert row["shipped at least as good"] == "not measured", row["model"]
+        else:
+            ok = check.at_least_as_good(shipped, trained)
+            assert row["shipped at least as good"] == ("yes" if ok else "no"), row["model"]

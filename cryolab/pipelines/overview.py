@@ -2,7 +2,10 @@
 
 Each :class:`Claim` reads one number from a chapter's ``metrics.json`` and says whether the
 study's claim holds in our run. :func:`overview` assembles the table for one profile (the CPU
-run) beside the committed GPU ``paper`` run where one exists.
+run) beside the committed GPU ``paper`` run where one exists, with the shipped model's number
+(``cryolab.weights``) where one is measured for the claim. :func:`shipped_vs_trained` sets each
+shipped model beside the model the chapter trains in its run, on the chapter's held-out data
+(:data:`SHIPPED`), and says whether the shipped one is at least as good.
 """
 
 from __future__ import annotations
@@ -15,11 +18,14 @@ from typing import Any
 
 import pandas as pd
 
+from .. import weights
 from ..results import repo_root
 from ..shape_verdict import AFMVerdict
 from ..superres import RealVerdict
+from .afm_views import POSEVOX
+from .struc2map import LeaveOneMapOut
 
-__all__ = ["Claim", "CLAIMS", "overview"]
+__all__ = ["Claim", "CLAIMS", "overview", "ShippedCheck", "SHIPPED", "shipped_vs_trained"]
 
 Metrics = dict[str, Any]
 
@@ -35,6 +41,9 @@ class Claim:
         published: the study's number, as text.
         ours: reads our number from the chapter's metrics.
         holds: whether the claim holds for those metrics.
+        shipped: reads the shipped model's number for the same claim (from the chapter's
+            metrics where the run scores it, else from the model's card); ``None`` where no
+            shipped model is measured for it.
     """
 
     notebook: str
@@ -43,12 +52,39 @@ class Claim:
     published: str
     ours: Callable[[Metrics], float]
     holds: Callable[[Metrics], bool]
+    shipped: Callable[[Metrics], float] | None = None
 
 
 def _lomo(m: Metrics) -> Metrics:
     """Chapter 01's leave-one-map-out summary (the committed ``pretrained`` run's five folds,
     as the chapter's run read it)."""
     return m["lomo_pretrained"]
+
+
+def _book_lomo(m: Metrics) -> LeaveOneMapOut:
+    """Chapter 01's leave-one-map-out folds trained in the run itself (book: two folds)."""
+    return LeaveOneMapOut.from_metrics(m["lomo"])
+
+
+def _conditioned_vs_plain(m: Metrics):  # noqa: ANN202 - struc2map.Comparison
+    """Chapter 01's resolution-conditioned generator against the plain one on the run's
+    held-out maps (KeyError when the run trained no conditioned fold generator)."""
+    comparison = _book_lomo(m).compare("conditioned GAN", "GAN")
+    if comparison is None:
+        raise KeyError("conditioned GAN")
+    return comparison
+
+
+def _card_lomo(name: str) -> LeaveOneMapOut:
+    """The leave-one-map-out folds of a struc2mapGAN card: the shipped recipe, trained on
+    four maps and scored on the fifth (KeyError when the card has none)."""
+    return LeaveOneMapOut.from_metrics(weights.card(name)["evaluation"])
+
+
+def _fold_mean(lomo: LeaveOneMapOut, method: str, maps: list[str], key: str = "pcc") -> float:
+    """Mean ``key`` of ``method`` over the folds of ``lomo`` that hold out ``maps``."""
+    folds = {f.test: f for f in lomo.folds}
+    return sum(folds[t].scores[method][key] for t in maps) / len(maps)
 
 
 def _afm(m: Metrics, method: str) -> AFMVerdict:
@@ -100,16 +136,25 @@ def _vs_topaz(m: Metrics, method: str = "U-Net (shipped)") -> dict[tuple[str, st
 CLAIMS = (
     Claim("01_struc2map_gan", "struc2mapGAN",
           "GAN maps correlate better with experimental maps than every simulator (PCC; ours: "
-          "mean over five held-out maps, leave one map out; holds if above every simulator "
-          "on at least 4 of 5)",
+          "mean over five held-out maps, leave one map out, maps from the paper's tiles; holds "
+          "if above every simulator on at least 4 of 5)",
           "0.594 vs 0.452–0.483",
           lambda m: _lomo(m)["means"]["GAN"]["pcc"],
-          lambda m: _lomo(m)["wins_pcc"] >= 4),
+          lambda m: _lomo(m)["wins_pcc"] >= 4,
+          lambda m: _card_lomo("gan").means()["GAN"]["pcc"]),
     Claim("01_struc2map_gan", "struc2mapGAN",
           "… and by ChimeraX correlation",
           "0.906 vs 0.559–0.613",
           lambda m: _lomo(m)["means"]["GAN"]["cc_chimerax"],
-          lambda m: _lomo(m)["wins_cc"] >= 4),
+          lambda m: _lomo(m)["wins_cc"] >= 4,
+          lambda m: _card_lomo("gan").means()["GAN"]["cc_chimerax"]),
+    Claim("01_struc2map_gan", "struc2mapGAN, resolution-conditioned (ours)",
+          "a generator told the wanted resolution, scored at each held-out map's own, beats the "
+          "plain generator on PCC and ChimeraX correlation on every held-out map of the run "
+          "(mean PCC difference)",
+          "not in the paper",
+          lambda m: _conditioned_vs_plain(m).mean_margin("pcc"),
+          lambda m: _conditioned_vs_plain(m).better),
     Claim("02_superres_unet3d", "3D U-Net super-resolution",
           "the U-Net raises the EMRinger score of degraded maps (ratio, prediction / input)",
           "≈ 2.4× (2BV8, 6AR7, 1A5S)",
@@ -130,12 +175,14 @@ CLAIMS = (
           "map–model FSC-0.5) and beats global B-factor sharpening on ≥ 3 (maps improved, of 5)",
           "mixed gains on real maps (their Table 2)",
           lambda m: _real(m, "shipped U-Net", "U-Net (this run)").n_improved,
-          lambda m: _real(m, "shipped U-Net", "U-Net (this run)").holds),
+          lambda m: _real(m, "shipped U-Net", "U-Net (this run)").holds,
+          lambda m: _real(m, "shipped U-Net").n_improved),
     Claim("03_sharpening_vae", "VAE sharpening on real maps (ours)",
           "… and so does the shipped VAE (maps improved, of 5)",
           "not in the study",
           lambda m: _real(m, "shipped VAE", "VAE with skips").n_improved,
-          lambda m: _real(m, "shipped VAE", "VAE with skips").holds),
+          lambda m: _real(m, "shipped VAE", "VAE with skips").holds,
+          lambda m: _real(m, "shipped VAE").n_improved),
     Claim("04_tomogram_simulation", "cryo-TomoSim",
           "a 400×400×50 tomogram at 10 Å, 61 tilts, simulated in seconds (s, 2 CPU cores)",
           "< 2 min model + < 1 min simulation (MATLAB + IMOD)",
@@ -158,13 +205,15 @@ CLAIMS = (
           "crops (lowest polarity r)",
           "qualitative (real tomograms look denoised)",
           lambda m: min(r["polarity"] for r in _real_crops(m)),
-          _real_transfer),
+          _real_transfer,
+          lambda m: min(r["polarity"] for r in _real_crops(m))),
     Claim("05_tomogram_learning", "cryo-TomoSim networks (ours)",
           "… and beats Topaz-Denoise3D on a whole held-out simulated tomogram on PSNR and "
           "correlation against both truths (smallest PSNR margin, dB)",
           "not in the paper",
           lambda m: min(v for (_, k), v in _vs_topaz(m).items() if k == "psnr"),
-          lambda m: all(v > 0 for v in _vs_topaz(m).values())),
+          lambda m: all(v > 0 for v in _vs_topaz(m).values()),
+          lambda m: min(v for (_, k), v in _vs_topaz(m).items() if k == "psnr")),
     Claim("06_afm_pix2vox", "AFM + Pix2Vox++",
           "multi-view AFM images reconstruct the 3D shape: the network beats the mean training "
           "shape at every number of views and space carving at 1–3 (validation IoU, 5 views)",
@@ -175,7 +224,95 @@ CLAIMS = (
           "… told the view orientations, the shipped PoseVox does (validation IoU, 5 views)",
           "not in the paper",
           lambda m: _afm_iou(m, "PoseVox (shipped)", 5),
-          lambda m: _afm(m, "PoseVox (shipped)").holds),
+          lambda m: _afm(m, "PoseVox (shipped)").holds,
+          lambda m: _afm_iou(m, "PoseVox (shipped)", 5)),
+)
+
+
+@dataclass(frozen=True)
+class ShippedCheck:
+    """A shipped model (``cryolab.weights``) beside the model its chapter trains in the run,
+    on the chapter's held-out data: is the shipped one at least as good?
+
+    Attributes:
+        notebook: the chapter; model: the shipped model's name (:func:`cryolab.weights.card`).
+        data: the held-out data and the score, in words.
+        shipped: reads the shipped model's score (from the chapter's metrics, or its card).
+        trained: reads the score of the model the chapter trained in the run.
+        higher_is_better: the direction of the score.
+    """
+
+    notebook: str
+    model: str
+    data: str
+    shipped: Callable[[Metrics], float]
+    trained: Callable[[Metrics], float]
+    higher_is_better: bool = True
+
+    def at_least_as_good(self, shipped: float, trained: float) -> bool:
+        """The shipped model's score is at least the trained one's (in the score's direction)."""
+        return shipped >= trained if self.higher_is_better else shipped <= trained
+
+
+def _real_mean(m: Metrics, method: str, key: str = "rscc") -> float:
+    """Mean ``key`` of ``method`` over a chapter's real maps (``real_maps`` rows)."""
+    rows = [r[key] for r in m["real_maps"] if r["method"] == method]
+    if not rows:
+        raise KeyError(method)
+    return sum(rows) / len(rows)
+
+
+def _tomogram_psnr(m: Metrics, method: str, truth: str = "ideal") -> float:
+    """Chapter 05's PSNR (dB) of ``method`` on its whole held-out tomogram against ``truth``."""
+    return next(r["psnr"] for r in m["whole_tomogram"]["scores"]
+                if r["method"] == method and r["truth"] == truth)
+
+
+def _wall_dice(m: Metrics, method: str) -> float:
+    """Chapter 05's mean Dice of ``method`` on the real microtubule walls (both crops)."""
+    values = [crop[method] for crop in m["real_wall_dice"].values()]
+    return sum(values) / len(values)
+
+
+def _s2m_book_maps(m: Metrics) -> list[str]:
+    return [f.test for f in _book_lomo(m).folds]
+
+
+#: Each shipped model against the model its chapter trains in the run (chapter 01: the card's
+#: leave-one-map-out folds of the shipped recipe on the maps the run holds out — the shipped
+#: generator itself saw all five maps, so it has no held-out map of its own).
+SHIPPED = (
+    ShippedCheck("01_struc2map_gan", "gan",
+                 "PCC on the run's held-out maps (mean; shipped: the same recipe's "
+                 "leave-one-map-out folds in its card)",
+                 lambda m: _fold_mean(_card_lomo("gan"), "GAN", _s2m_book_maps(m)),
+                 lambda m: _fold_mean(_book_lomo(m), "GAN", _s2m_book_maps(m))),
+    ShippedCheck("01_struc2map_gan", "gan_conditioned",
+                 "PCC at each held-out map's resolution (mean; shipped: none in its card, "
+                 "trained on all five maps)",
+                 lambda m: _fold_mean(_card_lomo("gan_conditioned"), "conditioned GAN",
+                                      _s2m_book_maps(m)),
+                 lambda m: _fold_mean(_book_lomo(m), "conditioned GAN", _s2m_book_maps(m))),
+    ShippedCheck("02_superres_unet3d", "superres",
+                 "RSCC on the five real maps (mean)",
+                 lambda m: _real_mean(m, "shipped U-Net"),
+                 lambda m: _real_mean(m, "U-Net (this run)")),
+    ShippedCheck("03_sharpening_vae", "vae",
+                 "RSCC on the five real maps (mean; trained: the run's better VAE)",
+                 lambda m: _real_mean(m, "shipped VAE"),
+                 lambda m: max(_real_mean(m, v) for v in ("VAE", "VAE with skips"))),
+    ShippedCheck("05_tomogram_learning", "denoiser",
+                 "PSNR (dB) on the whole held-out tomogram against the ideal truth",
+                 lambda m: _tomogram_psnr(m, "U-Net (shipped)"),
+                 lambda m: _tomogram_psnr(m, "U-Net (this run)")),
+    ShippedCheck("05_tomogram_learning", "segmenter",
+                 "Dice of the walls on the two real microtubule crops (mean)",
+                 lambda m: _wall_dice(m, "segmenter (shipped)"),
+                 lambda m: _wall_dice(m, "segmenter (this run)")),
+    ShippedCheck("06_afm_pix2vox", "posevox",
+                 "validation IoU from 5 views (shipped: the validation structures it never saw)",
+                 lambda m: _afm_iou(m, "PoseVox (shipped)", 5),
+                 lambda m: _afm_iou(m, POSEVOX, 5)),
 )
 
 
@@ -184,12 +321,23 @@ def _metrics(notebook: str, profile: str, root: Path) -> Metrics | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
+def _value(read: Callable[[Metrics], Any] | None, metrics: Metrics | None) -> float | None:
+    """``read(metrics)`` as a float, or ``None`` when there is nothing to read (no run, a run
+    from an older version of the chapter, no card number)."""
+    if read is None or metrics is None:
+        return None
+    try:
+        return float(read(metrics))
+    except (KeyError, TypeError, StopIteration, ValueError):
+        return None
+
+
 def _read(claim: Claim, metrics: Metrics | None) -> tuple[float | None, bool | None]:
     if metrics is None:
         return None, None
     try:
         return float(claim.ours(metrics)), bool(claim.holds(metrics))
-    except (KeyError, TypeError):  # a run from an older version of the chapter
+    except (KeyError, TypeError, StopIteration):  # a run from an older version of the chapter
         return None, None
 
 
@@ -207,8 +355,28 @@ def overview(profile: str, results: Path | None = None) -> pd.DataFrame:
             "published": claim.published,
             f"ours, CPU ({profile})": cpu,
             "holds (CPU)": {True: "yes", False: "no", None: "not run"}[cpu_holds],
+            "shipped model": _value(claim.shipped,
+                                    _metrics(claim.notebook, profile, root)),
             "ours, GPU (paper)": gpu,
             "holds (GPU)": {True: "yes", False: "no", None: "not run"}[gpu_holds],
             "chapter": claim.notebook,
         })
+    return pd.DataFrame(rows)
+
+
+def shipped_vs_trained(profile: str, results: Path | None = None) -> pd.DataFrame:
+    """One row per :data:`SHIPPED` check: the shipped model's score and the score of the model
+    the chapter trained in its ``profile`` run, on the chapter's held-out data, and whether the
+    shipped one is at least as good (``"yes"``, ``"no"``, or ``"not measured"`` when either
+    number is missing)."""
+    root = results or repo_root() / "results"
+    rows = []
+    for check in SHIPPED:
+        metrics = _metrics(check.notebook, profile, root)
+        shipped, trained = _value(check.shipped, metrics), _value(check.trained, metrics)
+        verdict = ("not measured" if shipped is None or trained is None
+                   else "yes" if check.at_least_as_good(shipped, trained) else "no")
+        rows.append({"model": check.model, "held-out data": check.data, "shipped model": shipped,
+                     f"trained in the {profile} run": trained,
+                     "shipped at least as good": verdict, "chapter": check.notebook})
     return pd.DataFrame(rows)

@@ -5,7 +5,9 @@ The notebook ``01_struc2map_gan`` runs these steps; maps are generated, there an
 
 - ``smoke``: one small training map, a tiny generator, a few epochs (CI, seconds);
 - ``book``: the mirror's two training pairs (EMD-0093 crop with 6GYN, the EMD-2566 cut-out
-  with 3J6B chain 9) and a narrow generator, minutes on 2 CPU cores;
+  with 3J6B chain 9) and a narrow generator, then two leave-one-map-out folds (EMD-30342,
+  EMD-5778) with the plain and the resolution-conditioned generator each, scored on the
+  held-out map after every epoch; under 15 minutes on 2 CPU cores;
 - ``pretrained``: leave-one-map-out over the mirror's five map/model pairs (a generator
   trained on four maps, tested on the fifth, for each map), then the shipped generators
   trained on all five (``python -m cryolab.weights.train struc2map``; ``--fold EMD-…`` runs
@@ -72,6 +74,9 @@ __all__ = [
     "mirror_structure",
     "FoldResult",
     "LeaveOneMapOut",
+    "Comparison",
+    "HeldOutTrend",
+    "heldout_validator",
     "run_fold",
     "leave_one_map_out",
     "mirror_pairs",
@@ -157,6 +162,9 @@ class Struc2MapProfile:
             without progress) or ``"cosine"`` (from ``lr`` down to ``lr``/20 over the run).
         lomo_folds: held-out maps (keys of :data:`MIRROR`) of the leave-one-map-out folds;
             ``lomo_epochs`` epochs per fold generator.
+        heldout_every: in each fold, score every generator on the held-out map after every
+            this many epochs and after the last (0: only at the end) — the held-out learning
+            curve; the map is generated whole (one pass of the network), not from tiles.
     """
 
     train: tuple[tuple[str, str], ...] = TRAIN_MIRROR
@@ -180,6 +188,7 @@ class Struc2MapProfile:
     schedule: str = "plateau"
     lomo_folds: tuple[str, ...] = ()
     lomo_epochs: int = 0
+    heldout_every: int = 0
 
     def config(self) -> dict:
         """The settings stored in checkpoints (resume only with identical settings)."""
@@ -190,18 +199,21 @@ PROFILES = {
     "smoke": Struc2MapProfile(
         train=(TRAIN_MIRROR[1],), base_channels=4, epochs=4, patches_per_epoch=8, pool_size=8,
         batch_size=4, lr=1e-3, torch_threads=1, patch=16, core=8, test_crop=40,
-        conditioned_epochs=2, lomo_folds=("EMD-2566",), lomo_epochs=1,
+        conditioned_epochs=2, lomo_folds=("EMD-2566",), lomo_epochs=2, heldout_every=1,
     ),
+    # 24³ training cubes like ``pretrained`` (maps are still generated from 32³ tiles); every
+    # size chosen so that the whole chapter runs in under 15 minutes on one CPU thread
     "book": Struc2MapProfile(
-        base_channels=8, epochs=16, patches_per_epoch=32, pool_size=384, batch_size=8,
-        lr=1e-3, paper_scale_timing=True, torch_threads=1, conditioned_epochs=8,
-        lomo_folds=("EMD-30342", "EMD-5778"), lomo_epochs=6, schedule="plateau",
+        base_channels=8, epochs=8, patches_per_epoch=32, pool_size=384, batch_size=8,
+        lr=1e-3, paper_scale_timing=True, torch_threads=1, conditioned_epochs=6, patch=24,
+        core=12, lomo_folds=("EMD-30342", "EMD-5778"), lomo_epochs=6, heldout_every=1,
+        schedule="plateau",
     ),
     "pretrained": Struc2MapProfile(
         train=tuple((p.map, p.model) for p in MIRROR.values()), base_channels=8, epochs=14,
         patches_per_epoch=32, pool_size=640, batch_size=8, lr=2e-3, schedule="cosine",
         ablations=False, torch_threads=1, conditioned_epochs=8, lomo_folds=tuple(MIRROR),
-        lomo_epochs=10, patch=24, core=12,
+        lomo_epochs=10, patch=24, core=12, heldout_every=2,
     ),
     "paper": Struc2MapProfile(
         paper_lists=True, base_channels=32, epochs=200, patches_per_epoch=4096,
@@ -455,12 +467,14 @@ def train_gan(
     progress: bool = True,
     condition: tuple[float, float] | None = None,
     epochs: int | None = None,
+    validate: Callable | None = None,
 ):
     """Train struc2mapGAN (loss SmoothL1 + α·BCE); returns (trainer, history).
 
     ``reconstruction_weight=0`` or ``adversarial_weight=0`` give the paper's ablations;
     ``condition=(low, high)`` trains the resolution-conditioned generator (beyond the paper,
-    see :meth:`PatchPool.batches`); ``epochs`` overrides ``cfg.epochs``.
+    see :meth:`PatchPool.batches`); ``epochs`` overrides ``cfg.epochs``; ``validate`` is
+    :meth:`cryolab.train.Trainer.fit`'s (e.g. :func:`heldout_validator`).
     """
     from torch import nn
 
@@ -481,7 +495,7 @@ def train_gan(
     )
     history = trainer.fit(
         pool.batches(cfg.patches_per_epoch, cfg.batch_size, condition=condition), epochs,
-        progress=progress,
+        validate=validate, progress=progress,
     )
     return trainer, history
 
@@ -641,6 +655,10 @@ class FoldResult:
         history: the GAN's training history (``loss``, ``reconstruction``, ``adversarial``,
             ``discriminator``, ``seconds`` per epoch).
         training_seconds: wall time of the fold's training, by model.
+        heldout: the held-out learning curves, by model: ``{"epoch": [...], "pcc": [...],
+            "cc_chimerax": [...]}`` at the epochs scored (``epoch`` counts completed epochs;
+            empty when the profile scores only at the end, as the committed ``pretrained``
+            run did).
     """
 
     test: str
@@ -649,6 +667,30 @@ class FoldResult:
     scores: dict[str, dict[str, float]]
     history: dict[str, list[float]]
     training_seconds: dict[str, float]
+    heldout: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+
+    @property
+    def best_simulator_pcc(self) -> float:
+        """The highest PCC of the four classical simulators on this map."""
+        return max(self.scores[m]["pcc"] for m in density.METHODS)
+
+    def whole_map(self, model: str = "GAN") -> dict[str, float] | None:
+        """``model``'s final PCC and ChimeraX correlation with its map generated whole (one
+        pass of the network): the last point of its held-out curve, when that curve reached
+        the end of training (``None`` otherwise)."""
+        curve = self.heldout.get(model)
+        if not curve or curve["epoch"][-1] != len(self.history["reconstruction"]):
+            return None
+        return {"pcc": curve["pcc"][-1], "cc_chimerax": curve["cc_chimerax"][-1]}
+
+    def whole_map_verdict(self, model: str = "GAN") -> Verdict | None:
+        """The paper's claim on this map for ``model`` generated whole: above every classical
+        simulator on PCC and on ChimeraX correlation (``None`` without a whole-map score)."""
+        whole = self.whole_map(model)
+        if whole is None:
+            return None
+        return Verdict(*(bool(all(whole[k] > self.scores[m][k] for m in density.METHODS))
+                         for k in ("pcc", "cc_chimerax")))
 
     @property
     def verdict(self) -> Verdict:
@@ -680,6 +722,59 @@ class LeaveOneMapOut:
         return {m: {k: float(np.mean([f.scores[m][k] for f in self.folds]))
                     for k in IMAGE_METRICS} for m in sorted(methods)}
 
+    def compare(self, a: str = "conditioned GAN", b: str = "GAN",
+                whole: bool = False) -> Comparison | None:
+        """Model ``a`` against model ``b`` on every fold, on the tables' maps (from tiles), or
+        with ``whole`` on their maps generated whole (:meth:`FoldResult.whole_map`: PCC and
+        ChimeraX correlation); ``None`` when a fold lacks either."""
+        def scores(f: FoldResult, m: str) -> dict[str, float] | None:
+            return f.whole_map(m) if whole else f.scores.get(m)
+
+        if not all(scores(f, a) and scores(f, b) for f in self.folds):
+            return None
+        return Comparison(a, b, {f.test: {k: v - scores(f, b)[k]
+                                          for k, v in scores(f, a).items()
+                                          if k in IMAGE_METRICS} for f in self.folds})
+
+    def trend(self, model: str = "GAN") -> HeldOutTrend | None:
+        """How ``model``'s held-out PCC moved over training, over the folds that recorded a
+        held-out learning curve with at least two points (``None`` when none did)."""
+        curves = [(f, f.heldout[model]) for f in self.folds
+                  if len(f.heldout.get(model, {}).get("epoch", ())) >= 2]
+        if not curves:
+            return None
+        return HeldOutTrend(
+            model=model,
+            epochs=int(np.mean([c["epoch"][-1] for _, c in curves])),
+            first=float(np.mean([c["pcc"][0] for _, c in curves])),
+            last=float(np.mean([c["pcc"][-1] for _, c in curves])),
+            best=float(np.mean([max(c["pcc"]) for _, c in curves])),
+            gain_per_epoch=float(np.mean([_slope(c, 0) for _, c in curves])),
+            late_gain_per_epoch=float(np.mean([_slope(c, (len(c["epoch"]) - 1) // 2)
+                                               for _, c in curves])),
+            gap=float(np.mean([f.best_simulator_pcc - c["pcc"][-1] for f, c in curves])),
+            seconds_per_epoch=float(np.mean([f.training_seconds[model] / c["epoch"][-1]
+                                             for f, c in curves])),
+        )
+
+    def whole_map_summary(self, model: str = "GAN") -> dict | None:
+        """``model`` generated whole against the same generator from the paper's tiles (the
+        tables' maps), over the folds with a whole-map score: on how many it beats every
+        simulator (both scores; PCC; ChimeraX correlation), and the mean PCC and ChimeraX
+        correlation gained by generating whole. ``None`` when no fold has a whole-map score."""
+        folds = [f for f in self.folds if f.whole_map(model) is not None]
+        if not folds:
+            return None
+        verdicts = [f.whole_map_verdict(model) for f in folds]
+        return {
+            "n_folds": len(folds),
+            "wins": sum(v.beats_pcc and v.beats_cc for v in verdicts),
+            "wins_pcc": sum(v.beats_pcc for v in verdicts),
+            "wins_cc": sum(v.beats_cc for v in verdicts),
+            "gain": {k: float(np.mean([f.whole_map(model)[k] - f.scores[model][k]
+                                       for f in folds])) for k in ("pcc", "cc_chimerax")},
+        }
+
     @property
     def wins(self) -> int:
         """Folds where the GAN beats every simulator on both PCC and ChimeraX correlation."""
@@ -693,15 +788,135 @@ class LeaveOneMapOut:
                 "wins_cc": sum(f.verdict.beats_cc for f in self.folds)}
 
     def as_metrics(self) -> dict:
-        """The ``lomo`` record of ``metrics.json``."""
+        """The ``lomo`` record of ``metrics.json`` (with the conditioned generator against the
+        plain one, and the held-out trends, where the run has them)."""
+        comparison, trends = self.compare(), {m: self.trend(m) for m in
+                                              ("GAN", "conditioned GAN")}
+        whole = self.compare(whole=True)
         return {"folds": [asdict(f) for f in self.folds], **self.summary(),
                 "verdicts": {f.test: asdict(f.verdict) for f in self.folds},
+                "conditioned_vs_plain": comparison.as_dict() if comparison else None,
+                "conditioned_vs_plain_whole": whole.as_dict() if whole else None,
+                "heldout_trends": {m: asdict(t) for m, t in trends.items() if t},
+                "whole_map": {m: w for m in trends if (w := self.whole_map_summary(m))},
                 "paper": PAPER_MEANS}
 
     @classmethod
     def from_metrics(cls, record: dict) -> LeaveOneMapOut:
         """Rebuild from :meth:`as_metrics` (e.g. the committed ``pretrained`` results)."""
         return cls([FoldResult(**f) for f in record["folds"]])
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Two generators on the same held-out maps (e.g. the resolution-conditioned generator at
+    each map's resolution against the plain one).
+
+    Attributes:
+        a, b: the two models' names (``scores`` keys of the folds).
+        margins: ``{held-out map: {metric: a's score − b's}}`` for :data:`IMAGE_METRICS` (or
+            PCC and ChimeraX correlation only, for maps generated whole).
+    """
+
+    a: str
+    b: str
+    margins: dict[str, dict[str, float]]
+
+    def wins(self, metric: str = "pcc") -> int:
+        """On how many held-out maps ``a`` scores above ``b`` on ``metric``."""
+        return sum(m[metric] > 0 for m in self.margins.values())
+
+    def mean_margin(self, metric: str = "pcc") -> float:
+        """The mean of ``a``'s score − ``b``'s over the held-out maps."""
+        return float(np.mean([m[metric] for m in self.margins.values()]))
+
+    @property
+    def better(self) -> bool:
+        """``a`` above ``b`` on PCC and on ChimeraX correlation on every held-out map."""
+        n = len(self.margins)
+        return self.wins("pcc") == n and self.wins("cc_chimerax") == n
+
+    def as_dict(self) -> dict:
+        """The ``metrics.json`` record: margins, wins by metric, mean margins, the verdict."""
+        metrics = [k for k in IMAGE_METRICS if k in next(iter(self.margins.values()))]
+        return {"a": self.a, "b": self.b, "margins": self.margins,
+                "wins": {k: self.wins(k) for k in metrics},
+                "mean_margin": {k: self.mean_margin(k) for k in metrics},
+                "n_folds": len(self.margins), "better": self.better}
+
+
+@dataclass(frozen=True)
+class HeldOutTrend:
+    """A generator's held-out learning curve, averaged over folds (:meth:`LeaveOneMapOut.trend`).
+
+    Attributes:
+        model: the generator; epochs: training epochs of the curves.
+        first, last, best: held-out PCC at the first scored epoch, at the end, and the best.
+        gain_per_epoch: (last − first) / epochs between them, PCC per epoch.
+        late_gain_per_epoch: the same over the second half of the curve (from its middle
+            point to its last), where a curve still rising says more training would help.
+        gap: the best classical simulator's PCC on the map − the generator's last PCC.
+        seconds_per_epoch: wall time per epoch (s, the run's CPU), the held-out scoring
+            included.
+    """
+
+    model: str
+    epochs: int
+    first: float
+    last: float
+    best: float
+    gain_per_epoch: float
+    late_gain_per_epoch: float
+    gap: float
+    seconds_per_epoch: float
+
+    @property
+    def closes_gap(self) -> bool:
+        """The generator ends above the best simulator (the gap is closed)."""
+        return self.gap < 0
+
+    @property
+    def epochs_to_close(self) -> float:
+        """More epochs to close the gap if the held-out PCC kept rising at its rate over the
+        second half of this run (a linear extrapolation, an optimistic bound: curves flatten);
+        ``inf`` when it did not rise there, 0 when the gap is closed."""
+        if self.closes_gap:
+            return 0.0
+        rate = self.late_gain_per_epoch
+        return self.gap / rate if rate > 0 else float("inf")
+
+
+def _slope(curve: Mapping[str, Sequence[float]], start: int) -> float:
+    """Held-out PCC gained per epoch from point ``start`` of a curve to its last point."""
+    return ((curve["pcc"][-1] - curve["pcc"][start])
+            / (curve["epoch"][-1] - curve["epoch"][start]))
+
+
+def heldout_validator(pair: CuratedPair, structure, every: int, epochs: int,  # noqa: ANN001
+                      resolution: float | None = None, device: str | None = None) -> Callable:
+    """A ``validate`` for :meth:`cryolab.train.Trainer.fit` that generates the held-out map
+    whole (:func:`cryolab.apply.generate_map` with ``whole=True``, masked like the targets) and
+    scores it (``heldout_pcc``, ``heldout_cc_chimerax``) after every ``every`` epochs and
+    after epoch ``epochs``; ``resolution`` (Å) for a conditioned generator."""
+
+    def validate(trainer) -> dict[str, float]:  # noqa: ANN001 - cryolab.train.Trainer
+        done = trainer.epoch + 1
+        if done % every and done != epochs:
+            return {}
+        made = generate_map(trainer.models["generator"], structure, on_grid=pair.target,
+                            mask_radius=3.0, resolution=resolution, device=device, whole=True)
+        scores = evaluate_map(made.data, pair.target.data)
+        return {"heldout_pcc": scores["pcc"], "heldout_cc_chimerax": scores["cc_chimerax"]}
+
+    return validate
+
+
+def _heldout_curve(history) -> dict[str, list[float]]:  # noqa: ANN001 - cryolab.train.History
+    """The epochs (completed) at which a history scored the held-out map, and its scores."""
+    pcc, cc = history["heldout_pcc"], history["heldout_cc_chimerax"]
+    kept = [i for i, v in enumerate(pcc) if np.isfinite(v)]
+    return {"epoch": [i + 1 for i in kept], "pcc": [float(pcc[i]) for i in kept],
+            "cc_chimerax": [float(cc[i]) for i in kept]}
 
 
 def _plain_history(history) -> dict[str, list[float]]:  # noqa: ANN001 - cryolab.train.History
@@ -718,38 +933,44 @@ def run_fold(
     generator and the simulators on ``test``; returns (FoldResult, generator, generated map).
 
     With ``conditioned`` a resolution-conditioned generator is trained on the same pool (same
-    epochs) and scored at the held-out map's own resolution. Checkpoints go to ``folder``
-    (a rerun resumes them). Maps are generated with the paper's 32³ tiles and 20³ cores
-    whatever the training patch, as ``cryolab simulate-map`` does.
+    epochs) and scored at the held-out map's own resolution. With ``cfg.heldout_every`` each
+    generator is also scored on the held-out map during training (:func:`heldout_validator`;
+    the curves go to :attr:`FoldResult.heldout`). Checkpoints go to ``folder`` (a rerun
+    resumes them). Maps are generated with the paper's 32³ tiles and 20³ cores whatever the
+    training patch, as ``cryolab simulate-map`` does.
     """
     train = [k for k in pairs if k != test]
     pool = PatchPool([pairs[k] for k in train], cfg.patch, cfg.pool_size, seed=cfg.seed,
                      resolutions=[MIRROR[k].resolution for k in train])
-
-    def checkpoint(tag: str) -> Path | None:
-        return None if folder is None else folder / f"fold_{test}_{tag}.pt"
-
-    trainer, history = train_gan(cfg, pool, checkpoint=checkpoint("gan"), device=device,
-                                 progress=progress, epochs=cfg.lomo_epochs)
-    generators = {"GAN": trainer.models["generator"]}
-    seconds = {"GAN": float(np.nansum(history["seconds"]))}
-    if conditioned:
-        cond, cond_history = train_gan(cfg, pool, checkpoint=checkpoint("conditioned"),
-                                       device=device, progress=progress,
-                                       condition=cfg.condition, epochs=cfg.lomo_epochs)
-        generators["conditioned GAN"] = cond.models["generator"]
-        seconds["conditioned GAN"] = float(np.nansum(cond_history["seconds"]))
     pair, held = pairs[test], MIRROR[test]
     structure = mirror_structure(held.model)
+    variants = {"GAN": None} | ({"conditioned GAN": cfg.condition} if conditioned else {})
+    generators, seconds, curves, histories = {}, {}, {}, {}
+    for name, condition in variants.items():
+        validate = None if not cfg.heldout_every else heldout_validator(
+            pair, structure, cfg.heldout_every, cfg.lomo_epochs,
+            resolution=None if condition is None else held.resolution, device=device)
+        tag = "gan" if condition is None else "conditioned"
+        trainer, fitted = train_gan(
+            cfg, pool, checkpoint=None if folder is None else folder / f"fold_{test}_{tag}.pt",
+            device=device, progress=progress, condition=condition, epochs=cfg.lomo_epochs,
+            validate=validate)
+        generators[name] = trainer.models["generator"]
+        seconds[name] = float(np.nansum(fitted["seconds"]))
+        if validate is not None:
+            curves[name] = _heldout_curve(fitted)
+        histories[name] = fitted
     made = {name: generate_map(g, structure, on_grid=pair.target, mask_radius=3.0, device=device,
-                               resolution=held.resolution if name != "GAN" else None)
+                               resolution=held.resolution if name != "GAN" else None,
+                               whole=False)
             for name, g in generators.items()}
     candidates = {name: v.data for name, v in made.items()}
     sims = simulator_maps(structure, held.resolution, pair.target)
     candidates |= {name: v.data for name, v in sims.items()}
     candidates[MASKED_MOLMAP] = np.where(pair.mask, sims["molmap"].data, 0.0)
     scores = {name: evaluate_map(m, pair.target.data) for name, m in candidates.items()}
-    result = FoldResult(test, train, held.resolution, scores, _plain_history(history), seconds)
+    result = FoldResult(test, train, held.resolution, scores, _plain_history(histories["GAN"]),
+                        seconds, curves)
     return result, generators["GAN"], made["GAN"]
 
 

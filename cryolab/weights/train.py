@@ -31,7 +31,7 @@ from . import _folder
 __all__ = ["train_afm", "refresh_book_model", "afm_seed_spread", "train_superres", "train_vae",
            "card_real_maps", "ci_sample", "synthetic_evaluation", "evaluate_card",
            "train_tomo", "evaluate_tomo", "tomo_ci_scores", "train_struc2map", "s2m_fold",
-           "s2m_ci_scores", "s2m_merge", "refresh_s2m_evaluation", "main"]
+           "s2m_ci_scores", "s2m_merge", "refresh_s2m_evaluation", "time_s2m_cards", "main"]
 
 CI_SAMPLE = 4  # validation structures in the card's CI check
 CI_VIEWS = 3
@@ -647,9 +647,13 @@ def s2m_ci_scores(generator, resolution: float | None = None) -> dict[str, float
     return {k: round(float(scores[k]), 5) for k in ("pcc", "cc_chimerax")}
 
 
-def _generation_seconds(generator, threads: int) -> dict[str, float]:  # noqa: ANN001
-    """Seconds to generate a whole map (molmap, tiles, network) on ``threads`` CPU threads for
-    5ME2 and for the largest structure of the five (6GYN, the HCN4 tetramer)."""
+def _generation_seconds(generator, threads: int,  # noqa: ANN001 - torch module
+                        resolution: float | None = None) -> dict:
+    """Seconds to generate a map from a structure as ``cryolab simulate-map --method gan``
+    does — molmap, one pass of the network over the whole map
+    (:func:`cryolab.apply.generate_map` with ``whole=True``), the 3 Å mask — on ``threads``
+    CPU threads, for 5ME2 and for the largest structure of the five pairs (6GYN, the HCN4
+    channel); ``resolution`` (Å) for a conditioned generator. Records the load average."""
     import torch
 
     from ..apply import generate_map
@@ -664,12 +668,31 @@ def _generation_seconds(generator, threads: int) -> dict[str, float]:  # noqa: A
                             ("6GYN", "structures/mainmastseg/6gyn.pdb.gz")):
             structure = read_structure(fetch(name))
             start = time.perf_counter()
-            made = generate_map(generator, structure, mask_radius=3.0)
+            made = generate_map(generator, structure, mask_radius=3.0, resolution=resolution,
+                                whole=True)
             out[label] = {"seconds": round(time.perf_counter() - start, 1),
                           "grid": list(made.shape)}
     finally:
         torch.set_num_threads(before)
-    return out
+    return out | {"threads": threads, "method": "whole map, one pass (generate_map whole=True)",
+                  "load_average": round(os.getloadavg()[0], 1), "cpus": os.cpu_count(),
+                  "paper": "13.8–53.6 s per map (GPU)"}
+
+
+def time_s2m_cards(out: Path, threads: int = 1) -> None:
+    """Re-time generation with the shipped generators in ``out`` (``gan``, ``gan_conditioned``
+    at 3.2 Å) and write it into their cards; the rest of each card is kept."""
+    from ..train import load_model
+
+    for name, resolution in (("gan", None), ("gan_conditioned", 3.2)):
+        card_path = out / f"{name}.json"
+        card = json.loads(card_path.read_text())
+        module, _, cls = card["model_class"].rpartition(".")
+        generator = load_model(out / f"{name}.pt", getattr(importlib.import_module(module), cls),
+                               name=card["checkpoint_name"])
+        card["generation_seconds"] = _generation_seconds(generator, threads, resolution)
+        card_path.write_text(json.dumps(card, indent=1) + "\n")
+        print(f"{name}: {card['generation_seconds']}", flush=True)
 
 
 def _s2m_figures(lomo, maps, profile: str) -> None:  # noqa: ANN001
@@ -712,26 +735,51 @@ def _s2m_figures(lomo, maps, profile: str) -> None:  # noqa: ANN001
     plt.close(fig)
 
 
-def _s2m_evaluation(lomo_record: dict | None, epochs: int) -> dict:
-    """A struc2mapGAN card's evaluation: the leave-one-map-out record, or why there is none."""
+def _s2m_book_model(model: str) -> dict | None:
+    """The chapter's latest book run, if any: ``model``'s scores on the held-out maps of its
+    leave-one-map-out folds (a generator trained there in minutes; maps from the paper's
+    tiles, and generated whole), to stand beside the shipped recipe's; None without a book
+    run."""
+    path = repo_root(Path(__file__)) / "results" / S2M_NB / "book" / "metrics.json"
+    if not path.is_file():
+        return None
+    m = json.loads(path.read_text())
+    from ..pipelines.struc2map import FoldResult
+
+    folds = [FoldResult(**f) for f in m.get("lomo", {}).get("folds", [])
+             if model in f["scores"]]
+    return {"model": model, "written": m.get("written"),
+            "scores": {f.test: f.scores[model] for f in folds},
+            "whole_map": {f.test: f.whole_map(model) for f in folds},
+            "training_seconds": {f.test: f.training_seconds[model] for f in folds}}
+
+
+def _s2m_evaluation(lomo_record: dict | None, epochs: int, model: str = "GAN") -> dict:
+    """A struc2mapGAN card's evaluation: the leave-one-map-out record, or why there is none,
+    with the chapter's book-run generator ``model`` on its held-out maps."""
+    book = {"book_model": _s2m_book_model(model)}
     if not lomo_record:
         return {"protocol": "no held-out evaluation of this model: the chapter's book profile "
                             "compares conditioned and unconditioned generators on held-out "
-                            "folds"}
+                            "folds (book_model)", **book}
     return {"protocol": f"leave one map out: the same recipe with {epochs} epochs, trained "
                         "on four maps and scored on the fifth; the shipped model saw all five",
-            **lomo_record}
+            **lomo_record, **book}
 
 
 def refresh_s2m_evaluation(card_path: Path, profile: str = "pretrained") -> None:
-    """Put the committed leave-one-map-out run (``results/01_struc2map_gan/<profile>/``) into
-    an existing struc2mapGAN card (when the folds and the shipped model trained apart)."""
+    """Put the committed leave-one-map-out run (``results/01_struc2map_gan/<profile>/``; for
+    the plain generator) and the chapter's latest book run into an existing struc2mapGAN
+    card (when the folds and the shipped model trained apart)."""
     from ..pipelines import struc2map as S
 
-    path = repo_root(Path(__file__)) / "results" / S2M_NB / profile / "metrics.json"
     card = json.loads(card_path.read_text())
-    card["evaluation"] = _s2m_evaluation(json.loads(path.read_text())["lomo"],
-                                         S.PROFILES[profile].lomo_epochs)
+    if card["training"]["condition"]:
+        card["evaluation"] = _s2m_evaluation(None, 0, "conditioned GAN")
+    else:
+        path = repo_root(Path(__file__)) / "results" / S2M_NB / profile / "metrics.json"
+        card["evaluation"] = _s2m_evaluation(json.loads(path.read_text())["lomo"],
+                                             S.PROFILES[profile].lomo_epochs)
     card_path.write_text(json.dumps(card, indent=1) + "\n")
 
 
@@ -866,10 +914,10 @@ def train_struc2map(out: Path, seed: int = 0, threads: int = 1, lomo: bool = Tru
                 "log": history.records,
             },
             "evaluation": _s2m_evaluation(None if condition else lomo_record,
-                                          cfg.lomo_epochs),
-            "generation_seconds": None if condition or not timing else (
-                _generation_seconds(generator, 2)
-                | {"threads": 2, "paper": "13.8–53.6 s per map (GPU)"}),
+                                          cfg.lomo_epochs,
+                                          "conditioned GAN" if condition else "GAN"),
+            "generation_seconds": None if not timing else _generation_seconds(
+                generator, threads, S.MIRROR["EMD-3488"].resolution if condition else None),
             "ci_check": {"map": S2M_CI_MAP, "resolution": ci_resolution,
                          "note": "a training map: this checks that the shipped file still "
                                  "makes the same map, not how well it generalises",
@@ -901,10 +949,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cache", type=Path, default=None,
                    help="rendered dataset cache (.npz; the book run's can be reused)")
     p.add_argument("--evaluate-only", action="store_true",
-                   help="superres, vae, tomo: do not train; recompute the cards' evaluation")
+                   help="superres, vae, tomo: do not train; recompute the cards' evaluation; "
+                        "struc2map: re-time generation with the shipped generators")
     p.add_argument("--book-only", action="store_true",
-                   help="do not train: put the chapter's latest book run (afm) or the "
-                        "committed leave-one-map-out run (struc2map) into the card")
+                   help="do not train: put the chapter's latest book run (afm; struc2map: "
+                        "with the committed leave-one-map-out run) into the card")
     p.add_argument("--fold", metavar="EMD", default=None,
                    help="struc2map: run only this leave-one-map-out fold (e.g. EMD-3488), so "
                         "that folds can run as parallel processes")
@@ -932,8 +981,11 @@ def main(argv: list[str] | None = None) -> int:
         s2m_fold(args.out, args.fold, args.seed, args.threads)
     elif args.chapter == "struc2map" and args.merge:
         s2m_merge(args.out)
+    elif args.chapter == "struc2map" and args.evaluate_only:
+        time_s2m_cards(args.out, args.threads)
     elif args.chapter == "struc2map" and args.book_only:
-        refresh_s2m_evaluation(args.out / "gan.json")
+        for name in ("gan", "gan_conditioned"):
+            refresh_s2m_evaluation(args.out / f"{name}.json")
     elif args.chapter == "struc2map":
         train_struc2map(args.out, args.seed, args.threads, lomo=not args.no_lomo,
                         timing=not args.no_timing)
