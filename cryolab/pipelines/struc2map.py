@@ -210,10 +210,10 @@ PROFILES = {
         schedule="plateau",
     ),
     "pretrained": Struc2MapProfile(
-        train=tuple((p.map, p.model) for p in MIRROR.values()), base_channels=8, epochs=14,
+        train=tuple((p.map, p.model) for p in MIRROR.values()), base_channels=8, epochs=30,
         patches_per_epoch=32, pool_size=640, batch_size=8, lr=2e-3, schedule="cosine",
-        ablations=False, torch_threads=1, conditioned_epochs=8, lomo_folds=tuple(MIRROR),
-        lomo_epochs=10, patch=24, core=12, heldout_every=2,
+        ablations=False, torch_threads=1, conditioned_epochs=30, lomo_folds=tuple(MIRROR),
+        lomo_epochs=30, patch=24, core=12, heldout_every=3,
     ),
     "paper": Struc2MapProfile(
         paper_lists=True, base_channels=32, epochs=200, patches_per_epoch=4096,

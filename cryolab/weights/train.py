@@ -813,7 +813,7 @@ def s2m_fold(out: Path, test: str, seed: int = 0, threads: int = 1,
     cfg = replace(S.PROFILES[profile], seed=seed)
     work = out / ".struc2map-training"
     work.mkdir(parents=True, exist_ok=True)
-    fold, _, made = S.run_fold(cfg, S.mirror_pairs(), test, folder=work)
+    fold, _, made = S.run_fold(cfg, S.mirror_pairs(), test, folder=work, conditioned=True)
     np.save(work / f"fold_{test}.npy", made.data)
     record = {"fold": asdict(fold), "commit": _commit(), "seconds": time.perf_counter() - start}
     (work / f"fold_{test}.json").write_text(json.dumps(record) + "\n")
@@ -860,7 +860,8 @@ def train_struc2map(out: Path, seed: int = 0, threads: int = 1, lomo: bool = Tru
     work.mkdir(parents=True, exist_ok=True)
     lomo_record = None
     if lomo:
-        result, maps = S.leave_one_map_out(cfg, folder=work, log=lambda m: print(m, flush=True))
+        result, maps = S.leave_one_map_out(cfg, folder=work, conditioned=True,
+                                           log=lambda m: print(m, flush=True))
         lomo_record = _s2m_save_lomo(result, maps, profile, commit,
                                      time.perf_counter() - start)
     pairs = S.mirror_pairs()
