@@ -768,18 +768,20 @@ def _s2m_evaluation(lomo_record: dict | None, epochs: int, model: str = "GAN") -
 
 
 def refresh_s2m_evaluation(card_path: Path, profile: str = "pretrained") -> None:
-    """Put the committed leave-one-map-out run (``results/01_struc2map_gan/<profile>/``; for
-    the plain generator) and the chapter's latest book run into an existing struc2mapGAN
-    card (when the folds and the shipped model trained apart)."""
+    """Put the committed leave-one-map-out run (``results/01_struc2map_gan/<profile>/``) and
+    the chapter's latest book run into an existing struc2mapGAN card (when the folds and the
+    shipped model trained apart). The folds hold both generators, so the conditioned card
+    reads them too; an older run without conditioned folds leaves it without a held-out
+    evaluation."""
     from ..pipelines import struc2map as S
 
     card = json.loads(card_path.read_text())
-    if card["training"]["condition"]:
-        card["evaluation"] = _s2m_evaluation(None, 0, "conditioned GAN")
-    else:
-        path = repo_root(Path(__file__)) / "results" / S2M_NB / profile / "metrics.json"
-        card["evaluation"] = _s2m_evaluation(json.loads(path.read_text())["lomo"],
-                                             S.PROFILES[profile].lomo_epochs)
+    model = "conditioned GAN" if card["training"]["condition"] else "GAN"
+    path = repo_root(Path(__file__)) / "results" / S2M_NB / profile / "metrics.json"
+    record = json.loads(path.read_text())["lomo"]
+    if not all(model in f["scores"] for f in record["folds"]):
+        record = None
+    card["evaluation"] = _s2m_evaluation(record, S.PROFILES[profile].lomo_epochs, model)
     card_path.write_text(json.dumps(card, indent=1) + "\n")
 
 
@@ -838,8 +840,9 @@ def s2m_merge(out: Path, profile: str = "pretrained") -> None:
     commits = sorted({r["commit"] for r in records})
     _s2m_save_lomo(result, maps, profile, ", ".join(commits),
                    float(sum(r["seconds"] for r in records)))
-    if (out / "gan.json").is_file():
-        refresh_s2m_evaluation(out / "gan.json", profile)
+    for name in ("gan", "gan_conditioned"):
+        if (out / f"{name}.json").is_file():
+            refresh_s2m_evaluation(out / f"{name}.json", profile)
 
 
 def train_struc2map(out: Path, seed: int = 0, threads: int = 1, lomo: bool = True,
@@ -914,8 +917,7 @@ def train_struc2map(out: Path, seed: int = 0, threads: int = 1, lomo: bool = Tru
                 "commit": commit,
                 "log": history.records,
             },
-            "evaluation": _s2m_evaluation(None if condition else lomo_record,
-                                          cfg.lomo_epochs,
+            "evaluation": _s2m_evaluation(lomo_record, cfg.lomo_epochs,
                                           "conditioned GAN" if condition else "GAN"),
             "generation_seconds": None if not timing else _generation_seconds(
                 generator, threads, S.MIRROR["EMD-3488"].resolution if condition else None),
