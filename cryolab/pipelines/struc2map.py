@@ -775,6 +775,27 @@ class LeaveOneMapOut:
                                        for f in folds])) for k in ("pcc", "cc_chimerax")},
         }
 
+    def whole_map_table(self, models: Sequence[str] = ("GAN", "conditioned GAN")):  # noqa: ANN201
+        """PCC and ChimeraX correlation of each of ``models`` generated whole and from the
+        paper's tiles, beside the best simulator's, by (held-out map, model); folds without a
+        whole-map score are left out."""
+        import pandas as pd
+
+        rows = {}
+        for f in self.folds:
+            for m in models:
+                whole = f.whole_map(m)
+                if whole is None:
+                    continue
+                rows[(f.test, m)] = {
+                    "PCC, tiles": f.scores[m]["pcc"], "PCC, whole map": whole["pcc"],
+                    "PCC, best simulator": f.best_simulator_pcc,
+                    "ChimeraX, tiles": f.scores[m]["cc_chimerax"],
+                    "ChimeraX, whole map": whole["cc_chimerax"],
+                    "ChimeraX, best simulator": max(f.scores[k]["cc_chimerax"]
+                                                    for k in density.METHODS)}
+        return pd.DataFrame(rows).T
+
     @property
     def wins(self) -> int:
         """Folds where the GAN beats every simulator on both PCC and ChimeraX correlation."""
