@@ -157,14 +157,20 @@ CLAIMS = (
           lambda m: _conditioned_vs_plain(m).better),
     Claim("01_struc2map_gan", "struc2mapGAN, maps generated whole (ours)",
           "the same leave-one-map-out generators run once over the whole held-out map (as "
-          "cryolab simulate-map does) beat every simulator on PCC and ChimeraX correlation "
-          "(held-out maps won of five; holds if at least 4)",
+          "cryolab simulate-map does) beat every simulator on PCC (held-out maps won of five; "
+          "holds if at least 4)",
           "not in the paper",
-          lambda m: _lomo(m)["whole_map"]["GAN"]["wins"],
-          lambda m: _lomo(m)["whole_map"]["GAN"]["wins"] >= 4),
+          lambda m: _lomo(m)["whole_map"]["GAN"]["wins_pcc"],
+          lambda m: _lomo(m)["whole_map"]["GAN"]["wins_pcc"] >= 4),
+    Claim("01_struc2map_gan", "struc2mapGAN, maps generated whole (ours)",
+          "… and on ChimeraX correlation",
+          "not in the paper",
+          lambda m: _lomo(m)["whole_map"]["GAN"]["wins_cc"],
+          lambda m: _lomo(m)["whole_map"]["GAN"]["wins_cc"] >= 4),
     Claim("01_struc2map_gan", "struc2mapGAN, resolution-conditioned, generated whole (ours)",
-          "… and the resolution-conditioned generator, scored at each held-out map's own "
-          "resolution (held-out maps won of five)",
+          "the resolution-conditioned generator, scored at each held-out map's own resolution, "
+          "beats every simulator on both PCC and ChimeraX correlation (held-out maps won of "
+          "five; holds if at least 4)",
           "not in the paper",
           lambda m: _lomo(m)["whole_map"]["conditioned GAN"]["wins"],
           lambda m: _lomo(m)["whole_map"]["conditioned GAN"]["wins"] >= 4),
@@ -301,8 +307,8 @@ SHIPPED = (
                  lambda m: _fold_mean(_card_lomo("gan"), "GAN", _s2m_book_maps(m)),
                  lambda m: _fold_mean(_book_lomo(m), "GAN", _s2m_book_maps(m))),
     ShippedCheck("01_struc2map_gan", "gan_conditioned",
-                 "PCC at each held-out map's resolution (mean; shipped: none in its card, "
-                 "trained on all five maps)",
+                 "PCC at each held-out map's resolution (mean; shipped: the same recipe's "
+                 "leave-one-map-out folds in its card)",
                  lambda m: _fold_mean(_card_lomo("gan_conditioned"), "conditioned GAN",
                                       _s2m_book_maps(m)),
                  lambda m: _fold_mean(_book_lomo(m), "conditioned GAN", _s2m_book_maps(m))),

@@ -900,7 +900,8 @@ def train_struc2map(out: Path, seed: int = 0, threads: int = 1, lomo: bool = Tru
                 "input": "molmap at 2 Å on 1 Å voxels scaled to [0, 1]"
                          + ("; second channel: that input blurred to the requested resolution"
                             if condition else ""),
-                "output": "map in [0, 1] on the same grid; 32³ tiles, 20³ cores kept",
+                "output": "map in [0, 1] on the same grid: one pass over the whole map when it "
+                          "fits (cryolab.apply.whole_map_fits), else 32³ tiles, 20³ cores kept",
             },
             "training": {
                 "profile": profile,
