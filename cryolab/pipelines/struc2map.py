@@ -802,11 +802,14 @@ class LeaveOneMapOut:
         return sum(f.verdict.beats_pcc and f.verdict.beats_cc for f in self.folds)
 
     def summary(self) -> dict:
-        """What the overview reads: means, and on how many folds the GAN beats every
-        simulator on PCC (``wins_pcc``), on ChimeraX correlation (``wins_cc``), on both."""
+        """What the overview reads: means, on how many folds the GAN beats every simulator on
+        PCC (``wins_pcc``), on ChimeraX correlation (``wins_cc``), on both, and the same for
+        each generator generated whole (``whole_map``, :meth:`whole_map_summary`)."""
         return {"means": self.means(), "wins": self.wins, "n_folds": len(self.folds),
                 "wins_pcc": sum(f.verdict.beats_pcc for f in self.folds),
-                "wins_cc": sum(f.verdict.beats_cc for f in self.folds)}
+                "wins_cc": sum(f.verdict.beats_cc for f in self.folds),
+                "whole_map": {m: w for m in ("GAN", "conditioned GAN")
+                              if (w := self.whole_map_summary(m))}}
 
     def as_metrics(self) -> dict:
         """The ``lomo`` record of ``metrics.json`` (with the conditioned generator against the
@@ -819,7 +822,6 @@ class LeaveOneMapOut:
                 "conditioned_vs_plain": comparison.as_dict() if comparison else None,
                 "conditioned_vs_plain_whole": whole.as_dict() if whole else None,
                 "heldout_trends": {m: asdict(t) for m, t in trends.items() if t},
-                "whole_map": {m: w for m in trends if (w := self.whole_map_summary(m))},
                 "paper": PAPER_MEANS}
 
     @classmethod
