@@ -66,6 +66,12 @@ def _book_lomo(m: Metrics) -> LeaveOneMapOut:
     return LeaveOneMapOut.from_metrics(m["lomo"])
 
 
+def _whole_wins(model: str, key: str) -> Callable[[Metrics], int]:
+    """Reads on how many of the committed five folds ``model`` generated whole beats every
+    simulator (``key``: ``wins`` on both scores, ``wins_pcc``, ``wins_cc``)."""
+    return lambda m: _lomo(m)["whole_map"][model][key]
+
+
 def _conditioned_vs_plain(m: Metrics):  # noqa: ANN202 - struc2map.Comparison
     """Chapter 01's resolution-conditioned generator against the plain one on the run's
     held-out maps (KeyError when the run trained no conditioned fold generator)."""
@@ -155,25 +161,19 @@ CLAIMS = (
           "not in the paper",
           lambda m: _conditioned_vs_plain(m).mean_margin("pcc"),
           lambda m: _conditioned_vs_plain(m).better),
-    Claim("01_struc2map_gan", "struc2mapGAN, maps generated whole (ours)",
-          "the same leave-one-map-out generators run once over the whole held-out map (as "
-          "cryolab simulate-map does) beat every simulator on PCC (held-out maps won of five; "
-          "holds if at least 4)",
-          "not in the paper",
-          lambda m: _lomo(m)["whole_map"]["GAN"]["wins_pcc"],
-          lambda m: _lomo(m)["whole_map"]["GAN"]["wins_pcc"] >= 4),
-    Claim("01_struc2map_gan", "struc2mapGAN, maps generated whole (ours)",
-          "… and on ChimeraX correlation",
-          "not in the paper",
-          lambda m: _lomo(m)["whole_map"]["GAN"]["wins_cc"],
-          lambda m: _lomo(m)["whole_map"]["GAN"]["wins_cc"] >= 4),
-    Claim("01_struc2map_gan", "struc2mapGAN, resolution-conditioned, generated whole (ours)",
-          "the resolution-conditioned generator, scored at each held-out map's own resolution, "
-          "beats every simulator on both PCC and ChimeraX correlation (held-out maps won of "
-          "five; holds if at least 4)",
-          "not in the paper",
-          lambda m: _lomo(m)["whole_map"]["conditioned GAN"]["wins"],
-          lambda m: _lomo(m)["whole_map"]["conditioned GAN"]["wins"] >= 4),
+    *(Claim("01_struc2map_gan", study, claim, "not in the paper", _whole_wins(model, key),
+            lambda m, model=model, key=key: _whole_wins(model, key)(m) >= 4)
+      for study, model, key, claim in (
+          ("struc2mapGAN, maps generated whole (ours)", "GAN", "wins_pcc",
+           "the same leave-one-map-out generators run once over the whole held-out map (as "
+           "cryolab simulate-map does) beat every simulator on PCC (held-out maps won of five; "
+           "holds if at least 4)"),
+          ("struc2mapGAN, maps generated whole (ours)", "GAN", "wins_cc",
+           "… and on ChimeraX correlation"),
+          ("struc2mapGAN, resolution-conditioned, generated whole (ours)", "conditioned GAN",
+           "wins", "the resolution-conditioned generator, scored at each held-out map's own "
+           "resolution, beats every simulator on both PCC and ChimeraX correlation (held-out "
+           "maps won of five; holds if at least 4)"))),
     Claim("02_superres_unet3d", "3D U-Net super-resolution",
           "the U-Net raises the EMRinger score of degraded maps (ratio, prediction / input)",
           "≈ 2.4× (2BV8, 6AR7, 1A5S)",
