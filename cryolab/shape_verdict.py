@@ -143,7 +143,8 @@ class SeedSpread:
         return pd.DataFrame(rows).set_index(["baseline", "views"])
 
     def describe(self) -> str:
-        """The margins at the fewest and most views, mean ± SD over the seeds, in words."""
+        """The margins over the mean shape at every number of views and over carving at
+        :data:`FEW_VIEWS`, mean ± SD over the seeds, in words."""
         t = self.table()
         parts = []
         for baseline, views in ((MEAN_SHAPE, None), (CARVING, FEW_VIEWS)):
