@@ -3,7 +3,9 @@
 - ``cryolab.commands`` (and ``cryolab.cli``) sit on top of the core and never import chapter
   glue (``cryolab.pipelines``);
 - ``cryolab.weights.train``, the script that retrains the shipped models, composes chapters as
-  the notebooks do: it sits above the pipelines, and nothing in the package imports it;
+  the notebooks do: it sits above the pipelines, and nothing in the package imports it; so
+  does the results overview (``cryolab.pipelines.overview``), which reads every chapter's
+  results with that chapter's types;
 - chapter pipelines never import one another (shared steps move into the core);
 - the core never imports ``cryolab.pipelines``, ``cryolab.commands`` or ``cryolab.cli``;
 - physics modules take arrays and structures and never fetch data: ``cryolab.data`` is not
@@ -76,8 +78,9 @@ def _closure(name: str) -> set[str]:
 
 
 #: Scripts that compose chapters, as the notebooks do (above the pipelines). ``cryolab train
-#: CHAPTER`` is one: it trains a chapter's networks with the functions its notebook calls.
-COMPOSITIONS = ("cryolab.weights.train", "cryolab.commands.train")
+#: CHAPTER`` is one: it trains a chapter's networks with the functions its notebook calls; the
+#: results overview is another: it reads every chapter's results.
+COMPOSITIONS = ("cryolab.weights.train", "cryolab.commands.train", "cryolab.pipelines.overview")
 
 
 def _layer(name: str) -> str:
