@@ -165,9 +165,9 @@ PROFILES = {
         lr=1e-3, real_crop=60.0, finetune_steps=32,
     ),
     # the shipped model (python -m cryolab.weights.train superres): every training entry,
-    # inputs from realistic_degrade; the book's sizes, trained for longer
+    # inputs from the paper's noise model and realistic_degrade; the book's sizes, trained longer
     "pretrained": SuperResProfile(
-        n_train=200, n_test=10, patch=32, patches_per_epoch=128, epochs=60, depth=3, base=16,
+        n_train=200, n_test=10, patch=32, patches_per_epoch=128, epochs=150, depth=3, base=16,
         lr=1e-3, real_crop=60.0,
     ),
     "paper": SuperResProfile(

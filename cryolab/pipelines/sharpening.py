@@ -152,7 +152,7 @@ PROFILES = {
         depth=2, base=8, latent_channels=16, n_samples=6, n_uncertainty=2, lr=2e-3,
     ),
     "pretrained": SharpeningProfile(
-        data=sr.PROFILES["pretrained"], n_val=6, patch=24, patches_per_epoch=128, epochs=60,
+        data=sr.PROFILES["pretrained"], n_val=6, patch=24, patches_per_epoch=128, epochs=150,
         depth=2, base=8, latent_channels=16, n_samples=8, n_uncertainty=2, lr=2e-3,
     ),
     "paper": SharpeningProfile(

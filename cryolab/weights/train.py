@@ -205,12 +205,14 @@ def afm_seed_spread(card_path: Path, others: list[Path]) -> dict:
 #: The real map of the cards' CI check (the smallest pair), cropped to this many Å.
 MAP_CI = ("EMD-2566", 30.0)
 MAP_CI_TOLERANCE = {"rscc": 0.02, "fsc05": 0.1, "emringer": 0.5}  # EMRinger: a count statistic
-SHIPPED_PAIR_COPIES = 2  # differently degraded inputs per training entry
+SHIPPED_PAIR_COPIES = 2  # differently degraded inputs per training entry, of each kind
 
 
-def _realistic_training_pairs(seed: int):  # noqa: ANN202 - lists of superres.Pair
-    """Chapter 02's split of the X-ray entries (pretrained profile); the training entries
-    degraded by :func:`cryolab.degrade.realistic_degrade`. No real map is used."""
+def _shipped_training_pairs(seed: int):  # noqa: ANN202 - lists of superres.Pair
+    """Chapter 02's split of the X-ray entries (pretrained profile); each training entry
+    degraded :data:`SHIPPED_PAIR_COPIES` times by the paper's noise model (the chapters' test
+    data) and as many times by :func:`cryolab.degrade.realistic_degrade` (for users' real
+    maps). No real map is used."""
     import numpy as np
 
     from .. import superres as sr
@@ -219,7 +221,9 @@ def _realistic_training_pairs(seed: int):  # noqa: ANN202 - lists of superres.Pa
     cfg = sr.PROFILES["pretrained"]
     train_entries, test_entries = sr.split_by_entry(sr.load_entries(), cfg.n_test, cfg.n_train)
     rng = np.random.default_rng(seed)
-    train = sr.make_realistic_pairs(train_entries, RealisticParams(), rng, SHIPPED_PAIR_COPIES)
+    train = [p for _ in range(SHIPPED_PAIR_COPIES)
+             for p in sr.make_pairs(train_entries, cfg.noise, rng)]
+    train += sr.make_realistic_pairs(train_entries, RealisticParams(), rng, SHIPPED_PAIR_COPIES)
     return train, test_entries
 
 
@@ -356,7 +360,9 @@ def _training_card(name: str, model, cfg, settings: dict, train, epochs: int, se
                          "voxel_size": 1.0, "patch": settings["patch"]},
         "training": {
             "profile": "pretrained", "settings": settings, "epochs": epochs, "seed": seed,
-            "degradation": RealisticParams().as_dict(), "copies": SHIPPED_PAIR_COPIES,
+            "degradation": {"paper noise model": cfg.noise.as_dict(),
+                            "realistic": RealisticParams().as_dict()},
+            "copies": SHIPPED_PAIR_COPIES,
             "names": sorted({p.entry.name for p in train}),
             "n_structures": len({p.entry.name for p in train}),
             "real_maps_seen": [],
@@ -378,8 +384,9 @@ def _training_card(name: str, model, cfg, settings: dict, train, epochs: int, se
 
 def train_superres(out: Path, seed: int = 0, minutes: float = 15.0, epochs: int | None = None,
                    threads: int = 1, name: str = "superres") -> dict:
-    """Train chapter 02's U-Net (pretrained profile, Dice loss) on realistically degraded
-    X-ray model maps for ``minutes`` (or exactly ``epochs``); write ``<name>.pt`` and card."""
+    """Train chapter 02's U-Net (pretrained profile, Dice loss) on X-ray model maps degraded
+    by the paper's noise model and realistically (:func:`_shipped_training_pairs`) for
+    ``minutes`` (or exactly ``epochs``); write ``<name>.pt`` and card."""
     import torch
 
     from .. import superres as sr
@@ -390,7 +397,7 @@ def train_superres(out: Path, seed: int = 0, minutes: float = 15.0, epochs: int 
     commit = _commit()
     torch.set_num_threads(threads)
     cfg = sr.PROFILES["pretrained"]
-    train, _ = _realistic_training_pairs(seed)
+    train, _ = _shipped_training_pairs(seed)
     print(f"{len(train)} training pairs; {time.perf_counter() - start:.0f} s", flush=True)
     torch.manual_seed(seed)
     model = UNet3D(depth=cfg.depth, base=cfg.base)
@@ -414,9 +421,9 @@ def train_superres(out: Path, seed: int = 0, minutes: float = 15.0, epochs: int 
 
 def train_vae(out: Path, seed: int = 0, minutes: float = 15.0, epochs: int | None = None,
               threads: int = 1, name: str = "vae") -> dict:
-    """Train chapter 03's VAE with skips (pretrained profile) on realistically degraded,
-    z-scored X-ray model maps; fit the scale that calibrates its spread on held-out
-    validation entries; write ``<name>.pt`` and card."""
+    """Train chapter 03's VAE with skips (pretrained profile) on z-scored X-ray model maps
+    degraded as for the U-Net (:func:`_shipped_training_pairs`); fit the scale that
+    calibrates its spread on held-out validation entries; write ``<name>.pt`` and card."""
     from dataclasses import replace as dc_replace
 
     import numpy as np
@@ -431,7 +438,7 @@ def train_vae(out: Path, seed: int = 0, minutes: float = 15.0, epochs: int | Non
     commit = _commit()
     torch.set_num_threads(threads)
     cfg = sp.PROFILES["pretrained"]
-    pairs, _ = _realistic_training_pairs(seed)
+    pairs, _ = _shipped_training_pairs(seed)
     val_names = sorted({p.entry.name for p in pairs})[-cfg.n_val:]
     train = sp.zscore_pairs([p for p in pairs if p.entry.name not in val_names])
     val = sp.zscore_pairs([p for p in pairs if p.entry.name in val_names])
@@ -450,7 +457,7 @@ def train_vae(out: Path, seed: int = 0, minutes: float = 15.0, epochs: int | Non
     seconds = time.perf_counter() - start
     model = trainer.model.eval()
     errors, spreads = [], []
-    for k, p in enumerate(val[::SHIPPED_PAIR_COPIES]):  # one input per validation entry
+    for k, p in enumerate(val):  # every degraded input of the validation entries
         mean, std = sample_volume(model, p.degraded.data, n=cfg.n_samples, patch=cfg.patch,
                                   stride=cfg.patch, seed=k)  # tiles that do not overlap
         errors.append((mean - p.target.data).ravel())
