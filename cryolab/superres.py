@@ -80,6 +80,7 @@ __all__ = [
     "character_table",
     "RealVerdict",
     "shipped_superres",
+    "on_real",
     "real_pair",
     "finetune_leave_one_out",
 ]
@@ -642,15 +643,22 @@ class RealVerdict:
                 "holds": self.holds, "claim": self.claim()}
 
 
-def shipped_superres(device: str | None = None) -> Callable[[RealMap], Volume] | None:
-    """``fn(real) -> map``: the shipped super-resolution U-Net
-    (:mod:`cryolab.weights`, ``"superres"``) on a real map's grid; None when not shipped."""
+def shipped_superres(device: str | None = None) -> Callable[[Volume], Volume] | None:
+    """``fn(map) -> map``: the shipped super-resolution U-Net (:mod:`cryolab.weights`,
+    ``"superres"``) on a 1 Å map scaled like its training inputs (99.9th percentile at 1: a
+    test pair's input, or a :class:`RealMap`'s volume); None when not shipped."""
     from . import weights
 
     if "superres" not in weights.available():
         return None
     model = weights.load("superres", device=device)
-    return lambda real: predict_map(model, real.volume, PROFILES["pretrained"], device)
+    return lambda volume: predict_map(model, volume, PROFILES["pretrained"], device)
+
+
+def on_real(predict: Callable[[Volume], Volume]) -> Callable[[RealMap], Volume]:
+    """A map-to-map predictor as a method of :func:`real_map_table`: applied to the real map's
+    1 Å volume."""
+    return lambda real: predict(real.volume)
 
 
 def real_pair(real: RealMap) -> Pair:

@@ -18,8 +18,9 @@ stream, so the test maps here are the test maps there. On top of them:
 - :func:`uncertainty_agreement`: how well the VAE's per-voxel spread tracks its error;
   :func:`calibration_scale`, :func:`reliability` and :func:`plot_reliability`: one scale fitted
   on validation maps that makes the spread a calibrated standard deviation, and the check;
-- :func:`vae_on_real` and :func:`shipped_vae`: a VAE (this run's or the shipped one) applied
-  to the real maps of :func:`cryolab.superres.load_real_map`;
+- :func:`vae_predictor` and :func:`shipped_vae`: a VAE (this run's or the shipped one) as a
+  map-to-map function, for the test entries and (through :func:`cryolab.superres.on_real`)
+  the real maps of :func:`cryolab.superres.load_real_map`;
 - :class:`SharpeningRun`: the numbers of one run and the verdicts read from them;
   :meth:`SharpeningRun.to_dict` is the schema of the chapter's ``metrics.json``.
 
@@ -30,7 +31,7 @@ The ``cryolab sharpen --method vae|bfactor`` command applies this chapter's mode
 from __future__ import annotations
 
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -69,7 +70,7 @@ __all__ = [
     "uncertainty_table",
     "plot_guinier",
     "shipped_vae",
-    "vae_on_real",
+    "vae_predictor",
     "calibration_scale",
     "reliability",
     "plot_reliability",
@@ -365,20 +366,23 @@ def uncertainty_table(agreement: Mapping[str, Sequence[dict]]) -> pd.DataFrame:
         for label, runs in agreement.items()}).T
 
 
-def vae_on_real(model: VAE3D, profile: SharpeningProfile, device: str | None = None):  # noqa: ANN201
-    """``fn(real) -> map``: a VAE on a real map (:class:`cryolab.superres.RealMap`), z-scored
-    first (every real-map score ignores that affine change)."""
-    return lambda real: predict_vae(model, real.volume.with_data(zscore(real.volume.data)),
-                                    profile, device)
+def vae_predictor(model: VAE3D, profile: SharpeningProfile,
+                  device: str | None = None) -> Callable[[Volume], Volume]:
+    """``fn(map) -> map``: a VAE on a 1 Å map, z-scored first (every score of the chapter
+    ignores that affine change); :func:`cryolab.superres.on_real` makes it a real-map
+    method."""
+    return lambda volume: predict_vae(model, volume.with_data(zscore(volume.data)), profile,
+                                      device)
 
 
-def shipped_vae(device: str | None = None):  # noqa: ANN201
-    """The shipped VAE on a real map, as :func:`vae_on_real`; None when not shipped."""
+def shipped_vae(device: str | None = None) -> Callable[[Volume], Volume] | None:
+    """The shipped VAE (:mod:`cryolab.weights`, ``"vae"``) as :func:`vae_predictor`; None
+    when not shipped."""
     from .. import weights
 
     if "vae" not in weights.available():
         return None
-    return vae_on_real(weights.load("vae", device=device), PROFILES["pretrained"], device)
+    return vae_predictor(weights.load("vae", device=device), PROFILES["pretrained"], device)
 
 
 def calibration_scale(errors: np.ndarray, spreads: np.ndarray) -> float:
@@ -504,10 +508,11 @@ class SharpeningRun:
         return sum(v >= STUDY["superres_bar"] for v in self.last_val_rscc.values())
 
     def wins(self, method: str) -> int:
-        """On how many of the table's four scores ``method`` is the best of the methods
-        (the input and the target left out)."""
+        """On how many of the table's four scores ``method`` is the best of the methods this
+        run trains (the input, the target and the shipped models left out)."""
         methods = self.table.drop(index=["degraded input", "target (model map)"],
                                   errors="ignore")
+        methods = methods[~methods.index.str.startswith("shipped")]
         return sum((methods[c].idxmax() if high else methods[c].idxmin()) == method
                    for c, high in _BETTER_HIGH.items())
 

@@ -238,13 +238,13 @@ def _fit_for(trainer, batches, max_epochs: int, minutes: float, start: float) ->
 
 
 def _predictor(name: str, model):  # noqa: ANN001, ANN202
-    """``fn(real) -> map``: the shipped model ``name`` applied to a real map's 1 Å grid."""
+    """``fn(map) -> map``: the shipped model ``name`` on a 1 Å map scaled like its inputs."""
     from .. import superres as sr
     from ..pipelines import sharpening as sp
 
     if name == "superres":
-        return lambda real: sr.predict_map(model, real.volume, sr.PROFILES["pretrained"])
-    return sp.vae_on_real(model, sp.PROFILES["pretrained"])
+        return lambda volume: sr.predict_map(model, volume, sr.PROFILES["pretrained"])
+    return sp.vae_predictor(model, sp.PROFILES["pretrained"])
 
 
 def card_real_maps(name: str, model, crop: float = 60.0) -> dict:  # noqa: ANN001
@@ -255,7 +255,7 @@ def card_real_maps(name: str, model, crop: float = 60.0) -> dict:  # noqa: ANN00
 
     reals = [sr.load_real_map(p, crop) for p in sr.REAL_PAIRS]
     table = sr.real_map_table(reals, {"B-factor sharpening": sr.bfactor_baseline,
-                                      name: _predictor(name, model)})
+                                      name: sr.on_real(_predictor(name, model))})
     by_map = {m: {r["method"]: {k: float(r[k]) for k in sr.REAL_SCORES}
                   for r in rows.to_dict(orient="records")}
               for m, rows in table.groupby("map")}
@@ -269,7 +269,7 @@ def ci_sample(name: str, model) -> dict[str, float]:  # noqa: ANN001
     label, crop = MAP_CI
     pair = next(p for p in sr.REAL_PAIRS if p.label == label)
     real = sr.load_real_map(pair, crop)
-    scores = sr.score_real(real, _predictor(name, model)(real))
+    scores = sr.score_real(real, _predictor(name, model)(real.volume))
     return {k: float(scores[k]) for k in MAP_CI_TOLERANCE}
 
 
@@ -286,8 +286,6 @@ def synthetic_evaluation(name: str, model) -> dict:  # noqa: ANN001
 
     from .. import superres as sr
     from ..degrade import RealisticParams
-    from ..normalise import zscore
-    from ..pipelines import sharpening as sp
 
     cfg = sr.PROFILES["pretrained"]
     _, test = sr.split_by_entry(sr.load_entries(), cfg.n_test, cfg.n_train)
@@ -295,16 +293,10 @@ def synthetic_evaluation(name: str, model) -> dict:  # noqa: ANN001
     data = {"paper noise model": sr.make_pairs(test, cfg.noise, np.random.default_rng(0)),
             "realistic degradation": sr.make_realistic_pairs(test, RealisticParams(),
                                                              np.random.default_rng(0))}
+    predict = _predictor(name, model)
     out = {}
     for kind, pairs in data.items():
-        rows = []
-        for p in pairs:
-            if name == "superres":
-                pred = sr.predict_map(model, p.degraded, cfg)
-            else:
-                pred = sp.predict_vae(model, p.degraded.with_data(zscore(p.degraded.data)),
-                                      sp.PROFILES["pretrained"])
-            rows.append(sr.evaluate(p, pred))
+        rows = [sr.evaluate(p, predict(p.degraded)) for p in pairs]
         keys = [k for k in rows[0] if k != "entry"]
         out[kind] = {"entries": [r["entry"] for r in rows],
                      **{k: float(np.mean([r[k] for r in rows])) for k in keys}}
