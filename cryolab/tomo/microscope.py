@@ -173,6 +173,11 @@ def tilt_angles(
 # --------------------------------------------------------------------------- projection
 
 
+#: values (float32) of the volume or images that projection and back-projection handle at once
+#: (y rows × the rest): about 16 MB, which bounds their working memory
+SLAB_VALUES = 1 << 22
+
+
 def projection_matrix(nz: int, nx: int, angles: Sequence[float], nu: int | None = None
                       ) -> sparse.csc_matrix:
     """Sparse (len(angles)·nu, nz·nx) matrix: row ``t·nu + u`` sums the (z, x) voxels whose
@@ -247,18 +252,23 @@ def project(volume: np.ndarray, angles: Sequence[float], chunk: int = 32,
     """Ray sums of a (z, y, x) volume about the y axis: (len(angles), y, x) projections.
 
     The values are sums of voxel values along each ray (a uniform slab of thickness T voxels
-    gives T / cos θ). Tilts are processed ``chunk`` at a time to bound memory.
+    gives T / cos θ). Every row along the tilt axis y is its own 2D problem: the volume is
+    read a slab of y rows at a time, and tilts are processed ``chunk`` at a time, to bound
+    memory.
     """
     vol = np.asarray(volume, dtype=np.float32)
     nz, ny, nx = vol.shape
-    columns = np.ascontiguousarray(vol.transpose(0, 2, 1).reshape(nz * nx, ny))
     device = _torch_device(use_gpu)
     out = np.empty((len(angles), ny, nx), np.float32)
-    for s in range(0, len(angles), chunk):
-        part = list(angles[s:s + chunk])
-        a = projection_matrix(nz, nx, part, nx)
-        proj = _sparse_matmul(a, columns, False, device).reshape(len(part), nx, ny)
-        out[s:s + len(part)] = proj.transpose(0, 2, 1)
+    rows = max(1, SLAB_VALUES // (nz * nx))  # y rows per slab
+    for y in range(0, ny, rows):
+        columns = np.ascontiguousarray(vol[:, y:y + rows].transpose(0, 2, 1).reshape(nz * nx, -1))
+        k = columns.shape[1]
+        for s in range(0, len(angles), chunk):
+            part = list(angles[s:s + chunk])
+            a = projection_matrix(nz, nx, part, nx)
+            proj = _sparse_matmul(a, columns, False, device).reshape(len(part), nx, k)
+            out[s:s + len(part), y:y + k] = proj.transpose(0, 2, 1)
     return out
 
 
@@ -699,5 +709,6 @@ def acquire(potential: Volume, cfg: MicroscopeConfig, rng: np.random.Generator,
         if progress is not None:
             progress.update(1)
     sort = np.argsort(nominal, kind="stable")
-    return TiltSeries(images[sort], nominal[sort], true[sort], sort, cumulative[sort],
-                      phase[sort])
+    images = images[sort]  # one sorted copy at a time
+    phase = phase[sort]
+    return TiltSeries(images, nominal[sort], true[sort], sort, cumulative[sort], phase)
