@@ -174,8 +174,8 @@ def tilt_angles(
 
 
 #: values (float32) of the volume or images that projection and back-projection handle at once
-#: (y rows × the rest): about 16 MB, which bounds their working memory
-SLAB_VALUES = 1 << 22
+#: (y rows × the rest): about 4 MB, which bounds their working memory
+SLAB_VALUES = 1 << 20
 
 
 def projection_matrix(nz: int, nx: int, angles: Sequence[float], nu: int | None = None
@@ -184,13 +184,15 @@ def projection_matrix(nz: int, nx: int, angles: Sequence[float], nu: int | None 
     centre lands near detector pixel ``u`` at tilt ``angles[t]`` (degrees); linear weights.
 
     Coordinates are relative to the box centre ((nx−1)/2, (nz−1)/2) and the detector centre
-    (nu−1)/2: ``u = x cos θ + z sin θ``. Cached: repeated geometries cost nothing.
+    (nu−1)/2: ``u = x cos θ + z sin θ``. The last two are cached (a group of tilts is
+    projected, or back-projected, slab after slab with the same matrix); more would hold
+    about 16 bytes per voxel of a (z, x) plane per tilt each.
     """
     nu = nx if nu is None else nu
     return _projection_matrix(int(nz), int(nx), tuple(float(a) for a in angles), int(nu))
 
 
-@functools.lru_cache(maxsize=16)
+@functools.lru_cache(maxsize=2)
 def _projection_matrix(nz: int, nx: int, angles: tuple[float, ...], nu: int
                        ) -> sparse.csc_matrix:
     theta = np.radians(np.asarray(angles, dtype=np.float64))
@@ -621,7 +623,10 @@ def phase_projections(potential: Volume, angles: Sequence[float], voltage: float
     of ``potential.voxel_size`` Å)."""
     pixel_size = cubic_voxel(potential)
     sums = project(potential.data, angles, use_gpu=use_gpu)
-    return sums / pixel_size**2 * VOLTS_PER_DENSITY * interaction_constant(voltage)
+    sums /= pixel_size**2  # in place: the series is the largest array of an acquisition
+    sums *= VOLTS_PER_DENSITY
+    sums *= interaction_constant(voltage)
+    return sums
 
 
 def _damaged(ex: Exposure, cfg: MicroscopeConfig, rng: np.random.Generator) -> np.ndarray:

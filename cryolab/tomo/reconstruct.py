@@ -240,15 +240,18 @@ def phase_flip(images: np.ndarray, angles: Sequence[float], pixel_size: float,
 def reconstruct_tilt_series(images: np.ndarray, angles: Sequence[float], thickness: int,
                             config: ReconstructionConfig | None = None,
                             use_gpu: bool | None = None, pixel_size: float | None = None,
-                            microscope: MicroscopeConfig | None = None) -> np.ndarray:
+                            microscope: MicroscopeConfig | None = None,
+                            overwrite: bool = False) -> np.ndarray:
     """The tomogram of a detected tilt series (n, y, x): each image is normalised to its mean
     (``I / mean(I) − 1``, the contrast), phase-flipped when ``config.ctf_correction`` asks
     for it (:func:`phase_flip`, which needs ``pixel_size`` in Å and the ``microscope``) and
     reconstructed by :func:`weighted_backprojection` with the settings of ``config`` into
-    (thickness, y, x)."""
+    (thickness, y, x). With ``overwrite`` the contrast is computed in place of ``images``
+    (float32), which saves a copy of the series."""
     rc = ReconstructionConfig() if config is None else config
     images = np.asarray(images)
-    contrast = images / images.mean(axis=(1, 2), keepdims=True)
+    mean = images.mean(axis=(1, 2), keepdims=True)
+    contrast = np.divide(images, mean, out=images if overwrite else None)
     contrast -= 1
     if rc.ctf_correction == "phase-flip":
         if pixel_size is None or microscope is None:

@@ -297,7 +297,7 @@ def simulate(config: SimulationConfig, seed: int | None = None, progress: bool =
     """
     parts: dict[str, Any] = {}
     timings: dict[str, float] = {}
-    for name, value in _stages(config, seed, progress, specimen, rng, timings):
+    for name, value in _stages(config, seed, progress, specimen, rng, timings, keep=True):
         if name != "potential":  # the specimen gives it again
             parts[name] = value
     return Simulation(config, parts["specimen"], parts["tilt_series"], parts["tomogram"],
@@ -306,13 +306,16 @@ def simulate(config: SimulationConfig, seed: int | None = None, progress: bool =
 
 def _stages(config: SimulationConfig, seed: int | None, progress: bool,
             specimen: Specimen | None, rng: np.random.Generator | None,
-            timings: dict[str, float]) -> Iterator[tuple[str, Any]]:
+            timings: dict[str, float], keep: bool) -> Iterator[tuple[str, Any]]:
     """The simulation, one result at a time: ``("specimen", Specimen)``, ``("atlas", labels)``,
     ``("potential", Volume)``, ``("tilt_series", TiltSeries)``, ``("tomogram", array)``,
-    ``("prior", array or None)``. Each result is dropped here as soon as the later stages no
-    longer need it, so a consumer that writes and forgets each one (as
-    :func:`simulate_to_directory` does) never holds the whole run; ``timings`` receives the
-    seconds of each stage."""
+    ``("prior", array or None)``; ``timings`` receives the seconds of each stage.
+
+    Each result is dropped here as soon as the later stages no longer need it, so a consumer
+    that writes and forgets each one (as :func:`simulate_to_directory` does) never holds the
+    whole run. Unless ``keep``, the results are also used up in place: the potential takes
+    the specimen's ice (:meth:`~cryolab.tomo.specimen.Specimen.take_potential`), the tilt
+    series loses its phase images and its images become their contrast."""
     config.validate()
     seed = config.seed if seed is None else seed
     rng = np.random.default_rng(seed) if rng is None else rng
@@ -335,18 +338,21 @@ def _stages(config: SimulationConfig, seed: int | None, progress: bool,
     t = begin("specimen")
     if specimen is None:
         specimen = build_specimen(config.specimen, rng, particles=load_particle)
-    potential = specimen.potential_map
     stage("specimen", t)
     yield "specimen", specimen
     t = begin("atlas")
     atlas = specimen.atlas()
     stage("atlas", t)
+    potential = specimen.potential_map if keep else specimen.take_potential()
+    del specimen
     yield "atlas", atlas
-    del specimen, atlas
+    del atlas
     yield "potential", potential
 
     t = begin("tilt series")
     series = acquire(potential, config.microscope, rng, use_gpu=config.use_gpu, progress=bar)
+    if not keep:
+        series = dataclasses.replace(series, phase=None)
     stage("tilt_series", t)
     yield "tilt_series", series
 
@@ -357,7 +363,7 @@ def _stages(config: SimulationConfig, seed: int | None, progress: bool,
     del series
     tomogram = reconstruct_tilt_series(images, angles, thickness, rc, use_gpu=config.use_gpu,
                                        pixel_size=potential.voxel_size[0],
-                                       microscope=config.microscope)
+                                       microscope=config.microscope, overwrite=not keep)
     del images
     stage("tomogram", t)
     yield "tomogram", tomogram
@@ -405,9 +411,7 @@ def _write_parts(parts: Iterator[tuple[str, Any]], config: SimulationConfig, out
                 specimen = _SpecimenFacts.of(value)  # the grids themselves are not kept
                 px = specimen.pixel_size
             elif name == "atlas":
-                atlas = value
-                write_map(tmp / "atlas.mrc", Volume(atlas.astype(np.float32), px, 0.0),
-                          "cryolab atlas")
+                atlas = value  # written last, with the masks, when the rest is gone
             elif name == "potential":
                 write_map(tmp / "specimen.mrc", value, "cryolab specimen")
             elif name == "tilt_series":
@@ -425,6 +429,7 @@ def _write_parts(parts: Iterator[tuple[str, Any]], config: SimulationConfig, out
                     write_map(tmp / "prior.mrc", Volume(value, px, 0.0),
                               "cryolab ideal reconstruction")
             del value
+        write_map(tmp / "atlas.mrc", Volume(atlas.astype(np.float32), px, 0.0), "cryolab atlas")
         for label, name in enumerate(specimen.class_names):
             if label:
                 write_map(tmp / "masks" / f"{name}.mrc",
@@ -460,4 +465,4 @@ def simulate_to_directory(config: SimulationConfig | str | os.PathLike,
     cfg = config if source is None else load_config(source)
     if seed is not None:
         cfg = dataclasses.replace(cfg, seed=number(seed, "seed", integer=True, ge=0))
-    return _write_parts(_stages(cfg, None, progress, None, None, {}), cfg, out)
+    return _write_parts(_stages(cfg, None, progress, None, None, {}, keep=False), cfg, out)

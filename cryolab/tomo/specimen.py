@@ -25,12 +25,13 @@ and the instance labels.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import ndimage, signal
+from scipy import ndimage
 from scipy.spatial.transform import Rotation
 
 from ..density import splat
@@ -143,6 +144,34 @@ def voxelize_atoms(
         edge = int(2 * math.ceil(np.sqrt((rel**2).sum(1)).max() + 2) + 1)
     grid = splat(rel[:, ::-1] + edge / 2, atomic_number, (edge,) * 3, linear=False)
     return grid.astype(np.float32)
+
+
+def _stamp(out: np.ndarray, index: np.ndarray, kernel: np.ndarray) -> None:
+    """Add a copy of ``kernel`` (an odd cube) centred on each point of ``index`` (N, 3;
+    fractional z, y, x voxels) to ``out``, shared between the 8 voxels around the point with
+    trilinear weights (a share whose voxel is off the grid is dropped): the convolution of
+    the points splatted trilinearly (:func:`~cryolab.density.splat`) with the kernel, without
+    a grid of points, and exactly 0 where no kernel reaches (an FFT would leave rounding noise
+    everywhere)."""
+    half = kernel.shape[0] // 2
+    base = np.floor(index).astype(int)
+    frac = index - base
+    for point, f in zip(base, frac, strict=True):
+        for corner in np.ndindex(2, 2, 2):
+            at = point + corner
+            if np.any(at < 0) or np.any(at >= out.shape):  # a share off the grid is dropped
+                continue
+            weight = np.prod(np.where(corner, f, 1 - f))
+            lo = at - half
+            src, dst = [], []
+            for a in range(3):
+                a0, a1 = max(lo[a], 0), min(lo[a] + kernel.shape[a], out.shape[a])
+                if a0 >= a1:
+                    break
+                dst.append(slice(a0, a1))
+                src.append(slice(a0 - lo[a], a1 - lo[a]))
+            else:
+                out[tuple(dst)] += np.float32(weight) * kernel[tuple(src)]
 
 
 def _zyx_matrix(rotation: Rotation) -> np.ndarray:
@@ -322,6 +351,8 @@ class Placement:
 SLAB = 16
 #: the whole grid, as a box
 ALL = (slice(None),) * 3
+#: widest block (voxels in y and x) that :class:`ClassVolumes` keeps uncut
+TILE = 64
 
 
 class ClassVolumes(Mapping):
@@ -339,19 +370,26 @@ class ClassVolumes(Mapping):
         self._blocks: dict[str, list[tuple[tuple[int, ...], np.ndarray]]] = {}
 
     def add(self, name: str, box: tuple[slice, ...], block: np.ndarray) -> None:
-        """Add ``block`` (float32) to class ``name`` at the box's slices, trimmed of its all-zero
-        margins (a film or a filament crossing the grid keeps only the planes it reaches)."""
-        nonzero = [np.flatnonzero(block.any(axis=tuple(a for a in range(3) if a != axis)))
-                   for axis in range(3)]
+        """Add ``block`` (float32) to class ``name`` at the box's slices. A block wider than
+        :data:`TILE` voxels in y or x is cut into tiles of that width, and each tile is
+        trimmed of its all-zero margins and dropped when empty: a film or a filament crossing
+        the grid keeps about the voxels it reaches."""
         blocks = self._blocks.setdefault(name, [])
-        if any(len(n) == 0 for n in nonzero):
-            return
-        trim = tuple(slice(n[0], n[-1] + 1) for n in nonzero)
-        corner = tuple(int(b.start or 0) + t.start for b, t in zip(box, trim, strict=True))
-        piece = np.asarray(block[trim], np.float32)
-        if piece.base is not None and piece.size < piece.base.size:
-            piece = piece.copy()  # a cut of a larger grid: do not keep the grid alive
-        blocks.append((corner, piece))
+        start = [int(b.start or 0) for b in box]
+        for y in range(0, block.shape[1], TILE):
+            for x in range(0, block.shape[2], TILE):
+                tile = block[:, y:y + TILE, x:x + TILE]
+                nonzero = [np.flatnonzero(tile.any(axis=tuple(a for a in range(3) if a != axis)))
+                           for axis in range(3)]
+                if any(len(n) == 0 for n in nonzero):
+                    continue
+                trim = tuple(slice(n[0], n[-1] + 1) for n in nonzero)
+                corner = (start[0] + trim[0].start, start[1] + y + trim[1].start,
+                          start[2] + x + trim[2].start)
+                piece = np.asarray(tile[trim], np.float32)
+                if piece.base is not None and piece.size < piece.base.size:
+                    piece = piece.copy()  # a cut of a larger grid: do not keep the grid alive
+                blocks.append((corner, piece))
 
     def slab(self, name: str, z0: int, z1: int) -> np.ndarray:
         """Planes ``z0:z1`` of class ``name``'s grid."""
@@ -394,7 +432,8 @@ class Specimen:
     Attributes:
         classes: each class's potential (atomic-number sums per voxel) as
             :class:`ClassVolumes`; ``classes[name]`` is its (z, y, x) float32 grid.
-        ice: the vitreous ice volume (excluded where other matter is).
+        ice: the vitreous ice volume (excluded where other matter is); None once
+            :meth:`take_potential` has used it.
         instances: label of the placed object (index into ``placements`` + 1) per voxel:
             uint16 while there are fewer than 65 536 objects, else int32.
         placements: every placed object.
@@ -402,24 +441,29 @@ class Specimen:
     """
 
     classes: ClassVolumes
-    ice: np.ndarray
+    ice: np.ndarray | None
     instances: np.ndarray
     placements: list[Placement]
     pixel_size: float
 
     @property
     def shape(self) -> tuple[int, int, int]:
-        return self.ice.shape  # type: ignore[return-value]
+        return self.classes.shape  # type: ignore[return-value]
 
     @property
     def potential(self) -> np.ndarray:
         """The whole specimen: ice plus every class (added slab by slab, class after class)."""
-        total = self.ice.copy()
+        return dataclasses.replace(self, ice=self.ice.copy()).take_potential().data
+
+    def take_potential(self) -> Volume:
+        """:attr:`potential_map` computed in place of the ice, which saves a grid; the
+        specimen has no ice afterwards (``ice`` is None): for a caller done with it."""
+        total, self.ice = self.ice, None
         for z0 in range(0, self.shape[0], SLAB):
             z1 = min(z0 + SLAB, self.shape[0])
             for name in self.classes:
                 total[z0:z1] += self.classes.slab(name, z0, z1)
-        return total
+        return Volume(total, self.pixel_size, 0.0)
 
     @property
     def potential_map(self) -> Volume:
@@ -632,18 +676,24 @@ class _Builder:
             frame = Rotation.from_euler("z", psi)  # lattice axis x -> the filament direction
             xyz = (frame * spin).apply(points) / self.px
             zyx = xyz[:, ::-1] + through
-            centres = splat(zyx, np.ones(len(zyx)), self.shape).astype(np.float32)
-            density = np.clip(signal.fftconvolve(centres, tubulin.density, mode="same"), 0,
-                              None).astype(np.float32)
+            # the tube lies in the ice plane: work in the z planes its monomers and lumen reach
+            reach = tubulin.density.shape[0] // 2 + 2
+            z0 = max(0, int(min(zyx[:, 0].min(), through[0] - 125.0 / self.px)) - reach)
+            z1 = min(nz, int(max(zyx[:, 0].max(), through[0] + 125.0 / self.px)) + reach + 1)
+            box = (slice(z0, z1), slice(None), slice(None))
+            density = np.zeros((z1 - z0, ny, nx), np.float32)
+            _stamp(density, zyx - [z0, 0, 0], tubulin.density)
             direction = (0.0, np.sin(psi), np.cos(psi))  # z, y, x
-            lumen = axis_distance(self.shape, through, direction) <= 125.0 / self.px
+            lumen = np.concatenate([
+                axis_distance((min(SLAB, z1 - z), ny, nx), through - [z, 0, 0], direction)
+                <= 125.0 / self.px for z in range(z0, z1, SLAB)])
             mask = (density > 0.1 * density.max()) | lumen
-            if np.any(self.occupied & mask):
+            if np.any(self.occupied[box] & mask):
                 continue
-            self.occupied |= mask
-            self.classes.add("microtubule", ALL, density)
-            self.label(ALL, mask, Placement("microtubule", tuple(int(c) for c in through),
-                                       (0.0, 0.0, float(np.degrees(psi))), int(mask.sum())))
+            self.occupied[box] |= mask
+            self.classes.add("microtubule", box, density)
+            self.label(box, mask, Placement("microtubule", tuple(int(c) for c in through),
+                                            (0.0, 0.0, float(np.degrees(psi))), int(mask.sum())))
 
     # -- gold, carbon -------------------------------------------------------------------
     def gold(self, count: int, radius: float) -> None:
@@ -676,9 +726,12 @@ class _Builder:
         yy, xx = np.meshgrid(np.arange(ny) * self.px, np.arange(nx) * self.px, indexing="ij")
         dist = np.hypot(yy - centre[0], xx - centre[1])
         film = np.clip((dist - radius) / self.px + 0.5, 0, 1)  # soft 1-voxel edge
-        texture = 1 + 0.15 * _smooth_noise((nz, ny, nx), 1.5, self.rng)
-        density = (film[None] * texture * CARBON_DENSITY * self.px**3).astype(np.float32)
-        density *= ~self.occupied
+        density = _smooth_noise((nz, ny, nx), 1.5, self.rng)  # the texture's noise, in place
+        for z0 in range(0, nz, SLAB):
+            z = slice(z0, z0 + SLAB)
+            texture = 1 + 0.15 * density[z]
+            density[z] = film[None] * texture * CARBON_DENSITY * self.px**3
+            density[z] *= ~self.occupied[z]
         mask = density > 0.5 * CARBON_DENSITY * self.px**3
         self.occupied |= mask
         self.classes.add("carbon", ALL, density)
