@@ -200,13 +200,23 @@ def _projection_matrix(nz: int, nx: int, angles: tuple[float, ...], nu: int
     x = (np.arange(nx) - (nx - 1) / 2)[None, :, None]
     u = x * np.cos(theta) + z * np.sin(theta) + (nu - 1) / 2  # (nz, nx, T)
     lo = np.floor(u)
-    frac = (u - lo).astype(np.float32)
-    rows = np.stack([lo, lo + 1], axis=-1).astype(np.int64)  # (nz, nx, T, 2)
-    weights = np.stack([1 - frac, frac], axis=-1)
+    u -= lo
+    frac = u.astype(np.float32)
+    del u  # (the arrays are as large as the matrix: built in place, int32 indices)
+    rows = np.empty((*lo.shape, 2), np.int32)  # (nz, nx, T, 2)
+    rows[..., 0] = lo
+    lo += 1
+    rows[..., 1] = lo
+    del lo
+    weights = np.empty(rows.shape, np.float32)
+    weights[..., 0] = 1 - frac
+    weights[..., 1] = frac
+    del frac
     weights[(rows < 0) | (rows >= nu)] = 0  # rays that miss the detector
-    rows = np.clip(rows, 0, nu - 1) + (np.arange(len(angles)) * nu)[:, None]
+    np.clip(rows, 0, nu - 1, out=rows)
+    rows += (np.arange(len(angles), dtype=np.int32) * nu)[:, None]
     per_column = 2 * len(angles)  # every voxel feeds two pixels of every tilt
-    indptr = np.arange(0, per_column * nz * nx + 1, per_column)
+    indptr = np.arange(0, per_column * nz * nx + 1, per_column, dtype=np.int32)
     return sparse.csc_matrix((weights.ravel(), rows.ravel(), indptr),
                              shape=(len(angles) * nu, nz * nx))
 
@@ -704,16 +714,33 @@ def acquire(potential: Volume, cfg: MicroscopeConfig, rng: np.random.Generator,
     cumulative = per_tilt * np.arange(len(nominal))
     thickness = potential.shape[0] * pixel_size
     stages = stages_for(cfg) if stages is None else tuple(stages)
+    sort = np.argsort(nominal, kind="stable")
+    rank = np.argsort(sort)  # where each acquired image goes in angle order
     images = np.empty_like(phase)
     for i, theta in enumerate(true):
         ex = Exposure(phase[i] - phase[i].mean(), float(theta), per_tilt, float(cumulative[i]),
                       thickness, pixel_size)
         for stage in stages:
             ex = stage(ex, cfg, rng)
-        images[i] = ex.image
+        images[rank[i]] = ex.image
         if progress is not None:
             progress.update(1)
-    sort = np.argsort(nominal, kind="stable")
-    images = images[sort]  # one sorted copy at a time
-    phase = phase[sort]
+    _permute(phase, sort)
     return TiltSeries(images, nominal[sort], true[sort], sort, cumulative[sort], phase)
+
+
+def _permute(stack: np.ndarray, order: np.ndarray) -> None:
+    """``stack[:] = stack[order]`` in place, one image at a time (no second stack)."""
+    done = np.zeros(len(order), bool)
+    for start in range(len(order)):
+        if done[start]:
+            continue
+        first, i = stack[start].copy(), start
+        while True:
+            done[i] = True
+            j = order[i]
+            if j == start:
+                stack[i] = first
+                break
+            stack[i] = stack[j]
+            i = j

@@ -281,7 +281,7 @@ def load_config(path: str | os.PathLike) -> SimulationConfig:
 def simulate(config: SimulationConfig, seed: int | None = None, progress: bool = False,
              specimen: Specimen | None = None, rng: np.random.Generator | None = None
              ) -> Simulation:
-    """Run the whole simulator in memory: specimen → atlas → tilt series → tomogram (+ prior).
+    """Run the whole simulator in memory: specimen → atlas → (prior) → tilt series → tomogram.
 
     Args:
         config: what to simulate.
@@ -308,8 +308,8 @@ def _stages(config: SimulationConfig, seed: int | None, progress: bool,
             specimen: Specimen | None, rng: np.random.Generator | None,
             timings: dict[str, float], keep: bool) -> Iterator[tuple[str, Any]]:
     """The simulation, one result at a time: ``("specimen", Specimen)``, ``("atlas", labels)``,
-    ``("potential", Volume)``, ``("tilt_series", TiltSeries)``, ``("tomogram", array)``,
-    ``("prior", array or None)``; ``timings`` receives the seconds of each stage.
+    ``("potential", Volume)``, ``("prior", array or None)``, ``("tilt_series", TiltSeries)``,
+    ``("tomogram", array)``; ``timings`` receives the seconds of each stage.
 
     Each result is dropped here as soon as the later stages no longer need it, so a consumer
     that writes and forgets each one (as :func:`simulate_to_directory` does) never holds the
@@ -349,27 +349,9 @@ def _stages(config: SimulationConfig, seed: int | None, progress: bool,
     del atlas
     yield "potential", potential
 
-    t = begin("tilt series")
-    series = acquire(potential, config.microscope, rng, use_gpu=config.use_gpu, progress=bar)
-    if not keep:
-        series = dataclasses.replace(series, phase=None)
-    stage("tilt_series", t)
-    yield "tilt_series", series
-
-    t = begin("tomogram")
     rc = config.reconstruction
     thickness = rc.thickness or potential.shape[0]
-    images, angles = series.images, series.angles
-    del series
-    tomogram = reconstruct_tilt_series(images, angles, thickness, rc, use_gpu=config.use_gpu,
-                                       pixel_size=potential.voxel_size[0],
-                                       microscope=config.microscope, overwrite=not keep)
-    del images
-    stage("tomogram", t)
-    yield "tomogram", tomogram
-    del tomogram
-
-    prior = None
+    prior = None  # first: it needs no random numbers, and then nothing else is held
     if config.prior:
         t = begin("prior")
         prior = ideal_reconstruction(potential.data, rc.prior_max_angle, rc.prior_step,
@@ -377,8 +359,27 @@ def _stages(config: SimulationConfig, seed: int | None, progress: bool,
         stage("prior", t)
     elif bar is not None:
         bar.update(1)
-    del potential
     yield "prior", prior
+    del prior
+
+    t = begin("tilt series")
+    series = acquire(potential, config.microscope, rng, use_gpu=config.use_gpu, progress=bar)
+    if not keep:
+        series = dataclasses.replace(series, phase=None)
+    pixel_size = potential.voxel_size[0]
+    del potential
+    stage("tilt_series", t)
+    yield "tilt_series", series
+
+    t = begin("tomogram")
+    images, angles = series.images, series.angles
+    del series
+    tomogram = reconstruct_tilt_series(images, angles, thickness, rc, use_gpu=config.use_gpu,
+                                       pixel_size=pixel_size, microscope=config.microscope,
+                                       overwrite=not keep)
+    del images
+    stage("tomogram", t)
+    yield "tomogram", tomogram
     if bar is not None:
         bar.close()
 
