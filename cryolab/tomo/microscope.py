@@ -184,15 +184,16 @@ def projection_matrix(nz: int, nx: int, angles: Sequence[float], nu: int | None 
     centre lands near detector pixel ``u`` at tilt ``angles[t]`` (degrees); linear weights.
 
     Coordinates are relative to the box centre ((nx−1)/2, (nz−1)/2) and the detector centre
-    (nu−1)/2: ``u = x cos θ + z sin θ``. The last two are cached (a group of tilts is
-    projected, or back-projected, slab after slab with the same matrix); more would hold
-    about 16 bytes per voxel of a (z, x) plane per tilt each.
+    (nu−1)/2: ``u = x cos θ + z sin θ``. The last one is cached (a group of tilts is
+    projected, or back-projected, slab after slab with the same matrix; the ideal
+    reconstruction projects then back-projects each group); more would hold 16 bytes per
+    voxel of a (z, x) plane per tilt each.
     """
     nu = nx if nu is None else nu
     return _projection_matrix(int(nz), int(nx), tuple(float(a) for a in angles), int(nu))
 
 
-@functools.lru_cache(maxsize=2)
+@functools.lru_cache(maxsize=1)
 def _projection_matrix(nz: int, nx: int, angles: tuple[float, ...], nu: int
                        ) -> sparse.csc_matrix:
     theta = np.radians(np.asarray(angles, dtype=np.float64))
@@ -273,12 +274,12 @@ def project(volume: np.ndarray, angles: Sequence[float], chunk: int = 32,
     device = _torch_device(use_gpu)
     out = np.empty((len(angles), ny, nx), np.float32)
     rows = max(1, SLAB_VALUES // (nz * nx))  # y rows per slab
-    for y in range(0, ny, rows):
-        columns = np.ascontiguousarray(vol[:, y:y + rows].transpose(0, 2, 1).reshape(nz * nx, -1))
-        k = columns.shape[1]
-        for s in range(0, len(angles), chunk):
-            part = list(angles[s:s + chunk])
-            a = projection_matrix(nz, nx, part, nx)
+    for s in range(0, len(angles), chunk):
+        part = list(angles[s:s + chunk])
+        a = projection_matrix(nz, nx, part, nx)
+        for y in range(0, ny, rows):
+            columns = vol[:, y:y + rows].transpose(0, 2, 1).reshape(nz * nx, -1)
+            k = columns.shape[1]
             proj = _sparse_matmul(a, columns, False, device).reshape(len(part), nx, k)
             out[s:s + len(part), y:y + k] = proj.transpose(0, 2, 1)
     return out

@@ -159,7 +159,8 @@ def _summary(specimen: _SpecimenFacts, atlas: np.ndarray, shapes: dict[str, tupl
     labels = np.bincount(atlas.ravel(), minlength=len(specimen.class_names))
     return {
         "pixel_size": specimen.pixel_size,
-        "shapes": {**{k: None if v is None else list(v) for k, v in shapes.items()},
+        "shapes": {**{k: None if shapes[k] is None else list(shapes[k])
+                      for k in ("tilt_series", "tomogram", "prior")},
                    "atlas": list(atlas.shape)},
         "classes": dict(enumerate(specimen.class_names)),
         "class_voxels": {n: int(labels[i]) for i, n in enumerate(specimen.class_names)},
@@ -393,8 +394,8 @@ def write_simulation(sim: Simulation, out: str | os.PathLike, overwrite: bool = 
 
     out = check_folder(out, overwrite=overwrite)
     parts = [("specimen", sim.specimen), ("atlas", sim.atlas),
-             ("potential", sim.volume("specimen")), ("tilt_series", sim.tilt_series),
-             ("tomogram", sim.tomogram), ("prior", sim.prior)]
+             ("potential", sim.volume("specimen")), ("prior", sim.prior),
+             ("tilt_series", sim.tilt_series), ("tomogram", sim.tomogram)]
     return _write_parts(iter(parts), sim.config, out)
 
 
