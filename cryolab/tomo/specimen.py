@@ -322,8 +322,7 @@ class SpecimenConfig:
             raise ConfigError(f"carbon must be true or false, got {self.carbon!r}")
         number(self.ice_texture, "ice_texture", ge=0)
         limit = number(self.memory_limit_gb, "memory_limit_gb", "GB", gt=0)
-        n_classes = 6 + sum(len(layer.particles) for layer in self.layers)
-        grid_memory(shape[::-1], f"pixel_size_a {pixel:g} Å", bytes_per_voxel=4 * (n_classes + 8),
+        grid_memory(shape[::-1], f"pixel_size_a {pixel:g} Å", bytes_per_voxel=BYTES_PER_VOXEL,
                     limit_gb=limit, advice="use a larger pixel_size_a or a smaller size")
         if self.microtubules and self.size[2] < 280:
             raise ConfigError(f"microtubules (250 Å wide) need ice ≥ 280 Å thick, got "
@@ -346,6 +345,11 @@ class Placement:
     n_voxels: int
     shared: int = 0
 
+
+#: peak memory of a simulation per voxel of its box, a bound with margin: ``simulate-tomo``
+#: (streamed) measured 15–18 B at 400²–800² × 80 voxels (``benchmarks/bench_tomo.py``); an
+#: in-memory :func:`~cryolab.tomo.simulate.simulate` also holds its results (about 20 B)
+BYTES_PER_VOXEL = 24
 
 #: z planes per slab of the whole-grid passes (ice, potential, atlas)
 SLAB = 16
