@@ -38,19 +38,24 @@ def machine_line(record: dict) -> str:
             f"Python {m['python']}, numpy {m['numpy']}, torch {m.get('torch', '—')}")
 
 
+def save_loglog(fig, ax, xlabel: str, name: str) -> None:
+    """Label, grid and save a log-log figure of the page into ``book/figures/name``."""
+    ax.set_xlabel(xlabel)
+    ax.legend(fontsize=8)
+    ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(FIGURES / name, dpi=100)
+    plt.close(fig)
+
+
 def density_section(d: dict) -> list[str]:
     sims = list(d["rows"][0]["seconds"])
     fig, ax = plt.subplots(figsize=(6, 4))
     for k in sims:
         pts = [(r["atoms"], r["seconds"][k]) for r in d["rows"] if k in r["seconds"]]
         ax.loglog(*zip(*pts, strict=True), "o-" if k != "gemmi" else "k--", label=k)
-    ax.set_xlabel("atoms")
     ax.set_ylabel("seconds per map (median)")
-    ax.legend(fontsize=8)
-    ax.grid(True, which="both", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(FIGURES / "performance_density.png", dpi=100)
-    plt.close(fig)
+    save_loglog(fig, ax, "atoms", "performance_density.png")
     ours = [k for k in sims if k != "gemmi"]
     lines = [
         "## Structure → map: the simulators against gemmi",
@@ -163,12 +168,7 @@ def tomo_memory_lines(d: dict) -> list[str]:
               label="peak memory above the imports (GiB)")
     ax.loglog(voxels, [d["memory_target_bytes_per_voxel"] * v / 2**30 for v in voxels], "k--",
               label=f"{d['memory_target_bytes_per_voxel']} bytes per voxel")
-    ax.set_xlabel("voxels")
-    ax.legend(fontsize=8)
-    ax.grid(True, which="both", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(FIGURES / "performance_tomo_memory.png", dpi=100)
-    plt.close(fig)
+    save_loglog(fig, ax, "voxels", "performance_tomo_memory.png")
     lines = ["", "`simulate-tomo` (the streamed run that writes a folder: specimen, tilt "
              "series, tomogram, prior, atlas, masks), 61 tilts at 10 Å, each size in a fresh "
              "process; peak resident memory less the memory after the imports:", "",

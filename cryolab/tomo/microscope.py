@@ -273,7 +273,8 @@ def project(volume: np.ndarray, angles: Sequence[float], chunk: int = 32,
     nz, ny, nx = vol.shape
     device = _torch_device(use_gpu)
     out = np.empty((len(angles), ny, nx), np.float32)
-    rows = max(1, SLAB_VALUES // (nz * nx))  # y rows per slab
+    # y rows per slab (on a GPU all at once: the matrix is sent there once per group of tilts)
+    rows = ny if device is not None else max(1, SLAB_VALUES // (nz * nx))
     for s in range(0, len(angles), chunk):
         part = list(angles[s:s + chunk])
         a = projection_matrix(nz, nx, part, nx)

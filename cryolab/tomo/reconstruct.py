@@ -168,7 +168,8 @@ def backproject(images: np.ndarray, angles: Sequence[float], thickness: int,
         sel = slice(s, min(s + chunk, n))
         a = projection_matrix(thickness, nx, list(np.asarray(angles)[sel]), nx)
         scale = weights[sel, None, None].astype(np.float32)
-        rows = max(1, microscope.SLAB_VALUES // ((min(s + chunk, n) - s) * nx))
+        rows = ny if device is not None else max(
+            1, microscope.SLAB_VALUES // ((min(s + chunk, n) - s) * nx))  # (see project)
         for y in range(0, ny, rows):
             ys = slice(y, min(y + rows, ny))
             part = images[sel, ys] if radial is None else filter_projections(images[sel, ys],

@@ -359,6 +359,12 @@ ALL = (slice(None),) * 3
 TILE = 64
 
 
+def _slabs(n: int) -> Iterator[tuple[int, int]]:
+    """First and end plane of each slab of :data:`SLAB` planes along z (of ``n``)."""
+    for z0 in range(0, n, SLAB):
+        yield z0, min(z0 + SLAB, n)
+
+
 class ClassVolumes(Mapping):
     """The potential of each class (atomic-number sums per voxel), kept as the blocks its
     objects added: a float32 block and the (z, y, x) voxel where it starts. A specimen so
@@ -463,8 +469,7 @@ class Specimen:
         """:attr:`potential_map` computed in place of the ice, which saves a grid; the
         specimen has no ice afterwards (``ice`` is None): for a caller done with it."""
         total, self.ice = self.ice, None
-        for z0 in range(0, self.shape[0], SLAB):
-            z1 = min(z0 + SLAB, self.shape[0])
+        for z0, z1 in _slabs(self.shape[0]):
             for name in self.classes:
                 total[z0:z1] += self.classes.slab(name, z0, z1)
         return Volume(total, self.pixel_size, 0.0)
@@ -496,8 +501,7 @@ class Specimen:
         :meth:`class_threshold`, else 0 (background / ice); slab by slab along z, the first
         class winning ties, as ``np.argmax`` does."""
         labels = np.zeros(self.shape, np.uint8)
-        for z0 in range(0, self.shape[0], SLAB):
-            z1 = min(z0 + SLAB, self.shape[0])
+        for z0, z1 in _slabs(self.shape[0]):
             best, part = None, labels[z0:z1]
             for label, name in enumerate(self.classes, start=1):
                 values = self.classes.slab(name, z0, z1)
@@ -731,8 +735,8 @@ class _Builder:
         dist = np.hypot(yy - centre[0], xx - centre[1])
         film = np.clip((dist - radius) / self.px + 0.5, 0, 1)  # soft 1-voxel edge
         density = _smooth_noise((nz, ny, nx), 1.5, self.rng)  # the texture's noise, in place
-        for z0 in range(0, nz, SLAB):
-            z = slice(z0, z0 + SLAB)
+        for z0, z1 in _slabs(nz):
+            z = slice(z0, z1)
             texture = 1 + 0.15 * density[z]
             density[z] = film[None] * texture * CARBON_DENSITY * self.px**3
             density[z] *= ~self.occupied[z]
@@ -797,8 +801,8 @@ def _smooth_noise(shape: tuple[int, ...], sigma: float, rng: np.random.Generator
     made plane group by plane group (the same numbers as one call) and filtered in place, so
     it needs about 4 bytes per voxel."""
     field = np.empty(shape, np.float32)
-    for z0 in range(0, shape[0], SLAB):
-        field[z0:z0 + SLAB] = rng.standard_normal((min(SLAB, shape[0] - z0), *shape[1:]))
+    for z0, z1 in _slabs(shape[0]):
+        field[z0:z1] = rng.standard_normal((z1 - z0, *shape[1:]))
     ndimage.gaussian_filter(field, sigma, output=field)
     field /= field.std() + 1e-12
     return field
@@ -904,8 +908,7 @@ def build_specimen(cfg: SpecimenConfig, seed: int | np.random.Generator = 0,
     px3 = cfg.pixel_size_a**3
     del b.occupied, b.membrane
     ice = _smooth_noise(b.shape, 1.0, rng)  # becomes the ice, slab by slab
-    for z0 in range(0, b.shape[0], SLAB):
-        z1 = min(z0 + SLAB, b.shape[0])
+    for z0, z1 in _slabs(b.shape[0]):
         displaced = np.zeros((z1 - z0, *b.shape[1:]), np.float32)
         for name in b.classes:
             displaced += b.classes.slab(name, z0, z1)
