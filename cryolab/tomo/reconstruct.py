@@ -30,7 +30,6 @@ from scipy import fft
 from ..errors import ConfigError
 from ..fourier import angular_energy, frequency_grid
 from ..validation import number
-from . import microscope
 from .microscope import (
     MicroscopeConfig,
     _sparse_matmul,
@@ -38,6 +37,7 @@ from .microscope import (
     apply_ctf,
     project,
     projection_matrix,
+    slab_rows,
 )
 
 __all__ = [
@@ -168,8 +168,7 @@ def backproject(images: np.ndarray, angles: Sequence[float], thickness: int,
         sel = slice(s, min(s + chunk, n))
         a = projection_matrix(thickness, nx, list(np.asarray(angles)[sel]), nx)
         scale = weights[sel, None, None].astype(np.float32)
-        rows = ny if device is not None else max(
-            1, microscope.SLAB_VALUES // ((min(s + chunk, n) - s) * nx))  # (see project)
+        rows = slab_rows(ny, (min(s + chunk, n) - s) * nx, device)
         for y in range(0, ny, rows):
             ys = slice(y, min(y + rows, ny))
             part = images[sel, ys] if radial is None else filter_projections(images[sel, ys],
