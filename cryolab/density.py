@@ -172,8 +172,9 @@ def gaussian_density(
     if method == "direct":
         out = np.zeros(grid.shape, np.float32)
         norm = (2 * np.pi) ** -1.5 / sigma**3  # so that each Gaussian integrates to its weight
-        _compiled(_window_sums)(grid.index_of(xyz), weights * norm,
-                                np.asarray(grid.voxel_size, np.float64) / sigma, cutoff, out)
+        _compiled(_window_sums)(  # contiguous float64 arguments: one compiled signature
+            np.ascontiguousarray(grid.index_of(xyz), np.float64), weights * norm,
+            np.asarray(grid.voxel_size, np.float64) / sigma, float(cutoff), out)
     elif method == "fft":
         out = _spread_and_filter(xyz, weights, sigma, grid, cutoff)
     else:
@@ -269,8 +270,8 @@ def splat(index: np.ndarray, weights: np.ndarray, shape: tuple[int, ...], linear
         [1.0, 1.0]
     """
     out = np.zeros(tuple(int(n) for n in shape), np.float64)
-    _compiled(_splat_sums)(np.asarray(index, dtype=np.float64),
-                           np.asarray(weights, dtype=np.float64), linear, out)
+    _compiled(_splat_sums)(np.ascontiguousarray(index, dtype=np.float64),
+                           np.ascontiguousarray(weights, dtype=np.float64), bool(linear), out)
     return out
 
 

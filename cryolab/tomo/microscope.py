@@ -178,7 +178,7 @@ def tilt_angles(
 SLAB_VALUES = 1 << 20
 
 
-def slab_rows(ny: int, values_per_row: int, device) -> int:
+def _slab_rows(ny: int, values_per_row: int, device) -> int:
     """y rows per slab of :data:`SLAB_VALUES` values (at least one); all ``ny`` rows on a
     GPU ``device``, where the matrix is sent once per group of tilts."""
     return ny if device is not None else max(1, SLAB_VALUES // values_per_row)
@@ -279,7 +279,7 @@ def project(volume: np.ndarray, angles: Sequence[float], chunk: int = 32,
     nz, ny, nx = vol.shape
     device = _torch_device(use_gpu)
     out = np.empty((len(angles), ny, nx), np.float32)
-    rows = slab_rows(ny, nz * nx, device)
+    rows = _slab_rows(ny, nz * nx, device)
     for s in range(0, len(angles), chunk):
         part = list(angles[s:s + chunk])
         a = projection_matrix(nz, nx, part, nx)

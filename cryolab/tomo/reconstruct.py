@@ -32,12 +32,12 @@ from ..fourier import angular_energy, frequency_grid
 from ..validation import number
 from .microscope import (
     MicroscopeConfig,
+    _slab_rows,
     _sparse_matmul,
     _torch_device,
     apply_ctf,
     project,
     projection_matrix,
-    slab_rows,
 )
 
 __all__ = [
@@ -168,7 +168,7 @@ def backproject(images: np.ndarray, angles: Sequence[float], thickness: int,
         sel = slice(s, min(s + chunk, n))
         a = projection_matrix(thickness, nx, list(np.asarray(angles)[sel]), nx)
         scale = weights[sel, None, None].astype(np.float32)
-        rows = slab_rows(ny, (min(s + chunk, n) - s) * nx, device)
+        rows = _slab_rows(ny, (min(s + chunk, n) - s) * nx, device)
         for y in range(0, ny, rows):
             ys = slice(y, min(y + rows, ny))
             part = images[sel, ys] if radial is None else filter_projections(images[sel, ys],
