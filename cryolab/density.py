@@ -185,10 +185,15 @@ def gaussian_density(
 @functools.cache
 def _compiled(function: Callable) -> Callable:
     """``function`` compiled by numba on first use (imported only then); the machine code is
-    cached on disk, so later processes load it in a fraction of a second."""
+    cached on disk (beside the module, else in numba's user cache folder or
+    ``$NUMBA_CACHE_DIR``), so later processes load it in a fraction of a second. Where no
+    folder is writable it is compiled for this process only."""
     import numba
 
-    return numba.njit(cache=True, nogil=True, fastmath=True)(function)
+    try:
+        return numba.njit(cache=True, nogil=True, fastmath=True)(function)
+    except RuntimeError:  # numba: "cannot cache function …: no locator available"
+        return numba.njit(nogil=True, fastmath=True)(function)
 
 
 def _window_sums(
