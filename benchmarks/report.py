@@ -38,19 +38,24 @@ def machine_line(record: dict) -> str:
             f"Python {m['python']}, numpy {m['numpy']}, torch {m.get('torch', '—')}")
 
 
+def save_loglog(fig, ax, xlabel: str, name: str) -> None:
+    """Label, grid and save a log-log figure of the page into ``book/figures/name``."""
+    ax.set_xlabel(xlabel)
+    ax.legend(fontsize=8)
+    ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(FIGURES / name, dpi=100)
+    plt.close(fig)
+
+
 def density_section(d: dict) -> list[str]:
     sims = list(d["rows"][0]["seconds"])
     fig, ax = plt.subplots(figsize=(6, 4))
     for k in sims:
         pts = [(r["atoms"], r["seconds"][k]) for r in d["rows"] if k in r["seconds"]]
         ax.loglog(*zip(*pts, strict=True), "o-" if k != "gemmi" else "k--", label=k)
-    ax.set_xlabel("atoms")
     ax.set_ylabel("seconds per map (median)")
-    ax.legend(fontsize=8)
-    ax.grid(True, which="both", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(FIGURES / "performance_density.png", dpi=100)
-    plt.close(fig)
+    save_loglog(fig, ax, "atoms", "performance_density.png")
     ours = [k for k in sims if k != "gemmi"]
     lines = [
         "## Structure → map: the simulators against gemmi",
@@ -132,6 +137,7 @@ def tomo_section(d: dict) -> list[str]:
     lines.append(f"| whole simulation {'×'.join(map(str, pipe['shape_xyz']))} voxels, "
                  f"{pipe['n_tilts']} tilts | {pipe['total_s']:.1f} | CTS tutorial (< 180 s) "
                  "| — | — |")
+    lines += tomo_memory_lines(d)
     if "topaz_voxels_per_s" in den:
         shape = "×".join(map(str, den["shape_zyx"]))
         lines += ["", f"Denoising a {shape} tomogram: our tomogram U-Net "
@@ -147,6 +153,37 @@ def tomo_section(d: dict) -> list[str]:
               "Reproduce: `CRYOLAB_ASTRA_PYTHON=… CRYOLAB_TOPAZ_PYTHON=… python "
               "benchmarks/bench_tomo.py" + (" --quick" if d["quick"] else "") + "` (astra-toolbox "
               "and Topaz each in their own environment; see the benchmark's docstring).", ""]
+    return lines
+
+
+def tomo_memory_lines(d: dict) -> list[str]:
+    """Time and peak memory of ``simulate-tomo`` against size: a table and a log-log figure."""
+    rows = d.get("memory")
+    if not rows:
+        return []
+    fig, ax = plt.subplots(figsize=(6, 4))
+    voxels = [r["voxels"] for r in rows]
+    ax.loglog(voxels, [r["seconds"] for r in rows], "o-", label="seconds")
+    ax.loglog(voxels, [r["peak_gib"] - r["baseline_gib"] for r in rows], "s-",
+              label="peak memory above the imports (GiB)")
+    ax.loglog(voxels, [d["memory_target_bytes_per_voxel"] * v / 2**30 for v in voxels], "k--",
+              label=f"{d['memory_target_bytes_per_voxel']} bytes per voxel")
+    save_loglog(fig, ax, "voxels", "performance_tomo_memory.png")
+    lines = ["", "`simulate-tomo` (the streamed run that writes a folder: specimen, tilt "
+             "series, tomogram, prior, atlas, masks), 61 tilts at 10 Å, each size in a fresh "
+             "process; peak resident memory less the memory after the imports:", "",
+             "| voxels (x×y×z) | seconds | peak GiB (whole process) | bytes per voxel (above the "
+             "imports) |", "|---|---:|---:|---:|"]
+    lines += [f"| {'×'.join(map(str, r['shape_xyz']))} | {r['seconds']:.1f} | "
+              f"{r['peak_gib']:.2f} | {r['bytes_per_voxel']:.1f} |" for r in rows]
+    lines += ["", f"Before (#23): {d['memory_before']}.", "",
+              ":::{figure} figures/performance_tomo_memory.png",
+              ":alt: Seconds and peak memory of simulate-tomo against voxels, log-log, with the "
+              "16-bytes-per-voxel line",
+              "",
+              "Seconds and peak memory of `simulate-tomo` against the number of voxels "
+              "(log-log); the dashed line is 16 bytes per voxel.",
+              ":::", ""]
     return lines
 
 

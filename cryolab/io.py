@@ -297,69 +297,35 @@ class Atoms:
         return len(self.xyz)
 
 
-#: PDB lines as gemmi writes them: 80 columns and a newline, coordinates in columns 31-54
-#: (three ``%8.3f`` fields), the element in 77-78.
-_PDB_OPTIONS = gemmi.PdbWriteOptions(minimal=True, ter_records=False)
-#: what each character of a ``%8.3f`` field is worth, in thousandths (the point is worth 0)
-_THOUSANDTHS = np.array([10**6, 10**5, 10**4, 10**3, 0, 100, 10, 1], dtype=np.int64)
-
-
-def _pdb_columns(one: gemmi.Structure) -> tuple[np.ndarray, np.ndarray] | None:
-    """Coordinates (N, 3) and element symbols of a one-model structure, read in place from
-    the fixed columns of its PDB text (gemmi writes it in C++), or None where the PDB format
-    cannot hold the model (a coordinate beyond -999.999 … 9999.999 Å)."""
-    for chain in one[0]:
-        chain.name = "A"  # not read here, and the PDB format holds at most 2 characters
-    text = one.make_pdb_string(_PDB_OPTIONS).encode()
-    if len(text) % 81:
-        return None
-    lines = np.frombuffer(text, np.uint8).reshape(-1, 81)
-    record = lines[:, :6].copy().view("S6")[:, 0]
-    lines = lines[(record == b"ATOM  ") | (record == b"HETATM")]
-    fields = lines[:, 30:54].reshape(-1, 3, 8)
-    if len(lines) != one[0].count_atom_sites() or not np.all(fields[:, :, 4] == ord(".")):
-        return None
-    digits = fields.astype(np.int64) - ord("0")
-    value = np.where((digits >= 0) & (digits <= 9), digits, 0) @ _THOUSANDTHS / 1000.0
-    xyz = np.where(np.any(fields == ord("-"), axis=2), -value, value)
-    return xyz, lines[:, 76:78].copy().view("S2")[:, 0]
-
-
-def _mmcif_columns(one: gemmi.Structure) -> tuple[np.ndarray, np.ndarray]:
-    """Coordinates (N, 3) and element symbols of a one-model structure, from the columns of
-    its mmCIF ``_atom_site`` table (gemmi writes it in C++)."""
-    block = one.make_mmcif_block(gemmi.MmcifOutputGroups(False, atoms=True))
-    table = block.find("_atom_site.", ["Cartn_x", "Cartn_y", "Cartn_z", "type_symbol"])
-    xyz = np.array([list(table.column(i)) for i in range(3)], dtype=np.float64).T
-    return xyz, np.array(list(table.column(3)), dtype=object)
-
-
 def atoms_of(structure: gemmi.Structure, model: int = 0, hydrogens: bool = True) -> Atoms:
     """Flatten one model of a gemmi structure into :class:`Atoms` (first conformer only).
 
-    No loop over atoms in Python: gemmi writes the model as PDB records (C++), fixed-width
-    lines whose coordinate and element columns numpy reads in place; a model that the PDB
-    format cannot hold goes through the columns of its mmCIF ``_atom_site`` table instead.
-    Each distinct element is looked up once. Either way coordinates pass through text with 3
-    decimals (±0.0005 Å) — below any map's voxel.
+    No loop over atoms in Python: gemmi's ``FlatStructure`` (C++) lays the atoms out as
+    arrays of positions and elements, and each distinct element is looked up once. Only a
+    model with alternative locations is copied first, to keep its first conformer
+    (``remove_alternative_conformations``; the caller's structure is left as it is).
+    Coordinates are gemmi's own (float64, Å).
     """
     if len(structure) <= model:
         raise FormatError(f"{structure.name}: has no model {model}")
-    one = gemmi.Structure()
-    one.add_model(structure[model])  # a copy: the caller's structure is left as it is
-    one.remove_alternative_conformations()  # the first conformer of every residue
-    if one[0].count_atom_sites() == 0:
+    if structure[model].count_atom_sites() == 0:
         raise FormatError(f"{structure.name}: model {model} holds no atoms")
-    xyz, symbols = _pdb_columns(one) or _mmcif_columns(one)
-    symbols, which = np.unique(symbols, return_inverse=True)
-    elements = [gemmi.Element(s.decode().strip() if isinstance(s, bytes) else s)
-                for s in symbols]
+    flat = gemmi.FlatStructure(structure)  # every model, one after another
+    start = sum(structure[m].count_atom_sites() for m in range(model))
+    rows = slice(start, start + structure[model].count_atom_sites())
+    if np.any(flat.altlocs[rows]):
+        one = gemmi.Structure()
+        one.add_model(structure[model])
+        one.remove_alternative_conformations()
+        flat, rows = gemmi.FlatStructure(one), slice(None)
+    _, first, which = np.unique(flat.elements[rows], return_index=True, return_inverse=True)
+    elements = [gemmi.Element(s.decode()) for s in flat.element_names[rows][first]]
     keep = slice(None) if hydrogens else ~np.array([e.is_hydrogen for e in elements])[which]
-    xyz, which = xyz[keep], which[keep]
+    xyz, which = flat.pos[rows][keep], which[keep]
     if not len(xyz):
         raise FormatError(f"{structure.name}: model {model} holds no atoms")
     return Atoms(
-        xyz,
+        np.ascontiguousarray(xyz, dtype=np.float64),
         np.array([e.atomic_number for e in elements], dtype=np.int32)[which],
         np.array([e.weight for e in elements], dtype=np.float64)[which],
         np.array([e.name for e in elements])[which],

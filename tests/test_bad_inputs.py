@@ -427,9 +427,9 @@ def _fault(name: str, monkeypatch) -> None:  # noqa: ANN001
         monkeypatch.setattr(cryolab.nn.unet, "denoise_volume", _interrupt)
     elif name == "interrupt_save":
         monkeypatch.setattr(np, "save", _interrupting_save)
-    elif name == "interrupt_simulate":
+    elif name == "interrupt_simulate":  # mid-run: the streamed run has written some files
         simulation = importlib.import_module("cryolab.tomo.simulate")
-        monkeypatch.setattr(simulation, "simulate", _interrupt)
+        monkeypatch.setattr(simulation, "acquire", _interrupt)
     else:
         raise KeyError(name)
 

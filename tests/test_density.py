@@ -116,9 +116,6 @@ def test_direct_summation_matches_brute_force(sigma, voxel, cutoff):
         brute += np.where(inside, w * np.exp(-d2 / (2 * sigma**2)), 0.0) \
             / (2 * np.pi * sigma**2) ** 1.5
     np.testing.assert_allclose(got, brute, rtol=1e-5, atol=1e-6 * brute.max())
-    chunked = density.gaussian_density(atoms.xyz, atoms.mass, sigma, grid, cutoff=cutoff,
-                                       chunk_atoms=7)
-    np.testing.assert_allclose(chunked, got, rtol=1e-6, atol=1e-7 * brute.max())
 
 
 @pytest.mark.parametrize("method", density.METHODS)
@@ -272,7 +269,7 @@ def test_vectorised_atoms_of_equals_per_atom_loop(name, hydrogens):
     atoms = atoms_of(st, hydrogens=hydrogens)
     xyz, z, mass, names = _atoms_reference(st, hydrogens)
     assert len(atoms) == len(xyz) > 100
-    assert np.abs(atoms.xyz - xyz).max() <= 5e-4 + 1e-9  # 3 decimals of the atom table
+    np.testing.assert_array_equal(atoms.xyz, xyz)
     np.testing.assert_array_equal(atoms.atomic_number, z)
     np.testing.assert_allclose(atoms.mass, mass)
     np.testing.assert_array_equal(atoms.element, names)
@@ -281,25 +278,28 @@ def test_vectorised_atoms_of_equals_per_atom_loop(name, hydrogens):
 
 
 @pytest.mark.parametrize("shift", [(0.0, 0.0, 0.0), (12000.0, -1500.0, 0.0)])
-def test_atoms_of_reads_pdb_columns_or_falls_back_to_mmcif(shift):
-    """Coordinates within the PDB format's -999.999 … 9999.999 Å are read from gemmi's PDB
-    text; farther ones (and chain names of any length) through its mmCIF table; both give
-    the per-atom loop's atoms."""
+def test_atoms_of_takes_any_coordinates_chain_names_and_model(shift):
+    """Coordinates beyond the PDB format's -999.999 … 9999.999 Å and chain names of any length
+    come through exactly; with two models, ``model=1`` gives the second one's atoms."""
     from cryolab.data import fetch
-    from cryolab.io import _pdb_columns, atoms_of, read_structure
+    from cryolab.io import atoms_of, read_structure
 
     st = read_structure(fetch("structures/ccpem/5me2.pdb.gz"))
     st[0].transform_pos_and_adp(gemmi.Transform(gemmi.Mat33(), gemmi.Vec3(*shift)))
     for i, chain in enumerate(st[0]):
         chain.name = f"LONG{i}"
-    copy = gemmi.Structure()
-    copy.add_model(st[0])
-    assert (_pdb_columns(copy) is None) == (shift[0] > 9999)
-    atoms = atoms_of(st)
     xyz, z, _, names = _atoms_reference(st)
-    assert np.abs(atoms.xyz - xyz).max() <= 5e-4 + 1e-9
+    atoms = atoms_of(st)
+    np.testing.assert_array_equal(atoms.xyz, xyz)
     np.testing.assert_array_equal(atoms.atomic_number, z)
     np.testing.assert_array_equal(atoms.element, names)
+    second = st[0].clone()
+    del second[0]  # a different atom count from the first model
+    second.transform_pos_and_adp(gemmi.Transform(gemmi.Mat33(), gemmi.Vec3(1.0, 2.0, 3.0)))
+    st.add_model(second)
+    two = atoms_of(st, model=1)
+    assert len(two) == second.count_atom_sites() < len(atoms)
+    np.testing.assert_array_equal(two.xyz, xyz[len(atoms) - len(two):] + [1.0, 2.0, 3.0])
 
 
 def test_atoms_of_keeps_the_first_of_alternative_residues():

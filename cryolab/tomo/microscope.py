@@ -173,19 +173,33 @@ def tilt_angles(
 # --------------------------------------------------------------------------- projection
 
 
+#: values (float32) of the volume or images that projection and back-projection handle at once
+#: (y rows × the rest): about 4 MB, which bounds their working memory
+SLAB_VALUES = 1 << 20
+
+
+def _slab_rows(ny: int, values_per_row: int, device) -> int:
+    """y rows per slab of :data:`SLAB_VALUES` values (at least one); all ``ny`` rows on a
+    GPU ``device``, where the matrix is sent once per group of tilts."""
+    return ny if device is not None else max(1, SLAB_VALUES // values_per_row)
+
+
 def projection_matrix(nz: int, nx: int, angles: Sequence[float], nu: int | None = None
                       ) -> sparse.csc_matrix:
     """Sparse (len(angles)·nu, nz·nx) matrix: row ``t·nu + u`` sums the (z, x) voxels whose
     centre lands near detector pixel ``u`` at tilt ``angles[t]`` (degrees); linear weights.
 
     Coordinates are relative to the box centre ((nx−1)/2, (nz−1)/2) and the detector centre
-    (nu−1)/2: ``u = x cos θ + z sin θ``. Cached: repeated geometries cost nothing.
+    (nu−1)/2: ``u = x cos θ + z sin θ``. The last one is cached (a group of tilts is
+    projected, or back-projected, slab after slab with the same matrix; the ideal
+    reconstruction projects then back-projects each group); more would hold 16 bytes per
+    voxel of a (z, x) plane per tilt each.
     """
     nu = nx if nu is None else nu
     return _projection_matrix(int(nz), int(nx), tuple(float(a) for a in angles), int(nu))
 
 
-@functools.lru_cache(maxsize=16)
+@functools.lru_cache(maxsize=1)
 def _projection_matrix(nz: int, nx: int, angles: tuple[float, ...], nu: int
                        ) -> sparse.csc_matrix:
     theta = np.radians(np.asarray(angles, dtype=np.float64))
@@ -193,13 +207,23 @@ def _projection_matrix(nz: int, nx: int, angles: tuple[float, ...], nu: int
     x = (np.arange(nx) - (nx - 1) / 2)[None, :, None]
     u = x * np.cos(theta) + z * np.sin(theta) + (nu - 1) / 2  # (nz, nx, T)
     lo = np.floor(u)
-    frac = (u - lo).astype(np.float32)
-    rows = np.stack([lo, lo + 1], axis=-1).astype(np.int64)  # (nz, nx, T, 2)
-    weights = np.stack([1 - frac, frac], axis=-1)
+    u -= lo
+    frac = u.astype(np.float32)
+    del u  # (the arrays are as large as the matrix: built in place, int32 indices)
+    rows = np.empty((*lo.shape, 2), np.int32)  # (nz, nx, T, 2)
+    rows[..., 0] = lo
+    lo += 1
+    rows[..., 1] = lo
+    del lo
+    weights = np.empty(rows.shape, np.float32)
+    weights[..., 0] = 1 - frac
+    weights[..., 1] = frac
+    del frac
     weights[(rows < 0) | (rows >= nu)] = 0  # rays that miss the detector
-    rows = np.clip(rows, 0, nu - 1) + (np.arange(len(angles)) * nu)[:, None]
+    np.clip(rows, 0, nu - 1, out=rows)
+    rows += (np.arange(len(angles), dtype=np.int32) * nu)[:, None]
     per_column = 2 * len(angles)  # every voxel feeds two pixels of every tilt
-    indptr = np.arange(0, per_column * nz * nx + 1, per_column)
+    indptr = np.arange(0, per_column * nz * nx + 1, per_column, dtype=np.int32)
     return sparse.csc_matrix((weights.ravel(), rows.ravel(), indptr),
                              shape=(len(angles) * nu, nz * nx))
 
@@ -247,18 +271,23 @@ def project(volume: np.ndarray, angles: Sequence[float], chunk: int = 32,
     """Ray sums of a (z, y, x) volume about the y axis: (len(angles), y, x) projections.
 
     The values are sums of voxel values along each ray (a uniform slab of thickness T voxels
-    gives T / cos θ). Tilts are processed ``chunk`` at a time to bound memory.
+    gives T / cos θ). Every row along the tilt axis y is its own 2D problem: the volume is
+    read a slab of y rows at a time, and tilts are processed ``chunk`` at a time, to bound
+    memory.
     """
     vol = np.asarray(volume, dtype=np.float32)
     nz, ny, nx = vol.shape
-    columns = np.ascontiguousarray(vol.transpose(0, 2, 1).reshape(nz * nx, ny))
     device = _torch_device(use_gpu)
     out = np.empty((len(angles), ny, nx), np.float32)
+    rows = _slab_rows(ny, nz * nx, device)
     for s in range(0, len(angles), chunk):
         part = list(angles[s:s + chunk])
         a = projection_matrix(nz, nx, part, nx)
-        proj = _sparse_matmul(a, columns, False, device).reshape(len(part), nx, ny)
-        out[s:s + len(part)] = proj.transpose(0, 2, 1)
+        for y in range(0, ny, rows):
+            columns = vol[:, y:y + rows].transpose(0, 2, 1).reshape(nz * nx, -1)
+            k = columns.shape[1]
+            proj = _sparse_matmul(a, columns, False, device).reshape(len(part), nx, k)
+            out[s:s + len(part), y:y + k] = proj.transpose(0, 2, 1)
     return out
 
 
@@ -611,7 +640,10 @@ def phase_projections(potential: Volume, angles: Sequence[float], voltage: float
     of ``potential.voxel_size`` Å)."""
     pixel_size = cubic_voxel(potential)
     sums = project(potential.data, angles, use_gpu=use_gpu)
-    return sums / pixel_size**2 * VOLTS_PER_DENSITY * interaction_constant(voltage)
+    sums /= pixel_size**2  # in place: the series is the largest array of an acquisition
+    sums *= VOLTS_PER_DENSITY
+    sums *= interaction_constant(voltage)
+    return sums
 
 
 def _damaged(ex: Exposure, cfg: MicroscopeConfig, rng: np.random.Generator) -> np.ndarray:
@@ -689,15 +721,33 @@ def acquire(potential: Volume, cfg: MicroscopeConfig, rng: np.random.Generator,
     cumulative = per_tilt * np.arange(len(nominal))
     thickness = potential.shape[0] * pixel_size
     stages = stages_for(cfg) if stages is None else tuple(stages)
+    sort = np.argsort(nominal, kind="stable")
+    rank = np.argsort(sort)  # where each acquired image goes in angle order
     images = np.empty_like(phase)
     for i, theta in enumerate(true):
         ex = Exposure(phase[i] - phase[i].mean(), float(theta), per_tilt, float(cumulative[i]),
                       thickness, pixel_size)
         for stage in stages:
             ex = stage(ex, cfg, rng)
-        images[i] = ex.image
+        images[rank[i]] = ex.image
         if progress is not None:
             progress.update(1)
-    sort = np.argsort(nominal, kind="stable")
-    return TiltSeries(images[sort], nominal[sort], true[sort], sort, cumulative[sort],
-                      phase[sort])
+    _permute(phase, sort)
+    return TiltSeries(images, nominal[sort], true[sort], sort, cumulative[sort], phase)
+
+
+def _permute(stack: np.ndarray, order: np.ndarray) -> None:
+    """``stack[:] = stack[order]`` in place, one image at a time (no second stack)."""
+    done = np.zeros(len(order), bool)
+    for start in range(len(order)):
+        if done[start]:
+            continue
+        first, i = stack[start].copy(), start
+        while True:
+            done[i] = True
+            j = order[i]
+            if j == start:
+                stack[i] = first
+                break
+            stack[i] = stack[j]
+            i = j

@@ -32,6 +32,7 @@ from ..fourier import angular_energy, frequency_grid
 from ..validation import number
 from .microscope import (
     MicroscopeConfig,
+    _slab_rows,
     _sparse_matmul,
     _torch_device,
     apply_ctf,
@@ -150,22 +151,33 @@ def _angle_weights(angles: np.ndarray) -> np.ndarray:
 
 def backproject(images: np.ndarray, angles: Sequence[float], thickness: int,
                 weights: np.ndarray | None = None, radial: np.ndarray | None = None,
-                chunk: int = 32, use_gpu: bool | None = None) -> np.ndarray:
+                chunk: int = 32, use_gpu: bool | None = None, out: np.ndarray | None = None
+                ) -> np.ndarray:
     """Back-project (n, y, x) images into a (thickness, y, x) volume: the transpose of
     :func:`~cryolab.tomo.microscope.project`, each view scaled by ``weights`` (default 1) and,
     when given, filtered first by ``radial`` (see :func:`filter_projections`); tilts are
-    processed ``chunk`` at a time."""
+    processed ``chunk`` at a time, and each group of tilts a slab of y rows at a time (every
+    row along the tilt axis y is its own 2D problem), so the only whole-volume array is the
+    result. With ``out`` the views are added to it (float32, (thickness, y, x)) instead."""
     n, ny, nx = images.shape
     weights = np.ones(n) if weights is None else np.asarray(weights)
     device = _torch_device(use_gpu)
-    acc = np.zeros((thickness * nx, ny), np.float32)
+    if out is None:
+        out = np.zeros((thickness, ny, nx), np.float32)
     for s in range(0, n, chunk):
         sel = slice(s, min(s + chunk, n))
         a = projection_matrix(thickness, nx, list(np.asarray(angles)[sel]), nx)
-        part = images[sel] if radial is None else filter_projections(images[sel], radial)
-        cols = (part * weights[sel, None, None].astype(np.float32)).transpose(0, 2, 1)
-        acc += _sparse_matmul(a, cols.reshape(-1, ny), True, device)
-    return np.ascontiguousarray(acc.reshape(thickness, nx, ny).transpose(0, 2, 1))
+        scale = weights[sel, None, None].astype(np.float32)
+        rows = _slab_rows(ny, (min(s + chunk, n) - s) * nx, device)
+        for y in range(0, ny, rows):
+            ys = slice(y, min(y + rows, ny))
+            part = images[sel, ys] if radial is None else filter_projections(images[sel, ys],
+                                                                             radial)
+            cols = (part * scale).transpose(0, 2, 1)  # (tilts, x, y rows)
+            k = cols.shape[-1]
+            back = _sparse_matmul(a, cols.reshape(-1, k), True, device)  # (thickness·x, rows)
+            out[:, ys, :] += back.reshape(thickness, nx, k).transpose(0, 2, 1)
+    return out
 
 
 def weighted_backprojection(
@@ -228,15 +240,19 @@ def phase_flip(images: np.ndarray, angles: Sequence[float], pixel_size: float,
 def reconstruct_tilt_series(images: np.ndarray, angles: Sequence[float], thickness: int,
                             config: ReconstructionConfig | None = None,
                             use_gpu: bool | None = None, pixel_size: float | None = None,
-                            microscope: MicroscopeConfig | None = None) -> np.ndarray:
+                            microscope: MicroscopeConfig | None = None,
+                            overwrite: bool = False) -> np.ndarray:
     """The tomogram of a detected tilt series (n, y, x): each image is normalised to its mean
     (``I / mean(I) − 1``, the contrast), phase-flipped when ``config.ctf_correction`` asks
     for it (:func:`phase_flip`, which needs ``pixel_size`` in Å and the ``microscope``) and
     reconstructed by :func:`weighted_backprojection` with the settings of ``config`` into
-    (thickness, y, x)."""
+    (thickness, y, x). With ``overwrite`` the contrast is computed in place of ``images``
+    (float32), which saves a copy of the series."""
     rc = ReconstructionConfig() if config is None else config
     images = np.asarray(images)
-    contrast = images / images.mean(axis=(1, 2), keepdims=True) - 1
+    mean = images.mean(axis=(1, 2), keepdims=True)
+    contrast = np.divide(images, mean, out=images if overwrite else None)
+    contrast -= 1
     if rc.ctf_correction == "phase-flip":
         if pixel_size is None or microscope is None:
             raise ConfigError("phase flipping needs the pixel size and the microscope settings")
@@ -250,14 +266,22 @@ def ideal_reconstruction(potential: np.ndarray, max_angle: float = 89.0, step: f
                          ) -> np.ndarray:
     """The noise-free prior: WBP of contrast-inverted projections (−ray sums) at
     −max_angle..+max_angle in ``step`` increments, without CTF, noise or damage, in the
-    potential's units (atomic-number sums per voxel, mean removed, sign inverted)."""
+    potential's units (atomic-number sums per voxel, mean removed, sign inverted). The
+    views are projected and back-projected 32 at a time, so the series is never held whole."""
     n = int(round(max_angle / step))
     angles = step * np.arange(-n, n + 1)
-    sums = project(potential, angles, use_gpu=use_gpu)
-    sums -= sums.mean(axis=(1, 2), keepdims=True)
-    np.negative(sums, out=sums)
     thickness = potential.shape[0] if thickness is None else thickness
-    return weighted_backprojection(sums, angles, thickness, cutoff=None, use_gpu=use_gpu)
+    weights = _angle_weights(angles)
+    ramp = radial_filter(2 * potential.shape[-1], None)
+    out = np.zeros((thickness, *potential.shape[1:]), np.float32)
+    chunk = 32  # tilts projected and back-projected together: never the whole series at once
+    for s in range(0, len(angles), chunk):
+        sums = project(potential, angles[s:s + chunk], chunk=chunk, use_gpu=use_gpu)
+        sums -= sums.mean(axis=(1, 2), keepdims=True)
+        np.negative(sums, out=sums)
+        backproject(sums, angles[s:s + chunk], thickness, weights[s:s + chunk], ramp,
+                    chunk=chunk, use_gpu=use_gpu, out=out)
+    return out
 
 
 def measured_tilt_range(volume: np.ndarray, threshold: float = 0.1) -> float:

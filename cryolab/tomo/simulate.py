@@ -23,6 +23,7 @@ import dataclasses
 import json
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,14 @@ from ..validation import number
 from .microscope import MicroscopeConfig, TiltSeries, acquire
 from .particles import load_particle
 from .reconstruct import ReconstructionConfig, ideal_reconstruction, reconstruct_tilt_series
-from .specimen import Layer, Specimen, SpecimenConfig, VesicleConfig, build_specimen
+from .specimen import (
+    Layer,
+    Placement,
+    Specimen,
+    SpecimenConfig,
+    VesicleConfig,
+    build_specimen,
+)
 
 __all__ = [
     "SimulationConfig",
@@ -121,26 +129,47 @@ class Simulation:
 
     def summary(self) -> dict[str, Any]:
         """Shapes, counts and timings (JSON-ready)."""
-        counts: dict[str, int] = {}
-        for p in self.specimen.placements:
-            counts[p.name] = counts.get(p.name, 0) + 1
-        return {
-            "pixel_size": self.pixel_size,
-            "shapes": {
-                "tilt_series": list(self.tilt_series.images.shape),
-                "tomogram": list(self.tomogram.shape),
-                "prior": list(self.prior.shape) if self.prior is not None else None,
-                "atlas": list(self.atlas.shape),
-            },
-            "classes": dict(enumerate(self.class_names)),
-            "class_voxels": {n: int((self.atlas == i).sum())
-                             for i, n in enumerate(self.class_names)},
-            "placements": counts,
-            "n_particles": sum(v for k, v in counts.items()
-                               if k not in ("membrane", "carbon", "gold", "microtubule")),
-            "overlap_free": self.specimen.overlap_free(),
-            "timings": self.timings,
-        }
+        return _summary(_SpecimenFacts.of(self.specimen), self.atlas, {
+            "tilt_series": self.tilt_series.images.shape, "tomogram": self.tomogram.shape,
+            "prior": None if self.prior is None else self.prior.shape,
+        }, self.timings)
+
+
+@dataclass(frozen=True)
+class _SpecimenFacts:
+    """What the summary and ``parameters.json`` need of a specimen (no grids)."""
+
+    pixel_size: float
+    class_names: list[str]
+    placements: list[Placement]
+    overlap_free: bool
+
+    @classmethod
+    def of(cls, specimen: Specimen) -> _SpecimenFacts:
+        return cls(specimen.pixel_size, specimen.class_names, specimen.placements,
+                   specimen.overlap_free())
+
+
+def _summary(specimen: _SpecimenFacts, atlas: np.ndarray, shapes: dict[str, tuple | None],
+             timings: dict[str, float]) -> dict[str, Any]:
+    """:meth:`Simulation.summary` from the parts it reads (the arrays' shapes only)."""
+    counts: dict[str, int] = {}
+    for p in specimen.placements:
+        counts[p.name] = counts.get(p.name, 0) + 1
+    labels = np.bincount(atlas.ravel(), minlength=len(specimen.class_names))
+    return {
+        "pixel_size": specimen.pixel_size,
+        "shapes": {**{k: None if shapes[k] is None else list(shapes[k])
+                      for k in ("tilt_series", "tomogram", "prior")},
+                   "atlas": list(atlas.shape)},
+        "classes": dict(enumerate(specimen.class_names)),
+        "class_voxels": {n: int(labels[i]) for i, n in enumerate(specimen.class_names)},
+        "placements": counts,
+        "n_particles": sum(v for k, v in counts.items()
+                           if k not in ("membrane", "carbon", "gold", "microtubule")),
+        "overlap_free": specimen.overlap_free,
+        "timings": timings,
+    }
 
 
 # ------------------------------------------------------------------------ configuration
@@ -253,7 +282,7 @@ def load_config(path: str | os.PathLike) -> SimulationConfig:
 def simulate(config: SimulationConfig, seed: int | None = None, progress: bool = False,
              specimen: Specimen | None = None, rng: np.random.Generator | None = None
              ) -> Simulation:
-    """Run the whole simulator in memory: specimen → tilt series → tomogram (+ prior) → atlas.
+    """Run the whole simulator in memory: specimen → atlas → (prior) → tilt series → tomogram.
 
     Args:
         config: what to simulate.
@@ -267,16 +296,35 @@ def simulate(config: SimulationConfig, seed: int | None = None, progress: bool =
 
     Deterministic for a given ``seed`` or generator state.
     """
+    parts: dict[str, Any] = {}
+    timings: dict[str, float] = {}
+    for name, value in _stages(config, seed, progress, specimen, rng, timings, keep=True):
+        if name != "potential":  # the specimen gives it again
+            parts[name] = value
+    return Simulation(config, parts["specimen"], parts["tilt_series"], parts["tomogram"],
+                      parts["prior"], parts["atlas"], parts["specimen"].class_names, timings)
+
+
+def _stages(config: SimulationConfig, seed: int | None, progress: bool,
+            specimen: Specimen | None, rng: np.random.Generator | None,
+            timings: dict[str, float], keep: bool) -> Iterator[tuple[str, Any]]:
+    """The simulation, one result at a time: ``("specimen", Specimen)``, ``("atlas", labels)``,
+    ``("potential", Volume)``, ``("prior", array or None)``, ``("tilt_series", TiltSeries)``,
+    ``("tomogram", array)``; ``timings`` receives the seconds of each stage.
+
+    Each result is dropped here as soon as the later stages no longer need it, so a consumer
+    that writes and forgets each one (as :func:`simulate_to_directory` does) never holds the
+    whole run. Unless ``keep``, the results are also used up in place: the potential takes
+    the specimen's ice (:meth:`~cryolab.tomo.specimen.Specimen.take_potential`), the tilt
+    series loses its phase images and its images become their contrast."""
     config.validate()
     seed = config.seed if seed is None else seed
     rng = np.random.default_rng(seed) if rng is None else rng
-    timings: dict[str, float] = {}
-    n_tilts = len(config.microscope.angles())
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=n_tilts + 4, desc="simulate-tomo", unit="step")
+        bar = tqdm(total=len(config.microscope.angles()) + 4, desc="simulate-tomo", unit="step")
 
     def begin(name: str) -> float:
         if bar is not None:
@@ -285,46 +333,56 @@ def simulate(config: SimulationConfig, seed: int | None = None, progress: bool =
 
     def stage(name: str, start: float) -> None:
         timings[name] = time.perf_counter() - start
+        if bar is not None and name != "tilt_series":  # the acquisition counts its tilts
+            bar.update(1)
 
     t = begin("specimen")
     if specimen is None:
         specimen = build_specimen(config.specimen, rng, particles=load_particle)
-    potential = specimen.potential_map
     stage("specimen", t)
-    if bar is not None:
-        bar.update(1)
-
-    t = begin("tilt series")
-    series = acquire(potential, config.microscope, rng, use_gpu=config.use_gpu, progress=bar)
-    stage("tilt_series", t)
-
-    t = begin("tomogram")
-    rc = config.reconstruction
-    thickness = rc.thickness or specimen.shape[0]
-    tomogram = reconstruct_tilt_series(series.images, series.angles, thickness, rc,
-                                       use_gpu=config.use_gpu, pixel_size=specimen.pixel_size,
-                                       microscope=config.microscope)
-    stage("tomogram", t)
-    if bar is not None:
-        bar.update(1)
-
-    prior = None
-    if config.prior:
-        t = begin("prior")
-        prior = ideal_reconstruction(potential.data, rc.prior_max_angle, rc.prior_step, thickness,
-                                     use_gpu=config.use_gpu)
-        stage("prior", t)
-    if bar is not None:
-        bar.update(1)
-
+    yield "specimen", specimen
     t = begin("atlas")
     atlas = specimen.atlas()
     stage("atlas", t)
-    if bar is not None:
+    potential = specimen.potential_map if keep else specimen.take_potential()
+    del specimen
+    yield "atlas", atlas
+    del atlas
+    yield "potential", potential
+
+    rc = config.reconstruction
+    thickness = rc.thickness or potential.shape[0]
+    prior = None  # first: it needs no random numbers, and then nothing else is held
+    if config.prior:
+        t = begin("prior")
+        prior = ideal_reconstruction(potential.data, rc.prior_max_angle, rc.prior_step,
+                                     thickness, use_gpu=config.use_gpu)
+        stage("prior", t)
+    elif bar is not None:
         bar.update(1)
+    yield "prior", prior
+    del prior
+
+    t = begin("tilt series")
+    series = acquire(potential, config.microscope, rng, use_gpu=config.use_gpu, progress=bar)
+    if not keep:
+        series = dataclasses.replace(series, phase=None)
+    pixel_size = potential.voxel_size[0]
+    del potential
+    stage("tilt_series", t)
+    yield "tilt_series", series
+
+    t = begin("tomogram")
+    images, angles = series.images, series.angles
+    del series
+    tomogram = reconstruct_tilt_series(images, angles, thickness, rc, use_gpu=config.use_gpu,
+                                       pixel_size=pixel_size, microscope=config.microscope,
+                                       overwrite=not keep)
+    del images
+    stage("tomogram", t)
+    yield "tomogram", tomogram
+    if bar is not None:
         bar.close()
-    return Simulation(config, specimen, series, tomogram, prior, atlas,
-                      specimen.class_names, timings)
 
 
 def write_simulation(sim: Simulation, out: str | os.PathLike, overwrite: bool = False) -> Path:
@@ -332,32 +390,61 @@ def write_simulation(sim: Simulation, out: str | os.PathLike, overwrite: bool = 
     policy of :mod:`cryolab.outputs`: into a temporary folder beside it, put in place only when
     complete; an existing ``out`` is replaced only with ``overwrite`` and only if cryolab wrote
     it. ``parameters.json`` holds no timings, so the same run gives the same bytes."""
-    from ..io import write_map
-    from ..outputs import atomic_folder, check_folder
+    from ..outputs import check_folder
 
     out = check_folder(out, overwrite=overwrite)
-    px = sim.pixel_size
+    parts = [("specimen", sim.specimen), ("atlas", sim.atlas),
+             ("potential", sim.volume("specimen")), ("prior", sim.prior),
+             ("tilt_series", sim.tilt_series), ("tomogram", sim.tomogram)]
+    return _write_parts(iter(parts), sim.config, out)
 
+
+def _write_parts(parts: Iterator[tuple[str, Any]], config: SimulationConfig, out: Path) -> Path:
+    """Write the results of :func:`_stages` (or the same parts of a :class:`Simulation`) to
+    ``out`` as they come, keeping only the atlas (for the masks, written last) and the
+    small records of ``parameters.json``."""
+    from ..io import write_map
+    from ..outputs import atomic_folder
+
+    shapes: dict[str, tuple | None] = {}
     with atomic_folder(out, "cryolab simulate-tomo") as tmp:
-        write_map(tmp / "tilt_series.mrc", sim.volume("tilt_series"), "cryolab tilt series")
-        (tmp / "tilt_series.tlt").write_text(
-            "".join(f"{a:.2f}\n" for a in sim.tilt_series.angles))
-        write_map(tmp / "tomogram.mrc", sim.volume("tomogram"), "cryolab WBP tomogram")
-        if sim.prior is not None:
-            write_map(tmp / "prior.mrc", sim.volume("prior"), "cryolab ideal reconstruction")
-        write_map(tmp / "specimen.mrc", sim.volume("specimen"), "cryolab specimen")
-        write_map(tmp / "atlas.mrc", sim.volume("atlas"), "cryolab atlas")
-        for name, mask in sim.masks().items():
-            write_map(tmp / "masks" / f"{name}.mrc", Volume(mask.astype(np.float32), px, 0.0),
-                      f"cryolab mask {name}")
-        summary = sim.summary()
+        for name, value in parts:
+            if name == "specimen":
+                specimen = _SpecimenFacts.of(value)  # the grids themselves are not kept
+                px = specimen.pixel_size
+            elif name == "atlas":
+                atlas = value  # written last, with the masks, when the rest is gone
+            elif name == "potential":
+                write_map(tmp / "specimen.mrc", value, "cryolab specimen")
+            elif name == "tilt_series":
+                series = dataclasses.replace(value, images=None, phase=None)
+                shapes["tilt_series"] = value.images.shape
+                write_map(tmp / "tilt_series.mrc", Volume(value.images, px, 0.0),
+                          "cryolab tilt series")
+                (tmp / "tilt_series.tlt").write_text("".join(f"{a:.2f}\n" for a in value.angles))
+            elif name == "tomogram":
+                shapes["tomogram"] = value.shape
+                write_map(tmp / "tomogram.mrc", Volume(value, px, 0.0), "cryolab WBP tomogram")
+            elif name == "prior":
+                shapes["prior"] = None if value is None else value.shape
+                if value is not None:
+                    write_map(tmp / "prior.mrc", Volume(value, px, 0.0),
+                              "cryolab ideal reconstruction")
+            del value
+        write_map(tmp / "atlas.mrc", Volume(atlas.astype(np.float32), px, 0.0), "cryolab atlas")
+        for label, name in enumerate(specimen.class_names):
+            if label:
+                write_map(tmp / "masks" / f"{name}.mrc",
+                          Volume((atlas == label).astype(np.float32), px, 0.0),
+                          f"cryolab mask {name}")
+        summary = _summary(specimen, atlas, shapes, {})
         record = {
-            "config": config_to_dict(sim.config),
-            "seed": sim.config.seed,
+            "config": config_to_dict(config),
+            "seed": config.seed,
             **{k: v for k, v in summary.items() if k != "timings"},
-            "acquisition_order": sim.tilt_series.order.tolist(),
-            "true_angles": sim.tilt_series.true_angles.tolist(),
-            "placements": [dataclasses.asdict(p) for p in sim.specimen.placements],
+            "acquisition_order": series.order.tolist(),
+            "true_angles": series.true_angles.tolist(),
+            "placements": [dataclasses.asdict(p) for p in specimen.placements],
             "placement_counts": summary["placements"],
         }
         (tmp / "parameters.json").write_text(json.dumps(record, indent=2, default=float))
@@ -367,13 +454,17 @@ def write_simulation(sim: Simulation, out: str | os.PathLike, overwrite: bool = 
 def simulate_to_directory(config: SimulationConfig | str | os.PathLike,
                           out: str | os.PathLike, seed: int | None = None,
                           progress: bool = False, overwrite: bool = False) -> Path:
-    """:func:`simulate` then :func:`write_simulation`; ``config`` may be a YAML path. The
-    output folder is checked (:func:`cryolab.outputs.check_folder`) before simulating."""
+    """:func:`simulate` then :func:`write_simulation`, streamed: each result is written as
+    soon as it is computed and then dropped (the specimen's object blocks and ice once the
+    potential and atlas exist, the tilt series once reconstructed), so the run needs far less
+    memory than holding a :class:`Simulation`; the files are the same. ``config`` may be a
+    YAML path. The output folder is checked (:func:`cryolab.outputs.check_folder`) before
+    simulating."""
     from ..outputs import check_folder
 
     source = None if isinstance(config, SimulationConfig) else config
-    check_folder(out, inputs=(source,), overwrite=overwrite)
+    out = check_folder(out, inputs=(source,), overwrite=overwrite)
     cfg = config if source is None else load_config(source)
     if seed is not None:
         cfg = dataclasses.replace(cfg, seed=number(seed, "seed", integer=True, ge=0))
-    return write_simulation(simulate(cfg, progress=progress), out, overwrite=overwrite)
+    return _write_parts(_stages(cfg, None, progress, None, None, {}, keep=False), cfg, out)

@@ -16,18 +16,22 @@ gold                      4.66       19.3 g/cm³, Z = 79
 ========================  =========  ==========================================
 
 Every class of object (one per particle type, ``membrane``, ``carbon``, ``gold``, filaments)
-is kept as its own volume; :meth:`Specimen.atlas` labels each voxel with the class that holds
-the most potential there (0 = background / ice).
+is kept as its own volume (:class:`ClassVolumes`: the blocks its objects added, not a whole
+grid per class); :meth:`Specimen.atlas` labels each voxel with the class that holds the most
+potential there (0 = background / ice). Whole-grid work (ice, potential, atlas) goes slab by
+slab along z, so a specimen needs about 4 bytes per voxel (its ice) plus its objects' blocks
+and the instance labels.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import ndimage, signal
+from scipy import ndimage
 from scipy.spatial.transform import Rotation
 
 from ..density import splat
@@ -44,6 +48,7 @@ __all__ = [
     "VesicleConfig",
     "SpecimenConfig",
     "Specimen",
+    "ClassVolumes",
     "ParticleSource",
     "voxelize_atoms",
     "rotate_density",
@@ -139,6 +144,34 @@ def voxelize_atoms(
         edge = int(2 * math.ceil(np.sqrt((rel**2).sum(1)).max() + 2) + 1)
     grid = splat(rel[:, ::-1] + edge / 2, atomic_number, (edge,) * 3, linear=False)
     return grid.astype(np.float32)
+
+
+def _stamp(out: np.ndarray, index: np.ndarray, kernel: np.ndarray) -> None:
+    """Add a copy of ``kernel`` (an odd cube) centred on each point of ``index`` (N, 3;
+    fractional z, y, x voxels) to ``out``, shared between the 8 voxels around the point with
+    trilinear weights (a share whose voxel is off the grid is dropped): the convolution of
+    the points splatted trilinearly (:func:`~cryolab.density.splat`) with the kernel, without
+    a grid of points, and exactly 0 where no kernel reaches (an FFT would leave rounding noise
+    everywhere)."""
+    half = kernel.shape[0] // 2
+    base = np.floor(index).astype(int)
+    frac = index - base
+    for point, f in zip(base, frac, strict=True):
+        for corner in np.ndindex(2, 2, 2):
+            at = point + corner
+            if np.any(at < 0) or np.any(at >= out.shape):  # a share off the grid is dropped
+                continue
+            weight = np.prod(np.where(corner, f, 1 - f))
+            lo = at - half
+            src, dst = [], []
+            for a in range(3):
+                a0, a1 = max(lo[a], 0), min(lo[a] + kernel.shape[a], out.shape[a])
+                if a0 >= a1:
+                    break
+                dst.append(slice(a0, a1))
+                src.append(slice(a0 - lo[a], a1 - lo[a]))
+            else:
+                out[tuple(dst)] += np.float32(weight) * kernel[tuple(src)]
 
 
 def _zyx_matrix(rotation: Rotation) -> np.ndarray:
@@ -289,8 +322,7 @@ class SpecimenConfig:
             raise ConfigError(f"carbon must be true or false, got {self.carbon!r}")
         number(self.ice_texture, "ice_texture", ge=0)
         limit = number(self.memory_limit_gb, "memory_limit_gb", "GB", gt=0)
-        n_classes = 6 + sum(len(layer.particles) for layer in self.layers)
-        grid_memory(shape[::-1], f"pixel_size_a {pixel:g} Å", bytes_per_voxel=4 * (n_classes + 8),
+        grid_memory(shape[::-1], f"pixel_size_a {pixel:g} Å", bytes_per_voxel=BYTES_PER_VOXEL,
                     limit_gb=limit, advice="use a larger pixel_size_a or a smaller size")
         if self.microtubules and self.size[2] < 280:
             raise ConfigError(f"microtubules (250 Å wide) need ice ≥ 280 Å thick, got "
@@ -314,35 +346,133 @@ class Placement:
     shared: int = 0
 
 
+#: peak memory of a simulation per voxel of its box, a bound with margin: ``simulate-tomo``
+#: (streamed) measured 15–18 B at 400²–800² × 80 voxels (``benchmarks/bench_tomo.py``); an
+#: in-memory :func:`~cryolab.tomo.simulate.simulate` also holds its results (about 20 B)
+BYTES_PER_VOXEL = 24
+
+#: z planes per slab of the whole-grid passes (ice, potential, atlas)
+SLAB = 16
+#: the whole grid, as a box
+ALL = (slice(None),) * 3
+#: widest block (voxels in y and x) that :class:`ClassVolumes` keeps uncut
+TILE = 64
+
+
+def _slabs(n: int) -> Iterator[tuple[int, int]]:
+    """First and end plane of each slab of :data:`SLAB` planes along z (of ``n``)."""
+    for z0 in range(0, n, SLAB):
+        yield z0, min(z0 + SLAB, n)
+
+
+class ClassVolumes(Mapping):
+    """The potential of each class (atomic-number sums per voxel), kept as the blocks its
+    objects added: a float32 block and the (z, y, x) voxel where it starts. A specimen so
+    holds about its objects' voxels rather than one grid per class.
+
+    Reading a class (``volumes[name]``) gives its whole (z, y, x) float32 grid, and
+    :meth:`slab` a range of z planes of it; either sums the blocks in the order they were
+    added, so the values are those of adding each object to a grid of zeros.
+    """
+
+    def __init__(self, shape: tuple[int, int, int]):
+        self.shape = tuple(int(n) for n in shape)
+        self._blocks: dict[str, list[tuple[tuple[int, ...], np.ndarray]]] = {}
+
+    def add(self, name: str, box: tuple[slice, ...], block: np.ndarray) -> None:
+        """Add ``block`` (float32) to class ``name`` at the box's slices. A block wider than
+        :data:`TILE` voxels in y or x is cut into tiles of that width, and each tile is
+        trimmed of its all-zero margins and dropped when empty: a film or a filament crossing
+        the grid keeps about the voxels it reaches."""
+        blocks = self._blocks.setdefault(name, [])
+        start = [int(b.start or 0) for b in box]
+        for y in range(0, block.shape[1], TILE):
+            for x in range(0, block.shape[2], TILE):
+                tile = block[:, y:y + TILE, x:x + TILE]
+                nonzero = [np.flatnonzero(tile.any(axis=tuple(a for a in range(3) if a != axis)))
+                           for axis in range(3)]
+                if any(len(n) == 0 for n in nonzero):
+                    continue
+                trim = tuple(slice(n[0], n[-1] + 1) for n in nonzero)
+                corner = (start[0] + trim[0].start, start[1] + y + trim[1].start,
+                          start[2] + x + trim[2].start)
+                piece = np.asarray(tile[trim], np.float32)
+                if piece.base is not None and piece.size < piece.base.size:
+                    piece = piece.copy()  # a cut of a larger grid: do not keep the grid alive
+                blocks.append((corner, piece))
+
+    def slab(self, name: str, z0: int, z1: int) -> np.ndarray:
+        """Planes ``z0:z1`` of class ``name``'s grid."""
+        out = np.zeros((z1 - z0, *self.shape[1:]), np.float32)
+        for corner, block in self._blocks[name]:
+            lo, hi = max(corner[0], z0), min(corner[0] + block.shape[0], z1)
+            if lo < hi:
+                y, x = corner[1], corner[2]
+                out[lo - z0:hi - z0, y:y + block.shape[1], x:x + block.shape[2]] += \
+                    block[lo - corner[0]:hi - corner[0]]
+        return out
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        if name not in self._blocks:
+            raise KeyError(name)
+        return self.slab(name, 0, self.shape[0])
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._blocks)
+
+    def __len__(self) -> int:
+        return len(self._blocks)
+
+    def copy(self, drop: str | None = None) -> ClassVolumes:
+        """Another set with the same blocks (shared, never changed in place), less class
+        ``drop``."""
+        other = ClassVolumes(self.shape)
+        other._blocks = {k: list(v) for k, v in self._blocks.items() if k != drop}
+        return other
+
+    def nbytes(self) -> int:
+        """Bytes the blocks hold."""
+        return sum(b.nbytes for blocks in self._blocks.values() for _, b in blocks)
+
+
 @dataclass
 class Specimen:
     """A specimen model.
 
     Attributes:
-        classes: one float32 (z, y, x) volume per class (atomic-number sums per voxel).
-        ice: the vitreous ice volume (excluded where other matter is).
-        instances: int32 label of the placed object (index into ``placements`` + 1) per voxel.
+        classes: each class's potential (atomic-number sums per voxel) as
+            :class:`ClassVolumes`; ``classes[name]`` is its (z, y, x) float32 grid.
+        ice: the vitreous ice volume (excluded where other matter is); None once
+            :meth:`take_potential` has used it.
+        instances: label of the placed object (index into ``placements`` + 1) per voxel:
+            uint16 while there are fewer than 65 536 objects, else int32.
         placements: every placed object.
         pixel_size: voxel edge in Å.
     """
 
-    classes: dict[str, np.ndarray]
-    ice: np.ndarray
+    classes: ClassVolumes
+    ice: np.ndarray | None
     instances: np.ndarray
     placements: list[Placement]
     pixel_size: float
 
     @property
     def shape(self) -> tuple[int, int, int]:
-        return self.ice.shape  # type: ignore[return-value]
+        return self.classes.shape  # type: ignore[return-value]
 
     @property
     def potential(self) -> np.ndarray:
-        """The whole specimen: ice plus every class."""
-        total = self.ice.copy()
-        for vol in self.classes.values():
-            total += vol
-        return total
+        """The whole specimen: ice plus every class (added slab by slab, class after class)."""
+        return dataclasses.replace(self, ice=self.ice.copy()).take_potential().data
+
+    def take_potential(self) -> Volume:
+        """:attr:`potential_map` computed in place of the ice, which saves a grid; the
+        specimen has no ice afterwards (``ice`` is None): for a caller done with it."""
+        total, self.ice = self.ice, None
+        for z0, z1 in _slabs(self.shape[0]):
+            for name in self.classes:
+                total[z0:z1] += self.classes.slab(name, z0, z1)
+        return Volume(total, self.pixel_size, 0.0)
 
     @property
     def potential_map(self) -> Volume:
@@ -368,12 +498,22 @@ class Specimen:
 
     def atlas(self) -> np.ndarray:
         """uint8 labels: argmax over the class volumes where one exceeds
-        :meth:`class_threshold`, else 0 (background / ice)."""
-        if not self.classes:
-            return np.zeros(self.shape, np.uint8)
-        stack = np.stack(list(self.classes.values()))
-        labels = (np.argmax(stack, axis=0) + 1).astype(np.uint8)
-        labels[stack.max(axis=0) <= self.class_threshold()] = 0
+        :meth:`class_threshold`, else 0 (background / ice); slab by slab along z, the first
+        class winning ties, as ``np.argmax`` does."""
+        labels = np.zeros(self.shape, np.uint8)
+        for z0, z1 in _slabs(self.shape[0]):
+            best, part = None, labels[z0:z1]
+            for label, name in enumerate(self.classes, start=1):
+                values = self.classes.slab(name, z0, z1)
+                if best is None:
+                    best = values
+                    part[:] = label
+                    continue
+                better = values > best
+                part[better] = label
+                best[better] = values[better]
+            if best is not None:
+                part[best <= self.class_threshold()] = 0
         return labels
 
 
@@ -387,17 +527,19 @@ class _Builder:
         self.particle = particles or _no_particles
         self.px = float(cfg.pixel_size_a)
         self.shape = cfg.shape
-        self.classes: dict[str, np.ndarray] = {}
+        self.classes = ClassVolumes(self.shape)
         self.occupied = np.zeros(self.shape, bool)
         self.membrane = np.zeros(self.shape, bool)
-        self.instances = np.zeros(self.shape, np.int32)
+        self.instances = np.zeros(self.shape, np.uint16)
         self.placements: list[Placement] = []
         self._pools: dict[str, list] = {}
 
-    def volume(self, name: str) -> np.ndarray:
-        if name not in self.classes:
-            self.classes[name] = np.zeros(self.shape, np.float32)
-        return self.classes[name]
+    def label(self, box: tuple[slice, ...], mask: np.ndarray, placement: Placement) -> None:
+        """Record ``placement`` and write its label into the ``mask`` voxels of ``box``."""
+        self.placements.append(placement)
+        if len(self.placements) > np.iinfo(self.instances.dtype).max:
+            self.instances = self.instances.astype(np.int32)
+        self.instances[box][mask] = len(self.placements)
 
     # -- generic placement of a small dense block --------------------------------------
     def _window(self, centre: np.ndarray, shape: tuple[int, ...]):
@@ -425,11 +567,10 @@ class _Builder:
         if np.any(busy & m):
             return False
         self.occupied[box] |= m
-        self.volume(name)[box] += density[blk]
+        self.classes.add(name, box, density[blk])
         shared = int(np.count_nonzero(self.instances[box][m]))
-        self.placements.append(Placement(name, tuple(int(c) for c in centre), euler,
-                                         int(m.sum()), shared))
-        self.instances[box][m] = len(self.placements)
+        self.label(box, m, Placement(name, tuple(int(c) for c in centre), euler, int(m.sum()),
+                                     shared))
         return True
 
     def _oriented(self, particle: Particle) -> tuple[np.ndarray, np.ndarray, tuple]:
@@ -543,19 +684,24 @@ class _Builder:
             frame = Rotation.from_euler("z", psi)  # lattice axis x -> the filament direction
             xyz = (frame * spin).apply(points) / self.px
             zyx = xyz[:, ::-1] + through
-            centres = splat(zyx, np.ones(len(zyx)), self.shape).astype(np.float32)
-            density = np.clip(signal.fftconvolve(centres, tubulin.density, mode="same"), 0,
-                              None).astype(np.float32)
+            # the tube lies in the ice plane: work in the z planes its monomers and lumen reach
+            reach = tubulin.density.shape[0] // 2 + 2
+            z0 = max(0, int(min(zyx[:, 0].min(), through[0] - 125.0 / self.px)) - reach)
+            z1 = min(nz, int(max(zyx[:, 0].max(), through[0] + 125.0 / self.px)) + reach + 1)
+            box = (slice(z0, z1), slice(None), slice(None))
+            density = np.zeros((z1 - z0, ny, nx), np.float32)
+            _stamp(density, zyx - [z0, 0, 0], tubulin.density)
             direction = (0.0, np.sin(psi), np.cos(psi))  # z, y, x
-            lumen = axis_distance(self.shape, through, direction) <= 125.0 / self.px
+            lumen = np.concatenate([
+                axis_distance((min(SLAB, z1 - z), ny, nx), through - [z, 0, 0], direction)
+                <= 125.0 / self.px for z in range(z0, z1, SLAB)])
             mask = (density > 0.1 * density.max()) | lumen
-            if np.any(self.occupied & mask):
+            if np.any(self.occupied[box] & mask):
                 continue
-            self.occupied |= mask
-            self.volume("microtubule")[:] += density
-            self.placements.append(Placement("microtubule", tuple(int(c) for c in through),
-                                             (0.0, 0.0, float(np.degrees(psi))), int(mask.sum())))
-            self.instances[mask] = len(self.placements)
+            self.occupied[box] |= mask
+            self.classes.add("microtubule", box, density)
+            self.label(box, mask, Placement("microtubule", tuple(int(c) for c in through),
+                                            (0.0, 0.0, float(np.degrees(psi))), int(mask.sum())))
 
     # -- gold, carbon -------------------------------------------------------------------
     def gold(self, count: int, radius: float) -> None:
@@ -588,16 +734,18 @@ class _Builder:
         yy, xx = np.meshgrid(np.arange(ny) * self.px, np.arange(nx) * self.px, indexing="ij")
         dist = np.hypot(yy - centre[0], xx - centre[1])
         film = np.clip((dist - radius) / self.px + 0.5, 0, 1)  # soft 1-voxel edge
-        texture = 1 + 0.15 * _smooth_noise((nz, ny, nx), 1.5, self.rng)
-        density = (film[None] * texture * CARBON_DENSITY * self.px**3).astype(np.float32)
-        density *= ~self.occupied
+        density = _smooth_noise((nz, ny, nx), 1.5, self.rng)  # the texture's noise, in place
+        for z0, z1 in _slabs(nz):
+            z = slice(z0, z1)
+            texture = 1 + 0.15 * density[z]
+            density[z] = film[None] * texture * CARBON_DENSITY * self.px**3
+            density[z] *= ~self.occupied[z]
         mask = density > 0.5 * CARBON_DENSITY * self.px**3
         self.occupied |= mask
-        self.volume("carbon")[:] += density
-        self.placements.append(Placement("carbon", (nz // 2, int(centre[0] / self.px),
-                                                    int(centre[1] / self.px)),
-                                         (0.0, 0.0, 0.0), int(mask.sum())))
-        self.instances[mask] = len(self.placements)
+        self.classes.add("carbon", ALL, density)
+        self.label(ALL, mask, Placement("carbon", (nz // 2, int(centre[0] / self.px),
+                                                   int(centre[1] / self.px)),
+                                        (0.0, 0.0, 0.0), int(mask.sum())))
 
 
 def _no_particles(name: str, pixel_size: float) -> Particle:
@@ -649,9 +797,15 @@ def _rotation_from_z(vector_xyz: np.ndarray) -> Rotation:
 
 
 def _smooth_noise(shape: tuple[int, ...], sigma: float, rng: np.random.Generator) -> np.ndarray:
-    """Gaussian-filtered white noise with unit standard deviation."""
-    field = ndimage.gaussian_filter(rng.standard_normal(shape).astype(np.float32), sigma)
-    return field / (field.std() + 1e-12)
+    """Gaussian-filtered white noise with unit standard deviation, float32. The draws are
+    made plane group by plane group (the same numbers as one call) and filtered in place, so
+    it needs about 4 bytes per voxel."""
+    field = np.empty(shape, np.float32)
+    for z0, z1 in _slabs(shape[0]):
+        field[z0:z1] = rng.standard_normal((z1 - z0, *shape[1:]))
+    ndimage.gaussian_filter(field, sigma, output=field)
+    field /= field.std() + 1e-12
+    return field
 
 
 def _microtubule_lattice(px: float, length: float, n_pf: int = 13) -> np.ndarray:
@@ -718,8 +872,8 @@ def add_filaments(specimen: Specimen, count: int, angle: float, rng: np.random.G
                                     (0.0, 0.0, float(np.degrees(psi))), int(tube.sum())))
         instances[tube] = len(placements)
         placed += 1
-    classes = dict(specimen.classes)
-    classes["filament"] = density
+    classes = specimen.classes.copy(drop="filament")  # a second call replaces the first
+    classes.add("filament", ALL, density)
     ice = specimen.ice * (density == 0)
     return Specimen(classes, ice.astype(np.float32), instances, placements, px)
 
@@ -752,10 +906,13 @@ def build_specimen(cfg: SpecimenConfig, seed: int | np.random.Generator = 0,
     if cfg.gold:
         b.gold(cfg.gold, cfg.gold_radius)
     px3 = cfg.pixel_size_a**3
-    displaced = np.zeros(b.shape, np.float32)
-    for vol in b.classes.values():
-        displaced += vol
-    displaced = np.clip(displaced / (PROTEIN_DENSITY * px3), 0, 1)
-    texture = 1 + cfg.ice_texture * _smooth_noise(b.shape, 1.0, rng)
-    ice = (ICE_DENSITY * px3 * texture * (1 - displaced)).astype(np.float32)
+    del b.occupied, b.membrane
+    ice = _smooth_noise(b.shape, 1.0, rng)  # becomes the ice, slab by slab
+    for z0, z1 in _slabs(b.shape[0]):
+        displaced = np.zeros((z1 - z0, *b.shape[1:]), np.float32)
+        for name in b.classes:
+            displaced += b.classes.slab(name, z0, z1)
+        displaced = np.clip(displaced / (PROTEIN_DENSITY * px3), 0, 1)
+        texture = 1 + cfg.ice_texture * ice[z0:z1]
+        ice[z0:z1] = ICE_DENSITY * px3 * texture * (1 - displaced)
     return Specimen(b.classes, ice, b.instances, b.placements, float(cfg.pixel_size_a))
