@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from test_bad_inputs import write_alanine
 
+import cryolab.io
 from cryolab import data
 from cryolab.errors import CryolabError, FormatError
 from cryolab.io import Volume, atoms_of, read_map, read_structure, write_map
@@ -187,10 +188,24 @@ def test_failed_write_leaves_no_file(tmp_path, monkeypatch):
     def explode(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(mrcfile.mrcfile.MrcFile, "update_header_stats", explode)
+    monkeypatch.setattr(cryolab.io, "_header_stats", explode)
     with pytest.raises(OSError, match="disk full"):
         write_map(tmp_path / "out.mrc", _random_volume())
     assert list(tmp_path.iterdir()) == []
+
+
+def test_header_statistics_are_the_maps_own_summed_by_slabs(tmp_path):
+    """min, max, mean and rms (the standard deviation) in the header equal numpy's float64
+    values, also when the sums run over many slabs (one z plane each here)."""
+    vol = _random_volume()
+    vol.data[2, 3, 4] = 50.0
+    expected = [vol.data.min(), vol.data.max(), vol.data.mean(dtype=np.float64),
+                vol.data.std(dtype=np.float64)]
+    assert cryolab.io._header_stats(vol.data, slab_values=1) == pytest.approx(expected, rel=1e-6)
+    with mrcfile.open(write_map(tmp_path / "stats.mrc", vol)) as mrc:
+        h = mrc.header
+        assert [float(h.dmin), float(h.dmax), float(h.dmean), float(h.rms)] == pytest.approx(
+            expected, rel=1e-6)
 
 
 def test_write_refuses_nans_and_keeps_the_old_file(tmp_path):
