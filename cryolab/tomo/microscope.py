@@ -586,7 +586,7 @@ class TiltSeries:
         true_angles: the angles the images were taken at (with the tilt error).
         order: acquisition index of each image.
         cumulative_dose: e⁻/Å² received before each image.
-        phase: noise-free phase images φ (rad), same order.
+        phase: noise-free phase images φ (rad), same order; None when not kept.
     """
 
     images: np.ndarray
@@ -594,7 +594,7 @@ class TiltSeries:
     true_angles: np.ndarray
     order: np.ndarray
     cumulative_dose: np.ndarray
-    phase: np.ndarray
+    phase: np.ndarray | None
 
 
 @dataclass(frozen=True)
@@ -702,7 +702,7 @@ def stages_for(cfg: MicroscopeConfig) -> tuple[Stage, Stage]:
 
 def acquire(potential: Volume, cfg: MicroscopeConfig, rng: np.random.Generator,
             use_gpu: bool | None = None, progress=None,
-            stages: Sequence[Stage] | None = None) -> TiltSeries:
+            stages: Sequence[Stage] | None = None, keep_phase: bool = True) -> TiltSeries:
     """Image a specimen potential (atomic-number sums per voxel, cubic voxels of
     ``potential.voxel_size`` Å, e.g. :attr:`Specimen.potential_map
     <cryolab.tomo.specimen.Specimen.potential_map>`) through a tilt series.
@@ -710,7 +710,9 @@ def acquire(potential: Volume, cfg: MicroscopeConfig, rng: np.random.Generator,
     specimen → projections (:func:`phase_projections`, all tilts at once) → then, per tilt in
     acquisition order, every stage in turn (default :func:`stages_for` the config: transfer —
     damage and CTF — then the detector). Each stage has the signature of :data:`Stage`, so a
-    stage can be replaced or added without touching the others.
+    stage can be replaced or added without touching the others. Unless ``keep_phase``, each
+    image takes its phase projection's place (one stack of the series' size less; the same
+    images) and the series has no ``phase``.
     """
     cfg.validate()
     nominal = cfg.angles()
@@ -723,17 +725,18 @@ def acquire(potential: Volume, cfg: MicroscopeConfig, rng: np.random.Generator,
     stages = stages_for(cfg) if stages is None else tuple(stages)
     sort = np.argsort(nominal, kind="stable")
     rank = np.argsort(sort)  # where each acquired image goes in angle order
-    images = np.empty_like(phase)
+    images = np.empty_like(phase) if keep_phase else phase
     for i, theta in enumerate(true):
         ex = Exposure(phase[i] - phase[i].mean(), float(theta), per_tilt, float(cumulative[i]),
                       thickness, pixel_size)
         for stage in stages:
             ex = stage(ex, cfg, rng)
-        images[rank[i]] = ex.image
+        images[rank[i] if keep_phase else i] = ex.image
         if progress is not None:
             progress.update(1)
-    _permute(phase, sort)
-    return TiltSeries(images, nominal[sort], true[sort], sort, cumulative[sort], phase)
+    _permute(phase, sort)  # (without keep_phase: the images, into angle order)
+    return TiltSeries(images, nominal[sort], true[sort], sort, cumulative[sort],
+                      phase if keep_phase else None)
 
 
 def _permute(stack: np.ndarray, order: np.ndarray) -> None:

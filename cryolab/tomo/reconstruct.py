@@ -281,6 +281,7 @@ def ideal_reconstruction(potential: np.ndarray, max_angle: float = 89.0, step: f
         np.negative(sums, out=sums)
         backproject(sums, angles[s:s + chunk], thickness, weights[s:s + chunk], ramp,
                     chunk=chunk, use_gpu=use_gpu, out=out)
+        del sums  # before the next group is projected: one group's views held at a time
     return out
 
 

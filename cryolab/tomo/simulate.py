@@ -129,10 +129,10 @@ class Simulation:
 
     def summary(self) -> dict[str, Any]:
         """Shapes, counts and timings (JSON-ready)."""
-        return _summary(_SpecimenFacts.of(self.specimen), self.atlas, {
+        return _summary(_SpecimenFacts.of(self.specimen), _label_counts(self.atlas, self), {
             "tilt_series": self.tilt_series.images.shape, "tomogram": self.tomogram.shape,
             "prior": None if self.prior is None else self.prior.shape,
-        }, self.timings)
+            "atlas": self.atlas.shape}, self.timings)
 
 
 @dataclass(frozen=True)
@@ -150,18 +150,26 @@ class _SpecimenFacts:
                    specimen.overlap_free())
 
 
-def _summary(specimen: _SpecimenFacts, atlas: np.ndarray, shapes: dict[str, tuple | None],
+def _label_counts(atlas: np.ndarray, specimen: _SpecimenFacts | Specimen,
+                  step: int = 1 << 22) -> np.ndarray:
+    """Voxels per atlas label (index = label), one entry per class of the specimen; counted
+    ``step`` voxels at a time (``np.bincount`` takes an int64 copy of what it counts)."""
+    flat, n = atlas.reshape(-1), len(specimen.class_names)
+    return sum((np.bincount(flat[i:i + step], minlength=n) for i in range(0, flat.size, step)),
+               np.zeros(n, np.int64))
+
+
+def _summary(specimen: _SpecimenFacts, labels: np.ndarray, shapes: dict[str, tuple | None],
              timings: dict[str, float]) -> dict[str, Any]:
-    """:meth:`Simulation.summary` from the parts it reads (the arrays' shapes only)."""
+    """:meth:`Simulation.summary` from the parts it reads: the arrays' shapes and the
+    voxels per atlas label (:func:`_label_counts`)."""
     counts: dict[str, int] = {}
     for p in specimen.placements:
         counts[p.name] = counts.get(p.name, 0) + 1
-    labels = np.bincount(atlas.ravel(), minlength=len(specimen.class_names))
     return {
         "pixel_size": specimen.pixel_size,
-        "shapes": {**{k: None if shapes[k] is None else list(shapes[k])
-                      for k in ("tilt_series", "tomogram", "prior")},
-                   "atlas": list(atlas.shape)},
+        "shapes": {k: None if shapes[k] is None else list(shapes[k])
+                   for k in ("tilt_series", "tomogram", "prior", "atlas")},
         "classes": dict(enumerate(specimen.class_names)),
         "class_voxels": {n: int(labels[i]) for i, n in enumerate(specimen.class_names)},
         "placements": counts,
@@ -364,9 +372,8 @@ def _stages(config: SimulationConfig, seed: int | None, progress: bool,
     del prior
 
     t = begin("tilt series")
-    series = acquire(potential, config.microscope, rng, use_gpu=config.use_gpu, progress=bar)
-    if not keep:
-        series = dataclasses.replace(series, phase=None)
+    series = acquire(potential, config.microscope, rng, use_gpu=config.use_gpu, progress=bar,
+                     keep_phase=keep)
     pixel_size = potential.voxel_size[0]
     del potential
     stage("tilt_series", t)
@@ -401,8 +408,9 @@ def write_simulation(sim: Simulation, out: str | os.PathLike, overwrite: bool = 
 
 def _write_parts(parts: Iterator[tuple[str, Any]], config: SimulationConfig, out: Path) -> Path:
     """Write the results of :func:`_stages` (or the same parts of a :class:`Simulation`) to
-    ``out`` as they come, keeping only the atlas (for the masks, written last) and the
-    small records of ``parameters.json``."""
+    ``out`` as they come, keeping only the small records of ``parameters.json``. The atlas
+    and its masks are written once the specimen is gone (with the potential), and the atlas
+    is then dropped too."""
     from ..io import write_map
     from ..outputs import atomic_folder
 
@@ -413,9 +421,12 @@ def _write_parts(parts: Iterator[tuple[str, Any]], config: SimulationConfig, out
                 specimen = _SpecimenFacts.of(value)  # the grids themselves are not kept
                 px = specimen.pixel_size
             elif name == "atlas":
-                atlas = value  # written last, with the masks, when the rest is gone
+                atlas = value  # written with the potential, once the specimen is gone
+                shapes["atlas"], labels = atlas.shape, _label_counts(atlas, specimen)
             elif name == "potential":
                 write_map(tmp / "specimen.mrc", value, "cryolab specimen")
+                _write_atlas(tmp, atlas, specimen)
+                del atlas
             elif name == "tilt_series":
                 series = dataclasses.replace(value, images=None, phase=None)
                 shapes["tilt_series"] = value.images.shape
@@ -431,13 +442,7 @@ def _write_parts(parts: Iterator[tuple[str, Any]], config: SimulationConfig, out
                     write_map(tmp / "prior.mrc", Volume(value, px, 0.0),
                               "cryolab ideal reconstruction")
             del value
-        write_map(tmp / "atlas.mrc", Volume(atlas.astype(np.float32), px, 0.0), "cryolab atlas")
-        for label, name in enumerate(specimen.class_names):
-            if label:
-                write_map(tmp / "masks" / f"{name}.mrc",
-                          Volume((atlas == label).astype(np.float32), px, 0.0),
-                          f"cryolab mask {name}")
-        summary = _summary(specimen, atlas, shapes, {})
+        summary = _summary(specimen, labels, shapes, {})
         record = {
             "config": config_to_dict(config),
             "seed": config.seed,
@@ -449,6 +454,19 @@ def _write_parts(parts: Iterator[tuple[str, Any]], config: SimulationConfig, out
         }
         (tmp / "parameters.json").write_text(json.dumps(record, indent=2, default=float))
     return out
+
+
+def _write_atlas(folder: Path, atlas: np.ndarray, specimen: _SpecimenFacts) -> None:
+    """``atlas.mrc`` and ``masks/<class>.mrc`` (0/1, float32) of a uint8 atlas."""
+    from ..io import write_map
+
+    px = specimen.pixel_size
+    write_map(folder / "atlas.mrc", Volume(atlas.astype(np.float32), px, 0.0), "cryolab atlas")
+    for label, name in enumerate(specimen.class_names):
+        if label:
+            write_map(folder / "masks" / f"{name}.mrc",
+                      Volume((atlas == label).astype(np.float32), px, 0.0),
+                      f"cryolab mask {name}")
 
 
 def simulate_to_directory(config: SimulationConfig | str | os.PathLike,
