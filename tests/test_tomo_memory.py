@@ -10,9 +10,9 @@ import pytest
 from scipy import ndimage, signal
 
 from cryolab.density import splat
-from cryolab.io import read_map
+from cryolab.io import Volume, read_map
 from cryolab.tomo import microscope, specimen
-from cryolab.tomo.microscope import _permute, project
+from cryolab.tomo.microscope import MicroscopeConfig, _permute, acquire, project
 from cryolab.tomo.reconstruct import (
     backproject,
     ideal_reconstruction,
@@ -20,12 +20,13 @@ from cryolab.tomo.reconstruct import (
     weighted_backprojection,
 )
 from cryolab.tomo.simulate import (
+    _label_counts,
     config_from_dict,
     simulate,
     simulate_to_directory,
     write_simulation,
 )
-from cryolab.tomo.specimen import ClassVolumes, Specimen, _smooth_noise, _stamp
+from cryolab.tomo.specimen import ClassVolumes, Specimen, _smooth_noise, _stamp, _std
 
 #: every kind of object: particles, a vesicle with membrane proteins, a microtubule, carbon, gold
 EVERYTHING = {
@@ -157,3 +158,39 @@ def test_permute_in_place_equals_fancy_indexing():
     want = stack[order]
     _permute(stack, order)
     np.testing.assert_array_equal(stack, want)
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 1), (3, 5, 7), (8, 12, 10), (37, 123, 91)])
+def test_std_by_pairwise_halves_is_numpys_number(shape):
+    """The float32 standard deviation summed half by half, in runs as short as numpy's own
+    blocks, is bit for bit ``ndarray.std()`` (the smoothed ice texture depends on it)."""
+    values = ndimage.gaussian_filter(
+        np.random.default_rng(6).standard_normal(shape).astype(np.float32) * 2 + 0.5, 1.0)
+    for leaf in (1 << 20, 1000, 128):
+        got = _std(values, leaf)
+        assert got.dtype == np.float32 and got == values.std(), leaf
+    assert _std(np.full((3, 50, 7), 2.5, np.float32), 128) == 0
+
+
+def test_acquire_in_place_of_the_phase_gives_the_same_series():
+    """``keep_phase=False`` (simulate-tomo's streamed run) computes each image where its phase
+    projection was, then sorts them: the same images, angles and random stream."""
+    volume = Volume(np.random.default_rng(7).uniform(0, 5, (6, 9, 11)).astype(np.float32),
+                    10.0, 0.0)
+    cfg = MicroscopeConfig(min_angle=-40, max_angle=40, step=10, angle_error=0.5)
+    kept_rng, used_rng = np.random.default_rng(8), np.random.default_rng(8)
+    kept = acquire(volume, cfg, kept_rng)
+    used = acquire(volume, cfg, used_rng, keep_phase=False)
+    assert used.phase is None and kept.phase.shape == kept.images.shape
+    assert not np.array_equal(kept.order, np.arange(len(kept.order)))  # images were sorted
+    np.testing.assert_array_equal(used.images, kept.images)
+    np.testing.assert_array_equal(used.true_angles, kept.true_angles)
+    assert used_rng.random() == kept_rng.random()
+
+
+def test_label_counts_by_chunks_equal_one_bincount():
+    atlas = np.random.default_rng(9).integers(0, 5, (7, 9, 11)).astype(np.uint8)
+    facts = type("Facts", (), {"class_names": ["background", "a", "b", "c", "d", "e"]})()
+    want = np.bincount(atlas.ravel(), minlength=6)
+    for step in (1, 10, 1 << 22):
+        np.testing.assert_array_equal(_label_counts(atlas, facts, step), want)

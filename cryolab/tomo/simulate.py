@@ -322,9 +322,11 @@ def _stages(config: SimulationConfig, seed: int | None, progress: bool,
 
     Each result is dropped here as soon as the later stages no longer need it, so a consumer
     that writes and forgets each one (as :func:`simulate_to_directory` does) never holds the
-    whole run. Unless ``keep``, the results are also used up in place: the potential takes
-    the specimen's ice (:meth:`~cryolab.tomo.specimen.Specimen.take_potential`), the tilt
-    series loses its phase images and its images become their contrast."""
+    whole run. Unless ``keep``, the results are also used up in place: the specimen loses its
+    instance labels once yielded, the potential takes the specimen's ice
+    (:meth:`~cryolab.tomo.specimen.Specimen.take_potential`), the tilt series' images take
+    the place of its phase images (:func:`~cryolab.tomo.microscope.acquire` without
+    ``keep_phase``) and then become their contrast."""
     config.validate()
     seed = config.seed if seed is None else seed
     rng = np.random.default_rng(seed) if rng is None else rng
@@ -349,6 +351,8 @@ def _stages(config: SimulationConfig, seed: int | None, progress: bool,
         specimen = build_specimen(config.specimen, rng, particles=load_particle)
     stage("specimen", t)
     yield "specimen", specimen
+    if not keep:  # the consumer has read what it needs of the instance labels
+        specimen = dataclasses.replace(specimen, instances=None)
     t = begin("atlas")
     atlas = specimen.atlas()
     stage("atlas", t)

@@ -804,8 +804,32 @@ def _smooth_noise(shape: tuple[int, ...], sigma: float, rng: np.random.Generator
     for z0, z1 in _slabs(shape[0]):
         field[z0:z1] = rng.standard_normal((z1 - z0, *shape[1:]))
     ndimage.gaussian_filter(field, sigma, output=field)
-    field /= field.std() + 1e-12
+    field /= _std(field) + 1e-12
     return field
+
+
+def _std(values: np.ndarray, leaf: int = 1 << 20) -> np.float32:
+    """``values.std()`` of a float32 array, the very same number, without the temporary of
+    the deviations of every value (4 bytes per value): numpy divides the float32 sums in
+    float64 and sums pairwise, halving a run at a multiple of 8 values, so the squared
+    deviations are summed over the same halves, ``leaf`` values at a time."""
+    flat = values.reshape(-1)
+    n = flat.size
+    mean = np.float32(float(_pairwise_sum(flat, lambda x: x, 0, n, leaf)) / n)
+    squares = _pairwise_sum(flat, lambda x: np.square(x - mean), 0, n, leaf)
+    return np.sqrt(np.float32(float(squares) / n))
+
+
+def _pairwise_sum(flat: np.ndarray, term: Callable[[np.ndarray], np.ndarray], start: int,
+                  n: int, leaf: int) -> np.float32:
+    """``term(flat[start:start + n]).sum()`` of a 1D float32 array, split into numpy's own
+    pairwise halves down to runs of at most ``leaf`` values (numpy splits no run of 128
+    values or fewer)."""
+    if n <= max(leaf, 128):
+        return term(flat[start:start + n]).sum()
+    half = n // 2 - (n // 2) % 8
+    return (_pairwise_sum(flat, term, start, half, leaf)
+            + _pairwise_sum(flat, term, start + half, n - half, leaf))
 
 
 def _microtubule_lattice(px: float, length: float, n_pf: int = 13) -> np.ndarray:
