@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import shutil
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -235,12 +236,18 @@ def _header_stats(data: np.ndarray, slab_values: int = 1 << 22) -> tuple[float, 
     return (float(data.min()), float(data.max()), mean, (squares / max(data.size, 1)) ** 0.5)
 
 
-def _gzip_in_place(path: Path) -> None:
-    """Compress ``path`` with gzip, storing no file name and a zero time (stable bytes)."""
-    raw = path.read_bytes()
-    with open(path, "wb") as fh, gzip.GzipFile(filename="", mode="wb", fileobj=fh,
-                                               mtime=0) as gz:
-        gz.write(raw)
+def _gzip_in_place(path: Path, block: int = 1 << 20) -> None:
+    """Compress ``path`` with gzip, storing no file name and a zero time (stable bytes),
+    streamed ``block`` bytes at a time through a file beside it, which then replaces it: the
+    map is never held in memory."""
+    packed = path.with_name(path.name + ".gz")
+    try:
+        with open(path, "rb") as raw, open(packed, "wb") as fh, \
+                gzip.GzipFile(filename="", mode="wb", fileobj=fh, mtime=0) as gz:
+            shutil.copyfileobj(raw, gz, block)
+        os.replace(packed, path)
+    finally:
+        packed.unlink(missing_ok=True)
 
 
 # --------------------------------------------------------------------------------- structures

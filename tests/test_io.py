@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import io
 import os
 import shutil
 import stat
@@ -32,6 +33,22 @@ def test_round_trip_keeps_values_voxel_size_and_origin(tmp_path, name):
     np.testing.assert_array_equal(read.data, vol.data)
     np.testing.assert_allclose(read.voxel_size, vol.voxel_size, rtol=1e-6)
     np.testing.assert_allclose(read.origin, vol.origin, rtol=1e-6)
+
+
+def test_gzipped_map_is_the_plain_file_gzipped_in_one_go(tmp_path, monkeypatch):
+    """The .gz map, compressed a few bytes at a time through a file beside it, holds the very
+    bytes of gzip applied to the whole plain map at once (no name, zero time), and nothing
+    else is left in the folder."""
+    vol = _random_volume(3)
+    plain = write_map(tmp_path / "m.mrc", vol).read_bytes()
+    monkeypatch.setattr(cryolab.io._gzip_in_place, "__defaults__", (1000,))
+    packed = write_map(tmp_path / "m.mrc.gz", vol).read_bytes()
+    whole = io.BytesIO()
+    with gzip.GzipFile(filename="", mode="wb", fileobj=whole, mtime=0) as gz:
+        gz.write(plain)
+    assert packed == whole.getvalue()
+    assert gzip.decompress(packed) == plain
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.mrc", "m.mrc.gz"]
 
 
 def test_gemmi_reopens_the_map_in_the_same_place(tmp_path):
