@@ -31,7 +31,6 @@ frequencies have the opposite polarity, which no real microscope produces.
 
 from __future__ import annotations
 
-import functools
 import math
 import os
 import sys
@@ -196,29 +195,33 @@ def projection_matrix(nz: int, nx: int, angles: Sequence[float], nu: int | None 
     voxel of a (z, x) plane per tilt each.
     """
     nu = nx if nu is None else nu
-    return _projection_matrix(int(nz), int(nx), tuple(float(a) for a in angles), int(nu))
+    key = (int(nz), int(nx), tuple(float(a) for a in angles), int(nu))
+    if key not in _LAST_MATRIX:
+        _LAST_MATRIX.clear()  # the last matrix goes before the next one is built
+        _LAST_MATRIX[key] = _projection_matrix(*key)
+    return _LAST_MATRIX[key]
 
 
-@functools.lru_cache(maxsize=1)
+#: the last projection matrix made, by its arguments
+_LAST_MATRIX: dict[tuple, sparse.csc_matrix] = {}
+
+
 def _projection_matrix(nz: int, nx: int, angles: tuple[float, ...], nu: int
                        ) -> sparse.csc_matrix:
     theta = np.radians(np.asarray(angles, dtype=np.float64))
-    z = (np.arange(nz) - (nz - 1) / 2)[:, None, None]
-    x = (np.arange(nx) - (nx - 1) / 2)[None, :, None]
-    u = x * np.cos(theta) + z * np.sin(theta) + (nu - 1) / 2  # (nz, nx, T)
-    lo = np.floor(u)
-    u -= lo
-    frac = u.astype(np.float32)
-    del u  # (the arrays are as large as the matrix: built in place, int32 indices)
-    rows = np.empty((*lo.shape, 2), np.int32)  # (nz, nx, T, 2)
-    rows[..., 0] = lo
-    lo += 1
-    rows[..., 1] = lo
-    del lo
+    cos, sin = np.cos(theta), np.sin(theta)
+    z = (np.arange(nz) - (nz - 1) / 2)[:, None]
+    x = (np.arange(nx) - (nx - 1) / 2)[None, :]
+    rows = np.empty((nz, nx, len(angles), 2), np.int32)  # int32 indices
     weights = np.empty(rows.shape, np.float32)
-    weights[..., 0] = 1 - frac
-    weights[..., 1] = frac
-    del frac
+    for t in range(len(angles)):  # a tilt at a time: no float64 temporary of the matrix's size
+        u = x * cos[t] + z * sin[t] + (nu - 1) / 2  # (nz, nx)
+        lo = np.floor(u)
+        frac = (u - lo).astype(np.float32)
+        rows[:, :, t, 0] = lo
+        rows[:, :, t, 1] = lo + 1
+        weights[:, :, t, 0] = 1 - frac
+        weights[:, :, t, 1] = frac
     weights[(rows < 0) | (rows >= nu)] = 0  # rays that miss the detector
     np.clip(rows, 0, nu - 1, out=rows)
     rows += (np.arange(len(angles), dtype=np.int32) * nu)[:, None]
