@@ -347,8 +347,9 @@ class Placement:
 
 
 #: peak memory of a simulation per voxel of its box, a bound with margin: ``simulate-tomo``
-#: (streamed) measured 15–18 B at 400²–800² × 80 voxels (``benchmarks/bench_tomo.py``); an
-#: in-memory :func:`~cryolab.tomo.simulate.simulate` also holds its results (about 20 B)
+#: (streamed) measured 12–17 B above the imports at 400²–800² × 80 voxels
+#: (``benchmarks/bench_tomo.py``); an in-memory :func:`~cryolab.tomo.simulate.simulate` also
+#: holds its results (about 20 B)
 BYTES_PER_VOXEL = 24
 
 #: z planes per slab of the whole-grid passes (ice, potential, atlas)
