@@ -129,7 +129,8 @@ class Simulation:
 
     def summary(self) -> dict[str, Any]:
         """Shapes, counts and timings (JSON-ready)."""
-        return _summary(_SpecimenFacts.of(self.specimen), _label_counts(self.atlas, self), {
+        labels = _label_counts(self.atlas, len(self.class_names))
+        return _summary(_SpecimenFacts.of(self.specimen), labels, {
             "tilt_series": self.tilt_series.images.shape, "tomogram": self.tomogram.shape,
             "prior": None if self.prior is None else self.prior.shape,
             "atlas": self.atlas.shape}, self.timings)
@@ -150,11 +151,10 @@ class _SpecimenFacts:
                    specimen.overlap_free())
 
 
-def _label_counts(atlas: np.ndarray, specimen: _SpecimenFacts | Specimen,
-                  step: int = 1 << 22) -> np.ndarray:
-    """Voxels per atlas label (index = label), one entry per class of the specimen; counted
-    ``step`` voxels at a time (``np.bincount`` takes an int64 copy of what it counts)."""
-    flat, n = atlas.reshape(-1), len(specimen.class_names)
+def _label_counts(atlas: np.ndarray, n: int, step: int = 1 << 22) -> np.ndarray:
+    """Voxels per atlas label (index = label, ``n`` labels), counted ``step`` voxels at a
+    time (``np.bincount`` takes an int64 copy of what it counts)."""
+    flat = atlas.reshape(-1)
     return sum((np.bincount(flat[i:i + step], minlength=n) for i in range(0, flat.size, step)),
                np.zeros(n, np.int64))
 
@@ -426,7 +426,8 @@ def _write_parts(parts: Iterator[tuple[str, Any]], config: SimulationConfig, out
                 px = specimen.pixel_size
             elif name == "atlas":
                 atlas = value  # written with the potential, once the specimen is gone
-                shapes["atlas"], labels = atlas.shape, _label_counts(atlas, specimen)
+                shapes["atlas"] = atlas.shape
+                labels = _label_counts(atlas, len(specimen.class_names))
             elif name == "potential":
                 write_map(tmp / "specimen.mrc", value, "cryolab specimen")
                 _write_atlas(tmp, atlas, specimen)
