@@ -40,6 +40,7 @@ __all__ = [
     "split_groups",
     "SPLIT_RULE",
     "render_structure",
+    "render_atoms",
     "build_dataset",
     "train_pix2vox",
     "SMALL_BATCH",
@@ -291,6 +292,29 @@ class AFMDataset:
         """Å per unit of the normalised heights (the image width in Å)."""
         return self.pixel_size * self.heights.shape[-1]
 
+    @classmethod
+    def from_rendered(cls, names: Sequence[str], rendered: Sequence[tuple],
+                      validation: np.ndarray, mode: str = "height",
+                      skipped: Sequence[str] = ()) -> AFMDataset:
+        """The dataset of structures ``names`` from their :func:`render_atoms` results
+        (views, target, grid centre, voxel size), with the split ``validation``."""
+        views = [r[0] for r in rendered]
+        heights = np.stack([v.heights / (v.pixel_size * v.heights.shape[-1]) for v in views])
+        images = heights if mode == "height" else np.stack([v.images for v in views])
+        return cls(
+            names=np.asarray(names),
+            heights=heights.astype(np.float16),
+            images=images.astype(np.float16),
+            quaternions=np.stack([v.quaternions for v in views]),
+            floors=np.stack([v.floors for v in views]),
+            pixel_size=np.array([v.pixel_size for v in views]),
+            centre=np.stack([r[2] for r in rendered]),
+            voxel=np.array([r[3] for r in rendered]),
+            targets=np.stack([r[1] for r in rendered]),
+            validation=np.asarray(validation, dtype=bool),
+            skipped=list(skipped),
+        )
+
     def views(self, i: int) -> afm.AFMViews:
         """Structure ``i``'s views in Å, as :func:`cryolab.afm.afm_views` returned them."""
         heights = self.heights[i].astype(np.float32) * np.float32(self.scale[i])
@@ -327,8 +351,14 @@ def render_structure(
 ) -> tuple[afm.AFMViews, np.ndarray, np.ndarray, float]:
     """Views, occupancy target, grid centre and voxel size of one structure file."""
     atoms = atoms_of(read_structure(path), hydrogens=False)
-    xyz = afm.principal_frame(atoms.xyz)
-    radii = afm.vdw_radii(atoms.element)
+    return render_atoms(afm.principal_frame(atoms.xyz), afm.vdw_radii(atoms.element), cfg, rng)
+
+
+def render_atoms(
+    xyz: np.ndarray, radii: np.ndarray, cfg: AFMProfile, rng: np.random.Generator
+) -> tuple[afm.AFMViews, np.ndarray, np.ndarray, float]:
+    """Views, occupancy target, grid centre and voxel size of atoms ``xyz`` (N, 3) Å in the
+    canonical frame (:func:`cryolab.afm.principal_frame`) with vdW ``radii`` (N,) Å."""
     views = afm.afm_views(
         xyz, radii, cfg.n_views, rng, image_size=cfg.image_size,
         tip=afm.Tip(cfg.tip_radius, cfg.tip_half_angle), noise=cfg.noise, mode=cfg.mode,
@@ -363,21 +393,9 @@ def build_dataset(cfg: AFMProfile, cache: Path | None = None, progress: bool = T
         log.warning("skipped %d unreadable structure files of %d", len(skipped), len(table))
     names = np.array([r[0] for r in records])
     groups = table.set_index("name").loc[names, "group"].to_numpy()
-    heights = np.stack([r[1].heights / (r[1].pixel_size * cfg.image_size) for r in records])
-    images = heights if cfg.mode == "height" else np.stack([r[1].images for r in records])
-    ds = AFMDataset(
-        names=names,
-        heights=heights.astype(np.float16),
-        images=images.astype(np.float16),
-        quaternions=np.stack([r[1].quaternions for r in records]),
-        floors=np.stack([r[1].floors for r in records]),
-        pixel_size=np.array([r[1].pixel_size for r in records]),
-        centre=np.stack([r[3] for r in records]),
-        voxel=np.array([r[4] for r in records]),
-        targets=np.stack([r[2] for r in records]),
-        validation=split_groups(groups, cfg.val_fraction, cfg.seed),
-        skipped=skipped,
-    )
+    ds = AFMDataset.from_rendered(names, [r[1:] for r in records],
+                                  split_groups(groups, cfg.val_fraction, cfg.seed), cfg.mode,
+                                  skipped)
     if cache is not None:
         ds.save(cache, key)
     return ds
