@@ -10,7 +10,9 @@ the reference implementation the unit tests compare against. The table gives ima
 between the two (it must be 0). Structure reading and rotation are not timed. The second table
 gives milliseconds per structure (best of ``--repeats``) to carve a 32³ grid from V views, to
 back-project them (:func:`cryolab.carving.backproject`) and to run the shipped PoseVox on the
-result (one thread).
+result (one thread). A last line times what chapter 06 scores, carving with every number of
+views of its tables: one :func:`cryolab.carving.carve` per count against one projection shared
+by all counts (:func:`cryolab.carving.prefix_depths`); the hulls must be the same.
 
     python benchmarks/bench_afm.py [--quick]
 
@@ -97,6 +99,29 @@ def _reconstruction_rows(name: str, repeats: int) -> list[dict]:
     return rows
 
 
+def _all_counts_row(name: str, repeats: int, counts=(1, 3, 5, 8, 10)) -> dict:
+    """Milliseconds to carve one structure with each of ``counts`` views: one carve per count,
+    or one projection into the views shared by every count."""
+    from cryolab import carving
+
+    atoms = atoms_of(read_structure(fetch(name)), hydrogens=False)
+    xyz, radii = afm.principal_frame(atoms.xyz), afm.vdw_radii(atoms.element)
+    views = afm.afm_views(xyz, radii, max(counts), np.random.default_rng(0), noise=1.0)
+    centre, voxel = afm.grid_geometry(xyz, radii, 32)
+
+    def separately() -> list[np.ndarray]:
+        return [carving.carve(views, centre, voxel, 32, n_views=v) for v in counts]
+
+    def shared() -> list[np.ndarray]:
+        depths = carving.prefix_depths(views, centre, voxel, 32, list(counts))
+        return [carving.carved(*depths[v], 32) for v in counts]
+
+    same = all(np.array_equal(a, b) for a, b in zip(separately(), shared(), strict=True))
+    return dict(structure=Path(name).name, counts=list(counts),
+                separately_ms=_ms(repeats, separately), shared_ms=_ms(repeats, shared),
+                same_hulls=same)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="one structure, one tip (< 60 s)")
@@ -143,11 +168,16 @@ def main() -> None:
     for r in recon:
         print(f"{r['structure']:28s} {r['views']:5d} {r['carve_ms']:9.1f} "
               f"{r['backproject_ms']:15.1f} {r['posevox_ms']:11.1f}")
+    counts = _all_counts_row(names[0], args.repeats)
+    print(f"\ncarving with {counts['counts']} views: {counts['separately_ms']:.1f} ms one count at "
+          f"a time, {counts['shared_ms']:.1f} ms sharing the projection (same hulls: "
+          f"{counts['same_hulls']})")
     out = repo_root() / "results" / "benchmarks" / "afm.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"quick": args.quick, "image_size": args.size, "views": views,
                                "note": "timings on a shared 2-core machine are noisy",
-                               "rows": rows, "reconstruction": recon}, indent=2))
+                               "rows": rows, "reconstruction": recon,
+                               "carving_all_counts": counts}, indent=2))
     print(f"-> {out}")
 
 

@@ -61,8 +61,14 @@ DEFAULT_RADIUS = 1.80
 
 
 def vdw_radii(elements: np.ndarray) -> np.ndarray:
-    """Van der Waals radius in Å of each element symbol (Bondi; 1.8 Å when unknown)."""
-    return np.array([VDW_RADII.get(str(e).capitalize(), DEFAULT_RADIUS) for e in elements])
+    """Van der Waals radius in Å of each element symbol (Bondi; 1.8 Å when unknown).
+
+    Each distinct symbol is looked up once (a structure has a handful among its atoms).
+    """
+    symbols, which = np.unique(np.asarray(elements, dtype=str), return_inverse=True)
+    table = np.array([VDW_RADII.get(str(e).capitalize(), DEFAULT_RADIUS) for e in symbols],
+                     dtype=np.float64)
+    return table[which.reshape(-1)]
 
 
 def principal_frame(xyz: np.ndarray) -> np.ndarray:

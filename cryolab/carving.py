@@ -18,7 +18,8 @@ import numpy as np
 from .afm import AFMViews
 from .errors import ConfigError
 
-__all__ = ["voxel_centres", "depths", "carve", "backproject", "hull_box"]
+__all__ = ["voxel_centres", "depths", "prefix_depths", "carve", "carved", "backproject",
+           "evidence", "hull_box"]
 
 
 def voxel_centres(centre: np.ndarray, voxel_size: float, size: int) -> np.ndarray:
@@ -68,6 +69,27 @@ def depths(
     return surface + floors - p[..., 2], p[..., 2] - floors
 
 
+def prefix_depths(
+    views: AFMViews,
+    centre: np.ndarray,
+    voxel_size: float,
+    size: int,
+    counts: list[int] | tuple[int, ...],
+) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """:func:`depths` of the first ``V`` views for each ``V`` in ``counts``, every voxel
+    projected into each view once: the rows of the largest count are shared (row ``k`` is
+    view ``k``'s whatever the number of views)."""
+    below, above = depths(views, centre, voxel_size, size, max(counts))
+    return {v: (below[:v], above[:v]) for v in counts}
+
+
+def carved(below: np.ndarray, above: np.ndarray, size: int, margin: float = 0.0) -> np.ndarray:
+    """Boolean (z, y, x) visual hull from :func:`depths`: the voxels that lie, in every view,
+    no more than ``margin`` Å above the measured surface and below the substrate."""
+    occupied = np.all((below >= -margin) & (above >= -margin), axis=0)
+    return occupied.reshape(size, size, size)
+
+
 def carve(
     views: AFMViews,
     centre: np.ndarray,
@@ -81,9 +103,17 @@ def carve(
     A voxel survives when, in every view, it lies no more than ``margin`` Å above the
     measured surface and below the substrate (arguments as :func:`depths`).
     """
-    below, above = depths(views, centre, voxel_size, size, n_views)
-    occupied = np.all((below >= -margin) & (above >= -margin), axis=0)
-    return occupied.reshape(size, size, size)
+    return carved(*depths(views, centre, voxel_size, size, n_views), size, margin)
+
+
+def evidence(below: np.ndarray, above: np.ndarray, voxel_size: float, size: int,
+             clip: float = 3.0) -> np.ndarray:
+    """The soft visual hull (2, size, size, size) float32 of :func:`backproject`, from
+    :func:`depths` (Å) of its views."""
+    below, above = (np.clip(d / voxel_size, -clip, clip) / clip for d in (below, above))
+    hull = np.minimum(below, above).min(axis=0)
+    volumes = np.stack([hull, below.mean(axis=0)]).astype(np.float32)
+    return volumes.reshape(2, size, size, size)
 
 
 def backproject(
@@ -102,11 +132,7 @@ def backproject(
     over views of the clipped depth below the surface: how deep inside the views agree the
     voxel is. Arguments as :func:`depths`.
     """
-    below, above = (np.clip(d / voxel_size, -clip, clip) / clip
-                    for d in depths(views, centre, voxel_size, size, n_views))
-    hull = np.minimum(below, above).min(axis=0)
-    volumes = np.stack([hull, below.mean(axis=0)]).astype(np.float32)
-    return volumes.reshape(2, size, size, size)
+    return evidence(*depths(views, centre, voxel_size, size, n_views), voxel_size, size, clip)
 
 
 def hull_box(views: AFMViews, size: int = 32, fine: int = 64) -> tuple[np.ndarray, float]:

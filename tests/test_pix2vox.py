@@ -76,3 +76,25 @@ def test_learns_a_small_set_and_reloads(tmp_path):
 def test_bad_widths():
     with pytest.raises(ConfigError, match="widths"):
         Pix2VoxPP(width=0)
+
+
+def test_views_are_decoded_once_for_every_number_of_views():
+    import numpy as np
+
+    from cryolab.pipelines.afm_views import predict, predict_views
+
+    torch.manual_seed(2)
+    model = Pix2VoxPP(**TINY).eval()
+    images = torch.rand(6, 10, 32, 32).numpy()
+    with torch.no_grad():
+        volumes, scores = model.view_volumes(torch.from_numpy(images[:2]))
+        fused = model.fuse(volumes[:, :4], scores[:, :4])["refined"]
+        direct = model(torch.from_numpy(images[:2, :4]))["refined"]
+    # each view's volume and scores are its own: a prefix fuses to the network on fewer views
+    torch.testing.assert_close(fused, direct, rtol=1e-5, atol=1e-6)
+    # and the shared path gives the very numbers of one plain forward pass per view count,
+    # for full batches and the short last one, above and below SMALL_BATCH views
+    many = predict_views(model, images, [1, 3, 8, 10], batch_size=4)
+    assert list(many) == [1, 3, 8, 10]
+    for v, prob in many.items():
+        np.testing.assert_array_equal(prob, predict(model, images[:, :v], batch_size=4))

@@ -70,3 +70,84 @@ def test_checkpoint_loads_with_weights_only_and_keeps_the_prior(tmp_path):
     torch.testing.assert_close(again.prior, model.prior)
     x = model.inputs(torch.rand(2, 2, 16, 16, 16), torch.tensor([1.0, 3.0]))
     torch.testing.assert_close(again(x), model.eval()(x))
+
+
+def _tiny_dataset(n: int = 6, n_views: int = 6):
+    """Six ellipsoids of random proportions rendered as the chapter renders structures,
+    the last two in validation, and a profile that scores them with up to 5 views."""
+    from dataclasses import replace
+
+    from cryolab import afm
+    from cryolab.pipelines.afm_views import PROFILES, AFMDataset, render_atoms
+
+    cfg = replace(PROFILES["smoke"], n_views=n_views, image_size=32, eval_views=(1, 3, 5),
+                  batch_size=3, tip_radius=3.0)
+    rng = np.random.default_rng(4)
+    rendered = []
+    for _ in range(n):
+        direction = rng.normal(size=(300, 3))
+        direction /= np.linalg.norm(direction, axis=1, keepdims=True)
+        xyz = direction * rng.uniform(0, 1, (300, 1)) ** (1 / 3) * rng.uniform(4, 14, 3)
+        rendered.append(render_atoms(afm.principal_frame(xyz), np.full(300, 1.7), cfg, rng))
+    validation = np.arange(n) >= n - 2
+    return AFMDataset.from_rendered([f"blob{k}" for k in range(n)], rendered, validation), cfg
+
+
+def test_each_method_is_scored_once_and_gives_the_plain_numbers():
+    import pandas as pd
+
+    from cryolab import carving
+    from cryolab.metrics import iou
+    from cryolab.nn.pix2vox import Pix2VoxPP
+    from cryolab.nn.posevox import pose_predict
+    from cryolab.pipelines.afm_views import (
+        CARVING,
+        PIX2VOX,
+        POSEVOX,
+        best_threshold,
+        evaluate_network,
+        predict,
+        predictions,
+        structure_scores,
+    )
+
+    ds, cfg = _tiny_dataset()
+    torch.manual_seed(0)
+    pix = Pix2VoxPP(width=4, decoder_width=2, merger_width=8, refiner_width=2,
+                    refiner_hidden=32).eval()
+    pose = PoseVox(grid=32, width=2, depth=2).eval()
+    pix_pred, pose_pred = predictions(pix, ds, cfg), predictions(pose, ds, cfg)
+    first = structure_scores(ds, cfg, {PIX2VOX: (pix_pred, 0.4)})
+    carried = structure_scores(ds, cfg, {POSEVOX: (pose_pred, 0.5)}, scored=first)
+    again = structure_scores(ds, cfg, {PIX2VOX: (pix, 0.4), POSEVOX: (pose, 0.5)})
+    pd.testing.assert_frame_equal(carried, again)  # carried over = scored again, row by row
+    assert list(dict.fromkeys(carried.method))[2:] == [PIX2VOX, POSEVOX]
+    # every score is that of the plain path: carving, the network on the first V views alone,
+    # PoseVox on the evidence of those views back-projected on their own
+    for (split, v), rows in carried.groupby(["split", "views"]):
+        idx = rows.structure.unique()
+        views = [ds.views(i).select(range(v)) for i in idx]
+        expect = {
+            CARVING: [iou(carving.carve(w, ds.centre[i], ds.voxel[i], 32), ds.targets[i])
+                      for w, i in zip(views, idx, strict=True)],
+            PIX2VOX: [iou(p, ds.targets[i], threshold=0.4) for p, i in
+                      zip(predict(pix, ds.images[idx, :v], cfg.batch_size), idx, strict=True)],
+            POSEVOX: [iou(p, ds.targets[i], threshold=0.5) for p, i in zip(pose_predict(
+                pose, np.stack([carving.backproject(w, ds.centre[i], ds.voxel[i], 32)
+                                for w, i in zip(views, idx, strict=True)]), v, cfg.batch_size),
+                idx, strict=True)],
+        }
+        for method, values in expect.items():
+            assert rows[rows.method == method].iou.tolist() == values, (method, split, v)
+    # a subset of the structures is carried over too; the tables score the kept predictions
+    sub = {"validation": np.flatnonzero(ds.validation)[1:]}
+    pd.testing.assert_frame_equal(
+        structure_scores(ds, cfg, {POSEVOX: (pose, 0.5)}, index=sub, scored=first),
+        structure_scores(ds, cfg, {PIX2VOX: (pix, 0.4), POSEVOX: (pose, 0.5)}, index=sub))
+    pd.testing.assert_frame_equal(evaluate_network(pix_pred, ds, cfg),
+                                  evaluate_network(pix, ds, cfg))
+    assert best_threshold(ds, cfg, pose_pred) == best_threshold(ds, cfg, pose)
+    with pytest.raises(ConfigError, match="scored table lacks"):
+        structure_scores(ds, cfg, {}, index={"validation": np.arange(2)}, scored=first)
+    with pytest.raises(ConfigError, match="no 5-view prediction"):
+        pose_pred.of("validation", 5, np.arange(1))

@@ -133,6 +133,16 @@ class Pix2VoxPP(nn.Module):
                 module.to(memory_format=torch.channels_last_3d)
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.fuse(*self.view_volumes(images))
+
+    def view_volumes(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """What each view gives alone: its coarse occupancy volume and its fusion scores,
+        each (B, V, 32, 32, 32), from ``(B, V, H, W)`` or ``(B, V, 1, H, W)`` images.
+
+        Views are encoded and decoded independently, so the first ``k`` views' entries are
+        those of ``images[:, :k]``: :meth:`fuse` of a prefix gives the network's output for
+        fewer views without decoding them again.
+        """
         if images.dim() == 4:
             images = images.unsqueeze(2)
         if images.dim() != 5 or images.shape[2] != 1:
@@ -144,15 +154,22 @@ class Pix2VoxPP(nn.Module):
         latent = latent.contiguous(memory_format=torch.channels_last_3d)
         decoded = self.decoder(latent)  # (B·V, d, 32³)
         volumes = torch.sigmoid(self.to_volume(decoded))  # (B·V, 1, 32³)
-        # fusion: per-view, per-voxel scores, softmax across views, weighted sum
+        # fusion: per-view, per-voxel scores from the features at several depths
         x = torch.cat([decoded, volumes], dim=1)
         scales = []
         for layer in self.merger:
             x = layer(x)
             scales.append(x)
-        scores = self.score(torch.cat(scales, dim=1)).reshape(b, v, GRID, GRID, GRID)
+        scores = self.score(torch.cat(scales, dim=1))
+        return (volumes.reshape(b, v, GRID, GRID, GRID),
+                scores.reshape(b, v, GRID, GRID, GRID))
+
+    def fuse(self, volumes: torch.Tensor, scores: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Context-aware fusion and refinement of per-view volumes and scores (B, V, 32³):
+        a softmax across views weights the sum of the volumes, and the refiner corrects it.
+        Returns ``{"coarse": (B, 32³), "refined": (B, 32³)}``."""
         weights = torch.softmax(scores, dim=1)
-        coarse = (weights * volumes.reshape(b, v, GRID, GRID, GRID)).sum(dim=1)
+        coarse = (weights * volumes).sum(dim=1)
         return {"coarse": coarse, "refined": self.refine(coarse)}
 
     def refine(self, coarse: torch.Tensor) -> torch.Tensor:

@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from .. import afm, carving
 from ..data import fetch, find
-from ..errors import CryolabError, DataError
+from ..errors import ConfigError, CryolabError, DataError
 from ..io import atoms_of, read_structure
 from ..metrics import iou
 from ..nn.posevox import pose_predict, reconstruct
@@ -40,15 +40,21 @@ __all__ = [
     "split_groups",
     "SPLIT_RULE",
     "render_structure",
+    "render_atoms",
     "build_dataset",
     "train_pix2vox",
+    "SMALL_BATCH",
+    "predict_views",
     "predict",
+    "Predictions",
+    "predictions",
     "evaluate_network",
     "mean_shape",
     "pose_evidence",
     "cube_symmetry",
     "train_posevox",
     "structure_scores",
+    "view_probabilities",
     "network_probabilities",
     "best_threshold",
     "Margin",
@@ -286,6 +292,29 @@ class AFMDataset:
         """Å per unit of the normalised heights (the image width in Å)."""
         return self.pixel_size * self.heights.shape[-1]
 
+    @classmethod
+    def from_rendered(cls, names: Sequence[str], rendered: Sequence[tuple],
+                      validation: np.ndarray, mode: str = "height",
+                      skipped: Sequence[str] = ()) -> AFMDataset:
+        """The dataset of structures ``names`` from their :func:`render_atoms` results
+        (views, target, grid centre, voxel size), with the split ``validation``."""
+        views = [r[0] for r in rendered]
+        heights = np.stack([v.heights / (v.pixel_size * v.heights.shape[-1]) for v in views])
+        images = heights if mode == "height" else np.stack([v.images for v in views])
+        return cls(
+            names=np.asarray(names),
+            heights=heights.astype(np.float16),
+            images=images.astype(np.float16),
+            quaternions=np.stack([v.quaternions for v in views]),
+            floors=np.stack([v.floors for v in views]),
+            pixel_size=np.array([v.pixel_size for v in views]),
+            centre=np.stack([r[2] for r in rendered]),
+            voxel=np.array([r[3] for r in rendered]),
+            targets=np.stack([r[1] for r in rendered]),
+            validation=np.asarray(validation, dtype=bool),
+            skipped=list(skipped),
+        )
+
     def views(self, i: int) -> afm.AFMViews:
         """Structure ``i``'s views in Å, as :func:`cryolab.afm.afm_views` returned them."""
         heights = self.heights[i].astype(np.float32) * np.float32(self.scale[i])
@@ -322,8 +351,14 @@ def render_structure(
 ) -> tuple[afm.AFMViews, np.ndarray, np.ndarray, float]:
     """Views, occupancy target, grid centre and voxel size of one structure file."""
     atoms = atoms_of(read_structure(path), hydrogens=False)
-    xyz = afm.principal_frame(atoms.xyz)
-    radii = afm.vdw_radii(atoms.element)
+    return render_atoms(afm.principal_frame(atoms.xyz), afm.vdw_radii(atoms.element), cfg, rng)
+
+
+def render_atoms(
+    xyz: np.ndarray, radii: np.ndarray, cfg: AFMProfile, rng: np.random.Generator
+) -> tuple[afm.AFMViews, np.ndarray, np.ndarray, float]:
+    """Views, occupancy target, grid centre and voxel size of atoms ``xyz`` (N, 3) Å in the
+    canonical frame (:func:`cryolab.afm.principal_frame`) with vdW ``radii`` (N,) Å."""
     views = afm.afm_views(
         xyz, radii, cfg.n_views, rng, image_size=cfg.image_size,
         tip=afm.Tip(cfg.tip_radius, cfg.tip_half_angle), noise=cfg.noise, mode=cfg.mode,
@@ -358,21 +393,9 @@ def build_dataset(cfg: AFMProfile, cache: Path | None = None, progress: bool = T
         log.warning("skipped %d unreadable structure files of %d", len(skipped), len(table))
     names = np.array([r[0] for r in records])
     groups = table.set_index("name").loc[names, "group"].to_numpy()
-    heights = np.stack([r[1].heights / (r[1].pixel_size * cfg.image_size) for r in records])
-    images = heights if cfg.mode == "height" else np.stack([r[1].images for r in records])
-    ds = AFMDataset(
-        names=names,
-        heights=heights.astype(np.float16),
-        images=images.astype(np.float16),
-        quaternions=np.stack([r[1].quaternions for r in records]),
-        floors=np.stack([r[1].floors for r in records]),
-        pixel_size=np.array([r[1].pixel_size for r in records]),
-        centre=np.stack([r[3] for r in records]),
-        voxel=np.array([r[4] for r in records]),
-        targets=np.stack([r[2] for r in records]),
-        validation=split_groups(groups, cfg.val_fraction, cfg.seed),
-        skipped=skipped,
-    )
+    ds = AFMDataset.from_rendered(names, [r[1:] for r in records],
+                                  split_groups(groups, cfg.val_fraction, cfg.seed), cfg.mode,
+                                  skipped)
     if cache is not None:
         ds.save(cache, key)
     return ds
@@ -456,19 +479,46 @@ def train_pix2vox(ds: AFMDataset, cfg: AFMProfile, checkpoint: Path | None,
     return model.eval(), history
 
 
-def predict(model, images: np.ndarray, batch_size: int = 8) -> np.ndarray:
-    """Refined occupancy probabilities (S, 32, 32, 32) from images (S, V, n, n)."""
+#: torch's CPU convolutions round differently in batches of fewer views than this (another
+#: kernel; measured with torch 2.13 on Pix2Vox++'s 1×1×1 convolution to volumes):
+#: :func:`predict_views` shares a batch's views only where the plain forward pass would have
+#: run at least this many, so that its numbers are those of :func:`predict`
+SMALL_BATCH = 16
+
+
+def predict_views(model, images: np.ndarray, views: Sequence[int], batch_size: int = 8
+                  ) -> dict[int, np.ndarray]:
+    """Refined occupancy probabilities ``{V: (S, 32, 32, 32)}`` of Pix2Vox++ from the first
+    ``V`` views of images (S, V_max, n, n), for each ``V`` in ``views``.
+
+    Views are encoded, decoded and scored on their own (:meth:`Pix2VoxPP.view_volumes`), so
+    each batch's views are run once for every ``V`` and only the fusion and the refiner run
+    per ``V``; the result equals :func:`predict` on ``images[:, :V]`` (:data:`SMALL_BATCH`).
+    """
     import torch
 
     device = next(model.parameters()).device
     model.eval()
-    out = []
+    out: dict[int, list[np.ndarray]] = {v: [] for v in views}
+
+    def run(chunk: np.ndarray, v: int) -> tuple:
+        x = torch.from_numpy(np.ascontiguousarray(chunk[:, :v], dtype=np.float32))
+        return model.view_volumes(x.to(device))
+
     with torch.no_grad():
         for start in range(0, len(images), batch_size):
-            x = torch.from_numpy(np.ascontiguousarray(images[start : start + batch_size],
-                                                      dtype=np.float32)).to(device)
-            out.append(model(x)["refined"].float().cpu().numpy())
-    return np.concatenate(out)
+            chunk = images[start : start + batch_size]
+            shared = [v for v in views if len(chunk) * v >= SMALL_BATCH]
+            most = run(chunk, max(shared)) if shared else None
+            for v in views:
+                parts = [t[:, :v] for t in most] if v in shared else run(chunk, v)
+                out[v].append(model.fuse(*parts)["refined"].float().cpu().numpy())
+    return {v: np.concatenate(p) for v, p in out.items()}
+
+
+def predict(model, images: np.ndarray, batch_size: int = 8) -> np.ndarray:
+    """Refined occupancy probabilities (S, 32, 32, 32) from images (S, V, n, n)."""
+    return predict_views(model, images, [images.shape[1]], batch_size)[images.shape[1]]
 
 
 def _eval_index(ds: AFMDataset, cfg: AFMProfile) -> dict[str, np.ndarray]:
@@ -479,17 +529,62 @@ def _eval_index(ds: AFMDataset, cfg: AFMProfile) -> dict[str, np.ndarray]:
     return {"train": train, "validation": np.flatnonzero(ds.validation)}
 
 
-def evaluate_network(model, ds: AFMDataset, cfg: AFMProfile,
+@dataclass
+class Predictions:
+    """A network's occupancy probabilities on the evaluated structures, by split and number of
+    views: predicted once (:func:`predictions`), then scored by every table
+    (:func:`evaluate_network`, :func:`best_threshold`, :func:`structure_scores`) without
+    running the network again.
+
+    Attributes:
+        index: split name -> (S,) structure indices into the dataset.
+        probabilities: (split, V) -> (S, g, g, g) float32 probabilities from the first V
+            views, in the order of ``index[split]``.
+    """
+
+    index: dict[str, np.ndarray]
+    probabilities: dict[tuple[str, int], np.ndarray]
+
+    def of(self, split: str, views: int, structures: np.ndarray) -> np.ndarray:
+        """The probabilities (S, g, g, g) of ``structures`` (all predicted) with ``views``."""
+        row = {int(i): k for k, i in enumerate(self.index[split])}
+        missing = [int(i) for i in structures if int(i) not in row]
+        if missing or (split, views) not in self.probabilities:
+            raise ConfigError(f"no {views}-view prediction of structure(s) {missing[:5]} in the "
+                              f"{split!r} split; predict them first")
+        return self.probabilities[split, views][[row[int(i)] for i in structures]]
+
+
+def predictions(model, ds: AFMDataset, cfg: AFMProfile,
+                index: dict[str, np.ndarray] | None = None,
+                views: Sequence[int] | None = None) -> Predictions:
+    """:class:`Predictions` of a Pix2Vox++ or a PoseVox on the structures of ``index``
+    (default: the validation structures and up to ``cfg.eval_train_max`` training ones) with
+    the first V views, for each V of ``views`` (default ``cfg.eval_views``)."""
+    index = index if index is not None else _eval_index(ds, cfg)
+    views = list(views or cfg.eval_views)
+    probabilities = {}
+    for split, idx in index.items():
+        for v, p in view_probabilities(model, ds, idx, views, cfg.batch_size).items():
+            probabilities[split, v] = p
+    return Predictions(index, probabilities)
+
+
+def evaluate_network(network, ds: AFMDataset, cfg: AFMProfile,
                      views: Sequence[int] | None = None) -> pd.DataFrame:
     """Mean IoU of the refined volumes with the first V views, by split, V and threshold.
 
+    ``network`` is a model or its :class:`Predictions` (then nothing is predicted again).
     Training IoU uses up to ``cfg.eval_train_max`` training structures (to save time).
     Columns: split, views, threshold, iou, n.
     """
+    views = list(views or cfg.eval_views)
+    pred = network if isinstance(network, Predictions) else predictions(network, ds, cfg,
+                                                                         views=views)
     rows = []
     for split, index in _eval_index(ds, cfg).items():
-        for v in views or cfg.eval_views:
-            prob = predict(model, ds.images[index, :v], cfg.batch_size)
+        for v in views:
+            prob = pred.of(split, v, index)
             for t in cfg.thresholds:
                 scores = [iou(p, ds.targets[i], threshold=t) for p, i in zip(prob, index,
                                                                            strict=True)]
@@ -612,56 +707,110 @@ POSEVOX = "PoseVox"
 
 
 def structure_scores(ds: AFMDataset, cfg: AFMProfile, networks: dict | None = None,
-                     index: dict[str, np.ndarray] | None = None) -> pd.DataFrame:
+                     index: dict[str, np.ndarray] | None = None,
+                     scored: pd.DataFrame | None = None) -> pd.DataFrame:
     """IoU of every method on every evaluated structure with the first V views.
 
     Methods: the mean training shape (thresholded where it is best on the training
-    structures; no views), space carving, and each of ``networks``: ``{name: (model,
+    structures; no views), space carving, and each of ``networks``: ``{name: (network,
     threshold)}``, a Pix2Vox++ (images only) or a PoseVox (views and orientations, told
-    apart by class). ``index`` maps split names to structure indices (default: the
-    validation structures and up to ``cfg.eval_train_max`` training ones).
+    apart by class), or the :class:`Predictions` of one. ``index`` maps split names to
+    structure indices (default: the validation structures and up to ``cfg.eval_train_max``
+    training ones).
+
+    ``scored``, an earlier table of this function on the same dataset and profile that holds
+    every structure of ``index``: its methods (the baselines, and networks not in
+    ``networks``) are carried over rather than scored again, so each method is scored once.
 
     Columns: method, split, views, structure (index into ``ds``), iou.
     """
     index = index if index is not None else _eval_index(ds, cfg)
-    prior = mean_shape(ds)
-    train = np.flatnonzero(~ds.validation)
-    prior_t = max(cfg.thresholds, key=lambda t: np.mean(
-        [iou(prior, ds.targets[i], threshold=t) for i in train]))
+    networks = networks or {}
+    carried = [] if scored is None else [m for m in dict.fromkeys(scored["method"])
+                                         if m not in networks]
+    earlier = None if scored is None else scored.set_index(
+        ["method", "split", "views", "structure"])["iou"]
+    if MEAN_SHAPE not in carried:
+        prior = mean_shape(ds)
+        train = np.flatnonzero(~ds.validation)
+        prior_t = max(cfg.thresholds, key=lambda t: np.mean(
+            [iou(prior, ds.targets[i], threshold=t) for i in train]))
     rows = []
     for split, idx in index.items():
+        fresh: dict[str, dict[int, list[float]]] = {}
+        if MEAN_SHAPE not in carried:
+            prior_scores = [iou(prior, ds.targets[i], threshold=prior_t) for i in idx]
+            fresh[MEAN_SHAPE] = {v: prior_scores for v in cfg.eval_views}
+        if CARVING not in carried:
+            fresh[CARVING] = {v: [] for v in cfg.eval_views}
+            for i in idx:
+                voxel = float(ds.voxel[i])
+                for v, depth in carving.prefix_depths(ds.views(i), ds.centre[i], voxel,
+                                                      cfg.grid, cfg.eval_views).items():
+                    fresh[CARVING][v].append(iou(carving.carved(*depth, cfg.grid),
+                                                 ds.targets[i]))
+        for name, (network, threshold) in networks.items():
+            prob = ({v: network.of(split, v, idx) for v in cfg.eval_views}
+                    if isinstance(network, Predictions) else
+                    view_probabilities(network, ds, idx, cfg.eval_views, cfg.batch_size))
+            fresh[name] = {v: [iou(p, ds.targets[i], threshold=threshold)
+                               for p, i in zip(prob[v], idx, strict=True)]
+                           for v in cfg.eval_views}
         for v in cfg.eval_views:
-            scores = {MEAN_SHAPE: [iou(prior, ds.targets[i], threshold=prior_t) for i in idx],
-                      CARVING: [iou(carving.carve(ds.views(i), ds.centre[i], float(ds.voxel[i]),
-                                                  cfg.grid, n_views=v), ds.targets[i])
-                                for i in idx]}
-            for name, (model, threshold) in (networks or {}).items():
-                scores[name] = [iou(p, ds.targets[i], threshold=threshold) for p, i in
-                                zip(network_probabilities(model, ds, idx, v, cfg.batch_size),
-                                    idx, strict=True)]
-            rows += [dict(method=m, split=split, views=v, structure=int(i), iou=float(x))
-                     for m, xs in scores.items() for i, x in zip(idx, xs, strict=True)]
+            for m in dict.fromkeys([MEAN_SHAPE, CARVING, *carried, *networks]):
+                if m in fresh:
+                    xs = fresh[m][v]
+                else:
+                    keys = [(m, split, v, int(i)) for i in idx]
+                    if not set(keys) <= set(earlier.index):
+                        raise ConfigError(f"structure_scores: the scored table lacks {m!r} on "
+                                          f"some {split} structures with {v} views")
+                    xs = earlier.loc[keys].to_numpy()
+                rows += [dict(method=m, split=split, views=v, structure=int(i), iou=float(x))
+                         for i, x in zip(idx, xs, strict=True)]
     return pd.DataFrame(rows)
+
+
+def view_probabilities(model, ds: AFMDataset, index: np.ndarray, views: Sequence[int],
+                       batch_size: int = 8) -> dict[int, np.ndarray]:
+    """Occupancy probabilities ``{V: (S, g, g, g)}`` of structures ``index`` from their first
+    ``V`` views, for each ``V`` in ``views``: a PoseVox gets them back-projected with their
+    orientations (each voxel projected into each view once, :func:`cryolab.carving.
+    prefix_depths`), a Pix2Vox++ the images alone (each view decoded once,
+    :func:`predict_views`)."""
+    from ..nn.posevox import PoseVox
+
+    views = list(views)
+    if not isinstance(model, PoseVox):
+        return predict_views(model, ds.images[index, :max(views)], views, batch_size)
+    grid = ds.targets.shape[-1]
+    out: dict[int, list[np.ndarray]] = {v: [] for v in views}
+    for start in range(0, len(index), batch_size):  # one batch of structures at a time
+        evidence: dict[int, list[np.ndarray]] = {v: [] for v in views}
+        for i in index[start : start + batch_size]:
+            voxel = float(ds.voxel[i])
+            for v, depth in carving.prefix_depths(ds.views(i), ds.centre[i], voxel, grid,
+                                                  views).items():
+                evidence[v].append(carving.evidence(*depth, voxel, grid))
+        for v in views:
+            out[v].append(pose_predict(model, np.stack(evidence[v]), v, batch_size))
+    return {v: np.concatenate(p) for v, p in out.items()}
 
 
 def network_probabilities(model, ds: AFMDataset, index: np.ndarray, views: int,
                           batch_size: int = 8) -> np.ndarray:
     """Occupancy probabilities (S, g, g, g) of structures ``index`` from their first ``views``
-    views: a PoseVox gets them back-projected with their orientations, a Pix2Vox++ the
-    images alone."""
-    from ..nn.posevox import PoseVox
-
-    if isinstance(model, PoseVox):
-        evidence = np.stack([pose_evidence(ds, i, range(views)) for i in index])
-        return pose_predict(model, evidence, views, batch_size)
-    return predict(model, ds.images[index, :views], batch_size)
+    views (:func:`view_probabilities` for one number of views)."""
+    return view_probabilities(model, ds, index, [views], batch_size)[views]
 
 
-def best_threshold(ds: AFMDataset, cfg: AFMProfile, model, views: int = 5) -> float:
+def best_threshold(ds: AFMDataset, cfg: AFMProfile, network, views: int = 5) -> float:
     """The threshold of ``cfg.thresholds`` with the best mean IoU on the training structures
-    (up to ``cfg.eval_train_max``) with ``views`` views — never chosen on validation."""
+    (up to ``cfg.eval_train_max``) with ``views`` views — never chosen on validation.
+    ``network`` is a model or its :class:`Predictions`."""
     index = _eval_index(ds, cfg)["train"]
-    prob = network_probabilities(model, ds, index, views, cfg.batch_size)
+    prob = (network.of("train", views, index) if isinstance(network, Predictions) else
+            network_probabilities(network, ds, index, views, cfg.batch_size))
     return max(cfg.thresholds, key=lambda t: np.mean(
         [iou(p, ds.targets[i], threshold=t) for p, i in zip(prob, index, strict=True)]))
 
@@ -673,22 +822,26 @@ def iou_table(scores: pd.DataFrame) -> pd.DataFrame:
 
 
 def gap_table(ds: AFMDataset, cfg: AFMProfile, folder: Path, threshold: float,
-              baseline=None, views: int = 5, progress: bool = True) -> pd.DataFrame:
+              baseline=None, views: int = 5, progress: bool = True,
+              baseline_predictions: Predictions | None = None) -> pd.DataFrame:
     """Train / validation IoU (``views`` views) and their gap for each of ``cfg.gap_variants``.
 
     Each variant is trained for ``cfg.gap_epochs`` epochs (checkpoint ``pix2vox_gap<k>.pt`` in
     ``folder``); ``baseline``, the chapter's main model, stands in for the unregularised
-    variant when it was trained for as many epochs.
+    variant when it was trained for as many epochs, and is scored from
+    ``baseline_predictions`` (its :class:`Predictions`) when given.
     """
     rows = []
     for k, name in enumerate(cfg.gap_variants):
         overrides = GAP_VARIANTS[name]
+        network = None
         if not overrides and baseline is not None and cfg.gap_epochs == cfg.epochs:
-            model = baseline
+            model, network = baseline, baseline_predictions
         else:
             model, _ = train_pix2vox(ds, cfg, folder / f"pix2vox_gap{k}.pt", overrides,
                                      epochs=cfg.gap_epochs, progress=progress)
-        scores = evaluate_network(model, ds, replace(cfg, thresholds=(threshold,)), [views])
+        scores = evaluate_network(network or model, ds, replace(cfg, thresholds=(threshold,)),
+                                  [views])
         train, val = (float(scores.loc[scores.split == s, "iou"].iloc[0])
                       for s in ("train", "validation"))
         rows.append({"variant": name, "train IoU": train, "validation IoU": val,
