@@ -167,7 +167,7 @@ PROFILES: dict[str, TomoLearnProfile] = {
     # the shipped denoiser and segmenter (python -m cryolab.weights.train tomo): the book's
     # tomograms, three times as many of them, and four times the training steps
     "pretrained": TomoLearnProfile(
-        n_train=12, steps=60, epochs_denoise=60, epochs_n2n=12, epochs_segment=20,
+        n_train=12, steps=60, epochs_denoise=120, epochs_n2n=12, epochs_segment=20,
         filaments=0, robustness=(),
     ),
     "paper": TomoLearnProfile(
