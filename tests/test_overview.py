@@ -51,7 +51,8 @@ def test_shipped_verdict_follows_the_numbers_both_ways(tmp_path):
            {"real_maps": rows, "rscc_prediction_mean": 0.74,
             "shipped_test": {"rscc_prediction_mean": 0.73}})
     scores = [{"method": m, "truth": t, "psnr": v}
-              for m, v in (("U-Net (shipped)", 20.0), ("U-Net (this run)", 25.0))
+              for m, v in (("U-Net (shipped)", 20.0), ("U-Net (this run)", 25.0),
+                           ("Noise2Noise (this run)", 22.0))
               for t in ("ideal", "noise-free with CTF")]
     _write(tmp_path, "05_tomogram_learning", "book", {"whole_tomogram": {"scores": scores}})
     table = shipped_vs_trained("book", tmp_path)

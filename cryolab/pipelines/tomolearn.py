@@ -63,8 +63,10 @@ __all__ = [
     "tomogram_defocus",
     "with_setting",
     "simulate_sample",
+    "noise_free_tomogram",
     "class_weights",
     "train_unet",
+    "blend_heads",
     "gaussian_baseline",
     "denoise_scores",
     "dice_scores",
@@ -89,6 +91,9 @@ class TomoLearnProfile:
         vesicles, gold, microtubules: vesicles, gold beads and 13-protofilament microtubules
             per tomogram.
         max_tilt, tilt_step, defocus, dose: acquisition (µm underfocus, total dose).
+        ctf_correction: the reconstruction's CTF correction, ``"none"`` or ``"phase-flip"``
+            (:class:`~cryolab.tomo.reconstruct.ReconstructionConfig`; at 10 Å voxels and
+            3–6 µm underfocus little lies beyond the first CTF zero, so it changes little).
         defocus_range: (low, high) µm: each tomogram's underfocus is drawn uniformly from it
             (seeded by the tomogram's seed) instead of ``defocus``, so that networks meet the
             range real data come in (None = always ``defocus``).
@@ -125,6 +130,7 @@ class TomoLearnProfile:
     defocus: float = 5.0
     defocus_range: tuple[float, float] | None = (3.0, 6.0)
     dose: float = 100.0
+    ctf_correction: str = "none"
     n_train: int = 4
     slices: int = 5
     patch: int = 64
@@ -161,7 +167,7 @@ PROFILES: dict[str, TomoLearnProfile] = {
     # the shipped denoiser and segmenter (python -m cryolab.weights.train tomo): the book's
     # tomograms, three times as many of them, and four times the training steps
     "pretrained": TomoLearnProfile(
-        n_train=12, steps=60, epochs_denoise=20, epochs_n2n=12, epochs_segment=20,
+        n_train=12, steps=60, epochs_denoise=120, epochs_n2n=12, epochs_segment=20,
         filaments=0, robustness=(),
     ),
     "paper": TomoLearnProfile(
@@ -186,6 +192,7 @@ def simulation_config(cfg: TomoLearnProfile, seed: int, particles: bool = True):
     missing-wedge experiment adds its own filaments to an otherwise empty specimen).
     """
     from ..tomo.microscope import MicroscopeConfig
+    from ..tomo.reconstruct import ReconstructionConfig
     from ..tomo.simulate import SimulationConfig
     from ..tomo.specimen import Layer, SpecimenConfig, VesicleConfig
 
@@ -202,7 +209,8 @@ def simulation_config(cfg: TomoLearnProfile, seed: int, particles: bool = True):
         min_angle=-cfg.max_tilt, max_angle=cfg.max_tilt, step=cfg.tilt_step,
         defocus_um=tomogram_defocus(cfg, seed), dose=cfg.dose,
     )
-    return SimulationConfig(specimen=specimen, microscope=microscope, seed=seed)
+    return SimulationConfig(specimen=specimen, microscope=microscope, seed=seed,
+                            reconstruction=ReconstructionConfig(ctf_correction=cfg.ctf_correction))
 
 
 def tomogram_defocus(cfg: TomoLearnProfile, seed: int) -> float:
@@ -235,6 +243,8 @@ class TomoSample:
         instances: one id per placed object (0 elsewhere); ``class_of`` maps ids to labels.
         even, odd: reconstructions of the even / odd tilts (Noise2Noise pairs), normalised
             like the tomogram.
+        noise_free: the noise-free tomogram (:func:`noise_free_tomogram`), standardised like
+            the prior.
         pixel_size: Å.
     """
 
@@ -247,6 +257,7 @@ class TomoSample:
     classes: tuple[str, ...] = CLASSES
     even: np.ndarray | None = None
     odd: np.ndarray | None = None
+    noise_free: np.ndarray | None = None
     counts: dict[str, int] = field(default_factory=dict)
 
 
@@ -264,11 +275,13 @@ def _network_input(tomogram: np.ndarray) -> np.ndarray:
 
 
 def simulate_sample(cfg: TomoLearnProfile, seed: int, halves: bool = False,
-                    filament_angle: float | None = None) -> TomoSample:
+                    filament_angle: float | None = None, noise_free: bool = False
+                    ) -> TomoSample:
     """Simulate one tomogram of the profile (deterministic for ``seed``).
 
     Args:
         halves: also reconstruct the even and odd tilts separately (Noise2Noise).
+        noise_free: also image the specimen without noise (:func:`noise_free_tomogram`).
         filament_angle: build a missing-wedge specimen instead: ice and
             ``cfg.filaments`` filaments at this angle (degrees) to the tilt axis; its atlas
             has the two classes ``background``, ``filament``.
@@ -284,7 +297,7 @@ def simulate_sample(cfg: TomoLearnProfile, seed: int, halves: bool = False,
                                  filament_angle, rng)
         sim = simulate(config, specimen=specimen, rng=np.random.default_rng([seed, 1]))
         classes = FILAMENT_CLASSES
-    series, specimen, names = sim.tilt_series, sim.specimen, sim.class_names
+    specimen, names = sim.specimen, sim.class_names
     atlas = _relabel(sim.atlas, names, classes).astype(np.int64)
     class_of = {i + 1: (classes.index(p.name) if p.name in classes else 0)
                 for i, p in enumerate(specimen.placements)}
@@ -296,13 +309,33 @@ def simulate_sample(cfg: TomoLearnProfile, seed: int, halves: bool = False,
                         specimen.instances.astype(np.int32), class_of, specimen.pixel_size,
                         classes, counts=counts)
     if halves:
-        rc = config.reconstruction
-        sample.even, sample.odd = (
-            _network_input(reconstruct_tilt_series(series.images[i::2], series.angles[i::2],
-                                                   specimen.shape[0], rc))
-            for i in (0, 1)
-        )
+        sample.even, sample.odd = (_network_input(h) for h in _halves(sim))
+    if noise_free:
+        sample.noise_free = zscore(noise_free_tomogram(sim), eps=1e-12)
     return sample
+
+
+def noise_free_tomogram(sim) -> np.ndarray:  # noqa: ANN001 - a tomo.simulate.Simulation
+    """The second truth of a simulated tomogram: its specimen imaged again through the same
+    microscope (CTF, dose-dependent damage, missing wedge) without shot noise or random damage,
+    and reconstructed exactly as the tomogram was (same filter and CTF correction): what a
+    perfect denoiser could return (float32, (z, y, x), raw units)."""
+    config = sim.config
+    clean = dataclasses.replace(config, prior=False, microscope=dataclasses.replace(
+        config.microscope, noise=False, damage_noise=0.0))
+    truth = simulate(clean, specimen=sim.specimen, rng=np.random.default_rng([config.seed, 3]))
+    return truth.tomogram.astype(np.float32)
+
+
+def _halves(sim) -> tuple[np.ndarray, np.ndarray]:  # noqa: ANN001 - a tomo.simulate.Simulation
+    """The reconstructions of the even and of the odd tilts of a simulation, each made as its
+    tomogram was (same reconstruction settings and CTF correction)."""
+    config, series = sim.config, sim.tilt_series
+    return tuple(
+        reconstruct_tilt_series(series.images[i::2], series.angles[i::2],
+                                sim.tomogram.shape[0], config.reconstruction,
+                                pixel_size=sim.pixel_size, microscope=config.microscope)
+        for i in (0, 1))
 
 
 # ---------------------------------------------------------------------------- training
@@ -328,7 +361,9 @@ def train_unet(inputs: Sequence[np.ndarray], targets: Sequence[np.ndarray],
                weight_power: float = 0.5, rotate: bool = False, progress: bool = True):
     """Train a 2.5D :class:`~cryolab.nn.unet.UNet` on random slabs.
 
-    ``n_classes == 1``: regression with the mean squared error (denoising);
+    ``n_classes == 1``: regression with the mean squared error (denoising); targets of shape
+    (heads, z, y, x) train one output channel per head (the sum of their mean squared
+    errors; every head sees the same slabs);
     ``n_classes > 1``: segmentation with cross-entropy on integer targets, each class
     weighted by frequency^−``weight_power`` (:func:`class_weights`). ``rotate`` adds 90°
     in-plane rotations to the flips (see :func:`cryolab.tiles.random_slabs`).
@@ -342,9 +377,11 @@ def train_unet(inputs: Sequence[np.ndarray], targets: Sequence[np.ndarray],
     from ..train import Trainer, supervised_step
 
     torch.manual_seed(seed)
-    model = UNet(cfg.slices, n_classes, dims=2, base=cfg.base, depth=cfg.depth)
+    heads = np.asarray(targets[0]).shape[0] if np.ndim(targets[0]) == 4 else 1
+    model = UNet(cfg.slices, max(n_classes, heads), dims=2, base=cfg.base, depth=cfg.depth)
     if n_classes == 1:
-        loss_fn = torch.nn.functional.mse_loss
+        def loss_fn(pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+            return torch.nn.functional.mse_loss(pred, y) * pred.shape[1]
     else:
         weights = class_weights(targets, n_classes, weight_power)
         ce = torch.nn.CrossEntropyLoss(weight=torch.from_numpy(weights))
@@ -354,20 +391,52 @@ def train_unet(inputs: Sequence[np.ndarray], targets: Sequence[np.ndarray],
 
     def batches(epoch: int, rng: np.random.Generator):
         for _ in range(cfg.steps):
-            yield random_slabs(inputs, targets, cfg.patch, cfg.slices, cfg.batch_size, rng,
-                               rotate=rotate)
+            if heads == 1:
+                yield random_slabs(inputs, targets, cfg.patch, cfg.slices, cfg.batch_size, rng,
+                                   rotate=rotate)
+                continue
+            state = rng.bit_generator.state  # the same slabs for every head
+            ys = []
+            for h in range(heads):
+                rng.bit_generator.state = state
+                x, y = random_slabs(inputs, [t[h] for t in targets], cfg.patch, cfg.slices,
+                                    cfg.batch_size, rng, rotate=rotate)
+                ys.append(y)
+            yield x, np.concatenate(ys, axis=1)
 
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(epochs, 1),
                                                           eta_min=cfg.lr / 20)
     settings = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in _NOT_TRAINING}
-    config = dict(settings, epochs=epochs, n_classes=n_classes, seed=seed,
+    config = dict(settings, epochs=epochs, n_classes=n_classes, heads=heads, seed=seed,
                   weight_power=weight_power, rotate=rotate, n_volumes=len(inputs),
                   input_norm="median-mad", input_clip=INPUT_CLIP, classes=list(CLASSES))
     trainer = Trainer(model, optimizer, supervised_step(loss_fn), checkpoint=checkpoint,
                       config=config, schedulers={"model": schedule}, seed=seed)
     history = trainer.fit(batches, epochs, progress=progress)
     return model.eval(), history
+
+
+def blend_heads(model, weights: Sequence[float]):  # noqa: ANN001, ANN201 - torch modules
+    """A one-output copy of a multi-head regression :class:`~cryolab.nn.unet.UNet` whose
+    output is ``Σ weights[h] · head h`` — exact, since the heads are one 1×1 convolution of
+    the same features (the weights are folded into it)."""
+    import torch
+
+    from ..nn.unet import UNet
+
+    w = torch.as_tensor(np.asarray(weights, np.float32))
+    if w.numel() != model.hparams["out_channels"]:
+        raise ConfigError(f"blend_heads: {w.numel()} weights for "
+                          f"{model.hparams['out_channels']} heads")
+    single = UNet(**(model.hparams | {"out_channels": 1}))
+    state = dict(model.state_dict())
+    shape = state["head.weight"].shape
+    state["head.weight"] = (w.view(-1, *[1] * (len(shape) - 1)) * state["head.weight"]
+                            ).sum(0, keepdim=True)
+    state["head.bias"] = (w * state["head.bias"]).sum(0, keepdim=True)
+    single.load_state_dict(state)
+    return single.eval()
 
 
 # -------------------------------------------------------------------------- evaluation
@@ -467,15 +536,8 @@ def whole_tomogram(cfg, seed: int, size: tuple[float, float, float] | None = Non
     start = time.perf_counter()
     if size is not None:
         cfg = dataclasses.replace(cfg, size=tuple(float(s) for s in size))
-    config = simulation_config(cfg, seed)
-    sim = simulate(config)
-    clean = dataclasses.replace(config, prior=False, microscope=dataclasses.replace(
-        config.microscope, noise=False, damage_noise=0.0))
-    truth = simulate(clean, specimen=sim.specimen, rng=np.random.default_rng([seed, 3]))
-    series, rc, nz = sim.tilt_series, config.reconstruction, sim.tomogram.shape[0]
-    even, odd = (reconstruct_tilt_series(series.images[i::2], series.angles[i::2], nz, rc)
-                 for i in (0, 1))
+    sim = simulate(simulation_config(cfg, seed))
+    even, odd = _halves(sim)
     return WholeTomogram(sim.tomogram.astype(np.float32), even.astype(np.float32),
                          odd.astype(np.float32), np.asarray(sim.prior, np.float32),
-                         truth.tomogram.astype(np.float32), sim.pixel_size,
-                         time.perf_counter() - start)
+                         noise_free_tomogram(sim), sim.pixel_size, time.perf_counter() - start)

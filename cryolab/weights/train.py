@@ -473,6 +473,19 @@ def train_vae(out: Path, seed: int = 0, minutes: float = 15.0, epochs: int | Non
 #: test seed first); the CI check uses the first. Training seeds are 100, 101, ...
 TOMO_TEST_SEEDS = (999, 998, 997)
 TOMO_CI_TOLERANCE = {"psnr": 0.05, "ssim": 0.005, "dice": 0.01}  # dB; BLAS/FFT last bits
+#: The shipped denoiser's output: this blend of its two heads (noise-free tomogram, ideal
+#: reconstruction), chosen on a validation tomogram by :func:`tomo_blend_scan`.
+TOMO_DENOISER_BLEND = (0.8, 0.2)
+#: The validation tomogram of :func:`tomo_blend_scan`: its seed and size (x, y, z) in Å, and
+#: the blends (weight of the noise-free head) it scores.
+TOMO_BLEND_SEED = 990
+TOMO_BLEND_SIZE = (960.0, 960.0, 500.0)
+TOMO_BLEND_GRID = (1.0, 0.9, 0.85, 0.8, 0.75, 0.7, 0.6, 0.5)
+TOMO_DENOISER_TASK = ("chapter 05: denoise a cryo-ET tomogram (10 Å voxels): the noise-free "
+                      "tomogram, with part of the ideal (CTF-free, wedge-free) reconstruction "
+                      "blended in")
+TOMO_DENOISER_OUTPUT = ("standardised blend of the noise-free tomogram and the ideal "
+                        "reconstruction (architecture.blend)")
 
 
 def _tomo_card_common(cfg, seed: int, kind: str) -> dict:
@@ -493,19 +506,19 @@ def _tomo_card_common(cfg, seed: int, kind: str) -> dict:
 
 def tomo_ci_scores(denoiser, segmenter, seed: int = TOMO_TEST_SEEDS[0]) -> dict:
     """The numbers the tomogram cards' CI checks reproduce: on held-out tomogram ``seed`` of
-    the pretrained profile, the denoiser's PSNR (dB) and SSIM against the prior and the
-    segmenter's mean Dice (``None`` for a model not given)."""
+    the pretrained profile, the denoiser's PSNR (dB) and SSIM against the noise-free tomogram
+    (its main target) and the segmenter's mean Dice (``None`` for a model not given)."""
     import numpy as np
 
     from ..nn.unet import predict_logits
     from ..pipelines import tomolearn as T
 
     cfg = T.PROFILES["pretrained"]
-    sample = T.simulate_sample(cfg, seed)
+    sample = T.simulate_sample(cfg, seed, noise_free=denoiser is not None)
     out: dict = {"seed": seed}
     if denoiser is not None:
-        scores = T.denoise_scores(predict_logits(denoiser, sample.tomogram)[0], sample.prior,
-                                  sample.pixel_size)
+        scores = T.denoise_scores(predict_logits(denoiser, sample.tomogram)[0],
+                                  sample.noise_free, sample.pixel_size)
         out |= {"psnr": scores["psnr"], "ssim": scores["ssim"]}
     if segmenter is not None:
         pred = predict_logits(segmenter, sample.tomogram).argmax(0)
@@ -514,9 +527,16 @@ def tomo_ci_scores(denoiser, segmenter, seed: int = TOMO_TEST_SEEDS[0]) -> dict:
     return out
 
 
+#: The truths the denoiser card scores against: the name in the card, the
+#: :class:`~cryolab.pipelines.tomolearn.TomoSample` field.
+TOMO_TRUTHS = {"noise-free tomogram": "noise_free", "ideal reconstruction": "prior"}
+
+
 def evaluate_tomo(out: Path) -> None:
     """Score the denoiser and segmenter in ``out`` on the held-out simulated tomograms
-    (:data:`TOMO_TEST_SEEDS`) and write the evaluation and CI parts of their cards."""
+    (:data:`TOMO_TEST_SEEDS`) and write the evaluation and CI parts of their cards: the
+    denoiser against both truths (:data:`TOMO_TRUTHS`) beside the best Gaussian filter for
+    each truth and the raw tomogram; the segmenter's Dice against the atlas."""
     import numpy as np
 
     from ..nn.unet import UNet, predict_logits
@@ -526,14 +546,18 @@ def evaluate_tomo(out: Path) -> None:
     cfg = T.PROFILES["pretrained"]
     den = load_model(out / "denoiser.pt", UNet)
     seg = load_model(out / "segmenter.pt", UNet)
-    rows_den, rows_gauss, rows_raw, dice = [], [], [], []
+    rows: dict[str, dict[str, list[dict]]] = {t: {} for t in TOMO_TRUTHS}
+    dice = []
     for seed in TOMO_TEST_SEEDS:
-        sample = T.simulate_sample(cfg, seed)
-        rows_den.append(T.denoise_scores(predict_logits(den, sample.tomogram)[0],
-                                         sample.prior, sample.pixel_size))
-        _, gauss, _ = T.gaussian_baseline(sample.tomogram, sample.prior, cfg.sigmas)
-        rows_gauss.append(T.denoise_scores(gauss, sample.prior, sample.pixel_size))
-        rows_raw.append(T.denoise_scores(sample.tomogram, sample.prior, sample.pixel_size))
+        sample = T.simulate_sample(cfg, seed, noise_free=True)
+        denoised = predict_logits(den, sample.tomogram)[0]
+        for truth, field in TOMO_TRUTHS.items():
+            target = getattr(sample, field)
+            _, gauss, _ = T.gaussian_baseline(sample.tomogram, target, cfg.sigmas)
+            for method, vol in (("shipped U-Net", denoised), ("best Gaussian", gauss),
+                                ("raw tomogram", sample.tomogram)):
+                rows[truth].setdefault(method, []).append(
+                    T.denoise_scores(vol, target, sample.pixel_size))
         pred = predict_logits(seg, sample.tomogram).argmax(0)
         dice.append(T.dice_scores(pred, sample.atlas, T.CLASSES))
 
@@ -542,9 +566,10 @@ def evaluate_tomo(out: Path) -> None:
 
     ci = tomo_ci_scores(den, seg)
     for name, evaluation, ci_keys in (
-        ("denoiser", {"metric": "against the noise-free prior, mean over the held-out seeds",
-                      "supervised U-Net": mean(rows_den), "best Gaussian": mean(rows_gauss),
-                      "raw tomogram": mean(rows_raw)}, ("psnr", "ssim")),
+        ("denoiser", {"metric": "against each truth, mean over the held-out seeds",
+                      **{truth: {m: mean(v) for m, v in by.items()}
+                         for truth, by in rows.items()}},
+         ("psnr", "ssim")),
         ("segmenter", {"metric": "Dice against the atlas, mean over the held-out seeds",
                        "dice": mean(dice),
                        "mean_dice": float(np.mean([np.mean(list(d.values())) for d in dice]))},
@@ -555,15 +580,95 @@ def evaluate_tomo(out: Path) -> None:
         card["evaluation"] = {"held_out_seeds": list(TOMO_TEST_SEEDS), **evaluation,
                               "paper": "no numbers published (figures only)"}
         card["ci_check"] = {"seed": ci["seed"], "profile": "pretrained",
+                            **({"truth": "noise-free tomogram"} if name == "denoiser" else {}),
                             **{k: ci[k] for k in ci_keys},
                             "tolerance": {k: TOMO_CI_TOLERANCE[k] for k in ci_keys}}
         path.write_text(json.dumps(card, indent=1) + "\n")
 
 
-def train_tomo(out: Path, seed: int = 0, threads: int = 1) -> None:
-    """Train the tomogram denoiser (tomogram → prior) and segmenter (tomogram → atlas of
-    :data:`cryolab.pipelines.tomolearn.CLASSES`) on the pretrained profile's simulations and
-    write ``denoiser.pt``/``.json`` and ``segmenter.pt``/``.json`` into ``out``."""
+def fold_denoiser(out: Path, blend: tuple[float, ...] = TOMO_DENOISER_BLEND) -> None:
+    """Write ``denoiser.pt`` in ``out`` as the one-output ``blend`` of the two-head network
+    ``.denoiser-heads.pt`` (:func:`cryolab.pipelines.tomolearn.blend_heads`) and record the
+    blend in its card."""
+    from ..nn.unet import UNet
+    from ..pipelines import tomolearn as T
+    from ..train import load_model
+
+    heads = load_model(out / ".denoiser-heads.pt", UNet)
+    _save_slim(T.blend_heads(heads, blend), out / "denoiser.pt")
+    path = out / "denoiser.json"
+    card = json.loads(path.read_text())
+    card["architecture"]["blend"] = [float(b) for b in blend]
+    path.write_text(json.dumps(card, indent=1) + "\n")
+
+
+def tomo_blend_scan(out: Path, blends: tuple[float, ...] = TOMO_BLEND_GRID) -> dict:
+    """Score blends of the two-head denoiser ``.denoiser-heads.pt`` in ``out`` (weight of the
+    noise-free head; the ideal head gets the rest) on the validation tomogram
+    :data:`TOMO_BLEND_SEED` (:data:`TOMO_BLEND_SIZE` Å, never trained or tested on) against
+    both truths, beside Topaz-Denoise's two models where they can run
+    (:func:`cryolab.pipelines.tomoeval.topaz_available`), and record the table in the
+    denoiser's card (``blend_selection``).
+
+    The rule (stated in the card): the blend whose smaller correlation margin over the better
+    Topaz model, across the two truths, is largest; without Topaz, none is chosen. Returns the
+    record."""
+
+    from ..apply import apply_model
+    from ..io import Volume
+    from ..nn.unet import UNet, denoise_volume
+    from ..pipelines import tomoeval as E
+    from ..pipelines import tomolearn as T
+    from ..train import load_model
+
+    cfg = T.PROFILES["pretrained"]
+    heads = load_model(out / ".denoiser-heads.pt", UNet)
+    whole = T.whole_tomogram(cfg, TOMO_BLEND_SEED, size=TOMO_BLEND_SIZE)
+    vol = Volume(whole.tomogram, whole.pixel_size, 0.0)
+    outputs = {}
+    for b in blends:
+        model = T.blend_heads(heads, (b, 1 - b))
+        outputs[f"blend {b:g}"] = apply_model(
+            vol, lambda a, m=model: denoise_volume(m, a, patch=cfg.patch), "robust_zscore",
+            restore_units=False).data
+    reason = E.topaz_available()
+    if not reason:
+        for name in E.TOPAZ_MODELS:
+            outputs[f"Topaz {name}"], _ = E.run_topaz(whole.tomogram, whole.pixel_size, name)
+    rows = E.whole_tomogram_scores(
+        outputs, {"ideal": whole.prior, "noise-free with CTF": whole.ctf_truth},
+        whole.pixel_size)
+    chosen = None
+    if not reason:
+        worst = {b: min(v for (_, k), v in E.topaz_margins(rows, f"blend {b:g}").items()
+                        if k == "correlation") for b in blends}
+        chosen = max(worst, key=worst.get)
+    record = {"seed": TOMO_BLEND_SEED, "size_A": list(TOMO_BLEND_SIZE),
+              "shape": list(whole.tomogram.shape),
+              "rule": "the blend (weight of the noise-free head) whose smaller correlation "
+                      "margin over the better Topaz model, across the two truths, is largest",
+              "topaz_skipped": reason, "scores": [r.to_dict() for r in rows],
+              "chosen": chosen, "shipped": float(TOMO_DENOISER_BLEND[0])}
+    path = out / "denoiser.json"
+    card = json.loads(path.read_text())
+    card["blend_selection"] = record
+    path.write_text(json.dumps(card, indent=1) + "\n")
+    return record
+
+
+def train_tomo(out: Path, seed: int = 0, threads: int = 1,
+               models: tuple[str, ...] = ("denoiser", "segmenter")) -> None:
+    """Train the tomogram denoiser and segmenter on the pretrained profile's simulations and
+    write ``denoiser.pt``/``.json`` and ``segmenter.pt``/``.json`` into ``out`` (only those
+    in ``models``), then score both cards (:func:`evaluate_tomo`).
+
+    The denoiser is a two-head U-Net trained at once for both truths of a simulated tomogram
+    (head 0 → the noise-free tomogram, head 1 → the ideal reconstruction); the shipped
+    network is the one-output blend :data:`TOMO_DENOISER_BLEND` of its heads
+    (:func:`cryolab.pipelines.tomolearn.blend_heads`); the two-head network is kept beside it
+    as ``.denoiser-heads.pt`` (not shipped) for :func:`tomo_blend_scan`. The segmenter maps a
+    tomogram to the atlas of :data:`cryolab.pipelines.tomolearn.CLASSES`."""
+    import numpy as np
     import torch
 
     from ..pipelines import tomolearn as T
@@ -572,18 +677,21 @@ def train_tomo(out: Path, seed: int = 0, threads: int = 1) -> None:
     commit = _commit()
     torch.set_num_threads(threads)
     cfg = T.PROFILES["pretrained"]
-    train = [T.simulate_sample(cfg, seed=100 + i) for i in range(cfg.n_train)]
+    train = [T.simulate_sample(cfg, seed=100 + i, noise_free="denoiser" in models)
+             for i in range(cfg.n_train)]
     print(f"{len(train)} training tomograms {train[0].tomogram.shape}; "
           f"{time.perf_counter() - start:.0f} s", flush=True)
-    jobs = (
-        ("denoiser", "chapter 05: denoise a cryo-ET tomogram (10 Å voxels) to the noise-free, "
-                     "CTF-free ideal reconstruction", [s.prior for s in train], 1,
-         cfg.epochs_denoise, seed + 1, "tomogram → prior"),
-        ("segmenter", "chapter 05: label each voxel of a cryo-ET tomogram (10 Å voxels) as "
+    jobs = {
+        "denoiser": (TOMO_DENOISER_TASK,
+                     [np.stack([s.noise_free, s.prior]) for s in train] if "denoiser" in models
+                     else None, 1, cfg.epochs_denoise, seed + 1,
+                     "tomogram → noise-free tomogram and ideal reconstruction, two heads"),
+        "segmenter": ("chapter 05: label each voxel of a cryo-ET tomogram (10 Å voxels) as "
                       + ", ".join(T.CLASSES), [s.atlas for s in train], len(T.CLASSES),
-         cfg.epochs_segment, seed + 3, "tomogram → atlas"),
-    )
-    for name, task, targets, n_classes, epochs, model_seed, kind in jobs:
+                      cfg.epochs_segment, seed + 3, "tomogram → atlas"),
+    }
+    for name in models:
+        task, targets, n_classes, epochs, model_seed, kind = jobs[name]
         t0 = time.perf_counter()
         work = out / f".{name}-training.pt"
         model, history = T.train_unet([s.tomogram for s in train], targets, cfg, epochs,
@@ -591,6 +699,11 @@ def train_tomo(out: Path, seed: int = 0, threads: int = 1) -> None:
                                       progress=False)
         for record in history.records:
             print(name, json.dumps({k: round(v, 5) for k, v in record.items()}), flush=True)
+        extra = {}
+        if name == "denoiser":
+            _save_slim(model, out / ".denoiser-heads.pt")
+            model = T.blend_heads(model, TOMO_DENOISER_BLEND)
+            extra = {"heads": list(TOMO_TRUTHS), "blend": list(TOMO_DENOISER_BLEND)}
         _save_slim(model, out / f"{name}.pt")
         card = {
             "name": name,
@@ -602,8 +715,9 @@ def train_tomo(out: Path, seed: int = 0, threads: int = 1) -> None:
                 "parameters": int(sum(p.numel() for p in model.parameters())),
                 "input": "tomogram (z, y, x) at 10 Å voxels, dense matter dark, robust "
                          "z-score per tomogram clipped to ±4 (cryolab.apply SCALINGS)",
-                "output": ("standardised prior (mean 0, std 1)" if n_classes == 1
+                "output": (TOMO_DENOISER_OUTPUT if n_classes == 1
                            else f"logits of {list(T.CLASSES)}"),
+                **extra,
             },
             "training": {
                 **_tomo_card_common(cfg, model_seed, kind),
@@ -967,14 +1081,24 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--spread", nargs="+", type=Path, default=None, metavar="CARD",
                    help="afm: do not train; add the run-to-run spread over these cards (the "
                         "same recipe trained with other --seed values) to the shipped card")
+    p.add_argument("--only", nargs="+", choices=("denoiser", "segmenter"), default=None,
+                   help="tomo: train only these models (both by default)")
+    p.add_argument("--blend-scan", action="store_true",
+                   help="tomo: do not train; score blends of the two-head denoiser against "
+                        "Topaz on a validation tomogram, fold the shipped blend, re-score")
     p.add_argument("--no-timing", action="store_true",
                    help="struc2map: do not time generation for the card")
     args = p.parse_args(argv)
     if args.chapter == "tomo":
-        if args.evaluate_only:
+        if args.blend_scan:
+            print(json.dumps(tomo_blend_scan(args.out), indent=1))
+            fold_denoiser(args.out)
+            evaluate_tomo(args.out)
+        elif args.evaluate_only:
             evaluate_tomo(args.out)
         else:
-            train_tomo(args.out, args.seed, args.threads)
+            train_tomo(args.out, args.seed, args.threads, tuple(args.only or
+                                                                ("denoiser", "segmenter")))
     elif args.chapter in ("superres", "vae") and args.evaluate_only:
         evaluate_card(args.chapter, args.out)
     elif args.chapter in ("superres", "vae"):
