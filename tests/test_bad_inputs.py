@@ -413,16 +413,15 @@ def _read_only(monkeypatch) -> None:  # noqa: ANN001
 def _fault(name: str, monkeypatch) -> None:  # noqa: ANN001
     import importlib
 
-    import mrcfile
-
+    import cryolab.io
     import cryolab.nn.unet
 
     if name == "read_only_fs":
         _read_only(monkeypatch)
-    elif name == "interrupt_write":
-        monkeypatch.setattr(mrcfile, "new", _interrupting_new)
+    elif name == "interrupt_write":  # the MRC writer of cryolab.io.write_map
+        monkeypatch.setattr(cryolab.io, "_MapFile", _interrupting_new)
     elif name == "disk_full":
-        monkeypatch.setattr(mrcfile, "new", _disk_full)
+        monkeypatch.setattr(cryolab.io, "_MapFile", _disk_full)
     elif name == "interrupt_network":
         monkeypatch.setattr(cryolab.nn.unet, "denoise_volume", _interrupt)
     elif name == "interrupt_save":

@@ -30,7 +30,8 @@ from . import _folder
 
 __all__ = ["train_afm", "refresh_book_model", "afm_seed_spread", "train_superres", "train_vae",
            "card_real_maps", "ci_sample", "synthetic_evaluation", "evaluate_card",
-           "train_tomo", "evaluate_tomo", "tomo_ci_scores", "train_struc2map", "s2m_fold",
+           "train_tomo", "fold_denoiser", "tomo_blend_scan", "evaluate_tomo", "tomo_ci_scores",
+           "train_struc2map", "s2m_fold",
            "s2m_ci_scores", "s2m_merge", "refresh_s2m_evaluation", "time_s2m_cards", "main"]
 
 CI_SAMPLE = 4  # validation structures in the card's CI check
