@@ -80,6 +80,7 @@ __all__ = [
     "character_table",
     "RealVerdict",
     "shipped_superres",
+    "unet_predictor",
     "on_real",
     "real_pair",
     "finetune_leave_one_out",
@@ -651,8 +652,14 @@ def shipped_superres(device: str | None = None) -> Callable[[Volume], Volume] | 
 
     if "superres" not in weights.available():
         return None
-    model = weights.load("superres", device=device)
-    return lambda volume: predict_map(model, volume, PROFILES["pretrained"], device)
+    return unet_predictor(weights.load("superres", device=device), PROFILES["pretrained"],
+                          device)
+
+
+def unet_predictor(model: torch.nn.Module, profile: SuperResProfile,
+                   device: str | None = None) -> Callable[[Volume], Volume]:
+    """``fn(map) -> map``: :func:`predict_map` with ``model`` and ``profile`` fixed."""
+    return lambda volume: predict_map(model, volume, profile, device)
 
 
 def on_real(predict: Callable[[Volume], Volume]) -> Callable[[RealMap], Volume]:

@@ -244,7 +244,7 @@ def _predictor(name: str, model):  # noqa: ANN001, ANN202
     from ..pipelines import sharpening as sp
 
     if name == "superres":
-        return lambda volume: sr.predict_map(model, volume, sr.PROFILES["pretrained"])
+        return sr.unet_predictor(model, sr.PROFILES["pretrained"])
     return sp.vae_predictor(model, sp.PROFILES["pretrained"])
 
 
