@@ -641,6 +641,17 @@ class RealVerdict:
                 f"maps, map–model FSC-0.5 better on {sum(self.fsc_better.values())} of {n}, "
                 f"beats global B-factor sharpening on {self.n_beats_bfactor} of {n}")
 
+    def shortfalls(self, table) -> str:  # noqa: ANN001 - the table it was read from
+        """The maps the method does not improve (EMRinger and FSC-0.5 both better than the
+        input's), each with its EMRinger and FSC-0.5 from input to method, as one phrase;
+        ``""`` when it improves every map."""
+        row = table.set_index(["map", "method"])
+        return "; ".join(
+            f"{m}: EMRinger {row.loc[(m, 'input'), 'emringer']:.2f} → "
+            f"{row.loc[(m, self.method), 'emringer']:.2f}, FSC-0.5 "
+            f"{row.loc[(m, 'input'), 'fsc05']:.2f} → {row.loc[(m, self.method), 'fsc05']:.2f} Å"
+            for m in self.emringer_up if not (self.emringer_up[m] and self.fsc_better[m]))
+
     @property
     def n_improved(self) -> int:
         """Maps on which both EMRinger and the map–model FSC-0.5 beat the input's."""

@@ -200,6 +200,9 @@ def test_real_verdict_reads_the_table():
     assert v.beats_bfactor == {"A": True, "B": False, "C": False}
     assert not v.improves_all and v.n_beats_bfactor == 1 and not v.holds
     assert "2 of 3" in v.claim() and v.to_dict()["holds"] is False
+    assert v.shortfalls(pd.DataFrame(rows)) == "C: EMRinger 3.00 → 2.00, FSC-0.5 3.00 → 3.20 Å"
+    assert RealVerdict.of(pd.DataFrame([r for r in rows if r["map"] != "C"]),
+                          "net").shortfalls(pd.DataFrame(rows)) == ""
 
 
 def test_leave_one_map_out_never_looks_at_the_map_it_chooses_for():
