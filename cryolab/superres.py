@@ -92,6 +92,7 @@ __all__ = [
     "real_map_path",
     "real_map_predictor",
     "leave_one_map_out",
+    "choice_phrase",
     "on_real",
     "real_pair",
     "finetune_leave_one_out",
@@ -758,6 +759,18 @@ def leave_one_map_out(table, candidates: Sequence[str]) -> dict[str, str]:  # no
         best = max(range(len(candidates)), key=partial(merit, others=others))
         chosen[str(held)] = candidates[best]
     return chosen
+
+
+def choice_phrase(chosen: dict[str, str], shipped: str) -> str:
+    """:func:`leave_one_map_out`'s ``{map: variant}`` as one phrase for the book: how many
+    of the choices are the ``shipped`` variant, and the others by map."""
+    if not chosen:
+        return "there was no shipped model to choose for"
+    n = sum(c == shipped for c in chosen.values())
+    head = f"{n} of the {len(chosen)} choices are “{shipped}”"
+    others = [f"{m}: “{c}”" for m, c in chosen.items() if c != shipped]
+    return head if not others else f"{head}; the other{'s' if len(others) > 1 else ''}, " \
+        + "; ".join(others)
 
 
 def on_real(predict: Callable[[Volume], Volume]) -> Callable[[RealMap], Volume]:

@@ -229,6 +229,11 @@ def test_leave_one_map_out_never_looks_at_the_map_it_chooses_for():
     big.loc[(big["method"] == "z") & (big["map"] == "A"), "emringer"] = 5.0
     # held out B, C or D, z's gain on A now breaks the tie; held out A it cannot
     assert leave_one_map_out(big, ["x", "z"]) == {"A": "x", "B": "z", "C": "z", "D": "z"}
+    from cryolab.superres import choice_phrase
+
+    assert choice_phrase({"A": "x", "B": "z", "C": "z", "D": "z"}, "z") == \
+        "3 of the 4 choices are “z”; the other, A: “x”"
+    assert choice_phrase({m: "z" for m in "AB"}, "z") == "2 of the 2 choices are “z”"
 
 
 def test_the_five_real_maps_load_on_one_grid_with_their_models(mirror):
