@@ -4,8 +4,13 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 TORCH_VERSION ?= 2.13.0
 EXECUTED := _build/executed
+# Topaz-Denoise, the peer of chapter 05's denoisers, lives in an environment of its own (its
+# dependencies differ from cryolab's); `make topaz` makes it, and every target below then finds
+# it through CRYOLAB_TOPAZ_PYTHON (unless that is already set).
+TOPAZ_VENV ?= .topaz
+export CRYOLAB_TOPAZ_PYTHON ?= $(if $(wildcard $(TOPAZ_VENV)/.installed),$(abspath $(TOPAZ_VENV))/bin/python)
 
-.PHONY: book test lint unit smoke site student bench clean
+.PHONY: book test lint unit smoke site student bench clean topaz
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +24,19 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml
 	touch $@
 
 install: $(VENV)/.installed
+
+## make topaz: Topaz-Denoise (topaz-em 0.3.20, which needs setuptools<81 for pkg_resources and
+## a torchvision matching its torch) in $(TOPAZ_VENV), a CPU build of torch where the index has
+## one; chapter 05 and benchmarks/bench_topaz.py compare with it when it is there
+$(TOPAZ_VENV)/.installed:
+	$(PYTHON) -m venv $(TOPAZ_VENV)
+	$(TOPAZ_VENV)/bin/pip install -q torch torchvision --index-url https://download.pytorch.org/whl/cpu \
+		|| $(TOPAZ_VENV)/bin/pip install -q torch torchvision
+	$(TOPAZ_VENV)/bin/pip install -q "topaz-em==0.3.20" "setuptools<81"
+	$(TOPAZ_VENV)/bin/python -c "import topaz.denoise"
+	touch $@
+
+topaz: $(TOPAZ_VENV)/.installed
 
 ## make book: run every notebook in the `book` profile, then build the HTML site in _build/html
 ## (JOBS=N notebooks at once, each on its share of the cores; default one per core)

@@ -16,11 +16,8 @@
    needs the CUDA runtime libraries even on a CPU, so it lives in its own environment:
    ``$CRYOLAB_ASTRA_PYTHON`` (default ``/tmp/h23_astra_venv/bin/python``); skipped with a
    reason when absent.
-3. Denoising throughput: cryolab's tomogram U-Net (3D, random weights, 64³ tiles) against
-   Topaz ``denoise3d`` with its shipped ``unet-3d`` model, on the same random tomograms of two
-   thicknesses; voxels per second from the difference (so start-up and model loading cancel).
-   Topaz runs in its own environment: ``$CRYOLAB_TOPAZ_PYTHON`` (default
-   ``/work/topaz-venv/bin/python``); skipped with a reason when absent. Quality: see chapter 05.
+
+Denoising against Topaz-Denoise is timed by ``benchmarks/bench_topaz.py``.
 
     python benchmarks/bench_tomo.py [--quick | --memory-only]
 
@@ -206,47 +203,6 @@ def backprojection(n: int, n_slices: int, n_angles: int = 61) -> dict:
     return record
 
 
-def denoise_throughput(shape: tuple[int, int, int]) -> dict:
-    """Voxels per second of our tomogram U-Net and of Topaz denoise3d (unet-3d) on the same
-    random tomogram; Topaz's time is its whole command, less its start-up (``topaz --help``)."""
-    import mrcfile
-    import torch
-
-    from cryolab.nn.unet import UNet, denoise_volume
-
-    torch.set_num_threads(2)
-    volume = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
-    start = time.perf_counter()
-    denoise_volume(UNet(dims=3).eval(), volume)
-    ours = time.perf_counter() - start
-    record = {"shape_zyx": list(shape), "ours_s": ours, "ours_voxels_per_s": volume.size / ours}
-    python = peer_python("CRYOLAB_TOPAZ_PYTHON", "/work/topaz-venv/bin/python")
-    if python is None:
-        record["topaz_skipped"] = "no Topaz environment ($CRYOLAB_TOPAZ_PYTHON)"
-        return record
-    topaz = str(Path(python).parent / "topaz")
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "tomo.mrc"
-        with mrcfile.new(path) as mrc:
-            mrc.set_data(volume)
-        start = time.perf_counter()
-        subprocess.run([topaz, "--help"], capture_output=True, timeout=600)
-        startup = time.perf_counter() - start
-        start = time.perf_counter()
-        run = subprocess.run([topaz, "denoise3d", "-m", "unet-3d", "-d", "-1", "-j", "2",
-                              "-o", str(Path(tmp) / "out"), str(path)],
-                             capture_output=True, text=True, timeout=3600)
-        total = time.perf_counter() - start
-    if run.returncode != 0:
-        record["topaz_skipped"] = (run.stderr.strip().splitlines() or ["failed"])[-1]
-        return record
-    record.update(topaz_s=total, topaz_startup_s=startup,
-                  topaz_voxels_per_s=volume.size / max(total - startup, 1e-9))
-    record["ours_over_topaz_throughput"] = record["ours_voxels_per_s"] / record[
-        "topaz_voxels_per_s"]
-    return record
-
-
 def print_memory(rows: list[dict]) -> None:
     print(f"{'simulate-tomo (streamed)':<28}{'seconds':>10}{'peak GiB':>10}"
           f"{'B/voxel':>9}{'above imports':>15}")
@@ -291,11 +247,9 @@ def main() -> None:
     if args.quick:
         pipe = pipeline(2000.0, 400.0)
         bp = backprojection(127, 16)
-        den = denoise_throughput((16, 64, 64))
     else:
         pipe = pipeline(4000.0, 500.0)
         bp = backprojection(399, 64)
-        den = denoise_throughput((32, 128, 128))
     record = {
         "quick": args.quick,
         "pipeline": pipe,
@@ -304,7 +258,6 @@ def main() -> None:
         "pipeline_target_s": 60,
         **memory,
         "backprojection": bp,
-        "denoise": den,
     }
     print(f"{'step':<28}{'seconds':>10}")
     for k, v in pipe["stages_s"].items():
@@ -321,9 +274,6 @@ def main() -> None:
               f"{bp['astra_correlation_with_iradon']:.4f})")
     else:
         print(f"  astra skipped: {bp['astra_skipped']}")
-    print(f"denoise: ours {den['ours_voxels_per_s']:,.0f} voxels/s", end="")
-    print(f", Topaz {den['topaz_voxels_per_s']:,.0f} voxels/s" if "topaz_voxels_per_s" in den
-          else f"; Topaz skipped: {den['topaz_skipped']}")
     write_result("tomo", record)
 
 

@@ -10,6 +10,7 @@ import pytest
 from scipy import ndimage
 
 from cryolab.errors import CryolabError
+from cryolab.pipelines import tomoeval
 from cryolab.pipelines.tomoeval import (
     TOPAZ_ENV,
     band_power_ratios,
@@ -127,17 +128,50 @@ def test_topaz_is_skipped_with_a_reason_when_not_configured(monkeypatch):
     assert "not a file" in topaz_available()
 
 
+def test_topaz_runs_whole_tomograms_whole_and_large_ones_in_its_tiles(monkeypatch, tmp_path):
+    """The command :func:`run_topaz` gives Topaz: ``--patch-size -1`` (one pass) up to
+    ``TOPAZ_WHOLE_VOXELS``, Topaz's own 96-voxel tiles beyond, and what the caller asks for
+    when it asks; the output MRC Topaz writes is read back."""
+    import mrcfile
+
+    python = tmp_path / "python"
+    python.write_text("")
+    monkeypatch.setenv(TOPAZ_ENV, str(python))
+    seen = []
+
+    def fake_topaz(cmd, **kwargs):
+        seen.append(cmd)
+        out = cmd[cmd.index("-o") + 1]
+        os.makedirs(out, exist_ok=True)
+        with mrcfile.open(cmd[-1]) as src, mrcfile.new(os.path.join(out, "t.mrc")) as dst:
+            dst.set_data(-src.data)
+        return tomoeval.subprocess.CompletedProcess(cmd, 0, "", "")
+
+    monkeypatch.setattr(tomoeval.subprocess, "run", fake_topaz)
+    vol = np.arange(4 * 6 * 8, dtype=np.float32).reshape(4, 6, 8)
+    out, _ = run_topaz(vol, PX)
+    np.testing.assert_array_equal(out, -vol)
+    monkeypatch.setattr(tomoeval, "TOPAZ_WHOLE_VOXELS", vol.size - 1)
+    run_topaz(vol, PX)
+    run_topaz(vol, PX, patch=64, padding=16)
+    patches = [(c[c.index("-s") + 1], c[c.index("-p") + 1]) for c in seen]
+    assert patches == [("-1", "48"), ("96", "48"), ("64", "16")]
+
+
 @pytest.mark.skipif(not os.environ.get(TOPAZ_ENV), reason=f"{TOPAZ_ENV} is not set: Topaz "
                     "runs only where a separate environment with topaz-em is named")
 def test_topaz_denoises_a_noisy_tube():
     """Topaz's shipped 3D model, run in its own environment, lowers the noise of a noisy
-    tube and keeps its polarity."""
+    tube, in one pass and in its tiles, and the two agree."""
     vol, _, _ = tube(shape=(32, 64, 64), noise=1.0)
     clean, _, _ = tube(shape=(32, 64, 64), noise=0.0)
-    out, seconds = run_topaz(vol, PX, "unet-3d-10a", patch=64, padding=16)
-    assert out.shape == vol.shape and seconds > 0
-    assert np.corrcoef(out.ravel(), clean.ravel())[0, 1] > np.corrcoef(
-        vol.ravel(), clean.ravel())[0, 1]
+    whole, seconds = run_topaz(vol, PX, "unet-3d-10a")
+    tiled, _ = run_topaz(vol, PX, "unet-3d-10a", patch=32, padding=16)
+    for out in (whole, tiled):
+        assert out.shape == vol.shape and seconds > 0
+        assert np.corrcoef(out.ravel(), clean.ravel())[0, 1] > np.corrcoef(
+            vol.ravel(), clean.ravel())[0, 1]
+    assert np.corrcoef(whole.ravel(), tiled.ravel())[0, 1] > 0.9
 
 
 def test_overview_reads_the_real_data_and_topaz_claims():

@@ -50,6 +50,7 @@ from ..tomo.specimen import axis_distance
 __all__ = [
     "TOPAZ_ENV",
     "TOPAZ_MODELS",
+    "TOPAZ_WHOLE_VOXELS",
     "LATTICE_REPEATS_A",
     "CylinderFit",
     "fit_microtubule",
@@ -369,12 +370,25 @@ def topaz_available() -> str | None:
 _TOPAZ_MAIN = "import sys; from topaz.main import main; sys.exit(main())"
 
 
+#: The largest tomogram (voxels) :func:`run_topaz` gives Topaz whole by default; larger ones go
+#: in Topaz's own tiles.
+TOPAZ_WHOLE_VOXELS = 16_000_000
+
+
 def run_topaz(volume: np.ndarray, pixel_size: float, model: str = "unet-3d-10a",
-              patch: int = 96, padding: int = 48, threads: int = 1, timeout: float = 3600
-              ) -> tuple[np.ndarray, float]:
+              patch: int | None = None, padding: int = 48, threads: int = 1,
+              timeout: float = 3600) -> tuple[np.ndarray, float]:
     """Denoise a (z, y, x) tomogram with Topaz-Denoise's ``topaz denoise3d`` and one of its
     shipped models (:data:`TOPAZ_MODELS`), on the CPU, in the environment of
     :data:`TOPAZ_ENV`; the tomogram goes through an MRC file in a temporary folder.
+
+    ``patch`` and ``padding`` (voxels) are Topaz's ``--patch-size`` and ``--patch-padding``.
+    The default (None) runs the network over the whole tomogram at once (Topaz's
+    ``--patch-size -1``) up to :data:`TOPAZ_WHOLE_VOXELS`, and in Topaz's default tiles (96
+    voxels, 48 of padding) beyond. Topaz zero-pads every tile to a cube of ``patch + 2 ×
+    padding`` = 192 voxels, so a 50-slice tomogram in tiles costs Topaz about 30 times the
+    work of a whole pass (about 9 min instead of 25 s for 200 × 200 × 50 voxels on one
+    thread), with tile edges besides.
 
     Returns:
         ``(denoised volume, wall seconds of the Topaz process)``.
@@ -392,6 +406,8 @@ def run_topaz(volume: np.ndarray, pixel_size: float, model: str = "unet-3d-10a",
             mrc.set_data(np.ascontiguousarray(volume, dtype=np.float32))
             mrc.voxel_size = pixel_size
         out_dir = Path(tmp) / "out"
+        if patch is None:
+            patch = -1 if volume.size <= TOPAZ_WHOLE_VOXELS else 96
         cmd = [os.environ[TOPAZ_ENV], "-c", _TOPAZ_MAIN, "denoise3d", "-m", model, "-o",
                str(out_dir), "-d", "-1", "-j", str(threads), "-s", str(patch), "-p",
                str(padding), str(src)]
