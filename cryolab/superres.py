@@ -23,11 +23,11 @@ everything from here:
 - :func:`estimate_resolution`: a half-map-free resolution estimate (map–model FSC when a
   model is given, else the amplitude fall-off) that ``cryolab sharpen`` uses to decline maps
   outside a model's training range;
-- :func:`real_map_predictor`: the shipped U-Net's path on any map (:func:`shipped_superres`,
-  ``cryolab sharpen --method unet3d`` and the card), :func:`real_map_path`:
+- :func:`real_map_path`: two steps a map-to-map network may take after it on a real map,
   :func:`flip_average` of the prediction, then its fall-off brought to the training targets'
   :data:`TARGET_BFACTOR` (:func:`cryolab.sharpen.match_fall_off`) at the input's estimated
-  resolution; :func:`leave_one_map_out` chooses such steps without looking at the map judged.
+  resolution; :func:`leave_one_map_out` chooses among such variants without looking at the map
+  judged.
 """
 
 from __future__ import annotations
@@ -90,7 +90,6 @@ __all__ = [
     "unet_predictor",
     "flip_average",
     "real_map_path",
-    "real_map_predictor",
     "leave_one_map_out",
     "choice_phrase",
     "on_real",
@@ -115,7 +114,7 @@ INPUT_PERCENTILE = 99.9
 
 #: The Guinier B (Å², fitted from 10 to 3 Å) of the maps the networks learn to output: the
 #: median over the shipped model's 42 training entries of :func:`ground_truth_map` (49.8 Å²;
-#: quartiles 42 and 54), rounded. :func:`real_map_predictor` sharpens a prediction to it.
+#: quartiles 42 and 54), rounded. :func:`real_map_path` sharpens a prediction to it.
 TARGET_BFACTOR = 50.0
 
 
@@ -674,15 +673,14 @@ class RealVerdict:
 
 def shipped_superres(device: str | None = None) -> Callable[[Volume], Volume] | None:
     """``fn(map) -> map``: the shipped super-resolution U-Net (:mod:`cryolab.weights`,
-    ``"superres"``) through :func:`real_map_predictor`, on a 1 Å map scaled like its training
-    inputs (99.9th percentile at 1: a test pair's input, or a :class:`RealMap`'s volume); None
-    when not shipped."""
+    ``"superres"``) on a 1 Å map scaled like its training inputs (99.9th percentile at 1: a
+    test pair's input, or a :class:`RealMap`'s volume); None when not shipped."""
     from . import weights
 
     if "superres" not in weights.available():
         return None
-    return real_map_predictor(weights.load("superres", device=device), PROFILES["pretrained"],
-                              device)
+    return unet_predictor(weights.load("superres", device=device), PROFILES["pretrained"],
+                          device)
 
 
 def unet_predictor(model: torch.nn.Module, profile: SuperResProfile,
@@ -713,8 +711,8 @@ def real_map_path(predict: Callable[[Volume], Volume], flips: bool = True,
     from 10 Å to the *input's* resolution as :func:`estimate_resolution` finds it from the
     amplitude fall-off (no half maps, no model), brought down to :data:`TARGET_BFACTOR`, the
     fall-off of the maps the networks are trained to output, without a low-pass. Neither step
-    has a setting fitted to a real map; :func:`leave_one_map_out` is how the chapters decide
-    whether to take them (switch a step off to compare).
+    has a setting fitted to a real map; :func:`leave_one_map_out` is how the chapters check
+    whether a user would take them (switch a step off to compare).
     """
     def path(volume: Volume) -> Volume:
         if flips:
@@ -727,14 +725,6 @@ def real_map_path(predict: Callable[[Volume], Volume], flips: bool = True,
         return out
 
     return path
-
-
-def real_map_predictor(model: torch.nn.Module, profile: SuperResProfile,
-                       device: str | None = None) -> Callable[[Volume], Volume]:
-    """``fn(map) -> map``: the shipped U-Net's path on a 1 Å map scaled like its inputs,
-    :func:`real_map_path` of :func:`unet_predictor` with both steps (chosen leave one map out
-    in chapter 02, section 7)."""
-    return real_map_path(unet_predictor(model, profile, device))
 
 
 def leave_one_map_out(table, candidates: Sequence[str]) -> dict[str, str]:  # noqa: ANN001
