@@ -12,7 +12,10 @@ low-pass at the map's resolution stops the boost from amplifying pure noise.
 - :func:`radial_amplitude`: radially averaged ``|F|`` in shells of one Fourier voxel;
 - :func:`guinier_fit`: B from the slope of ``ln |F|`` vs ``s²`` over a resolution range;
 - :func:`apply_bfactor`: multiply by ``exp(B s²/4)`` and low-pass at a resolution;
-- :func:`bfactor_sharpen`: fit and apply in one call.
+- :func:`bfactor_sharpen`: fit and apply in one call;
+- :func:`match_fall_off`: sharpen to a target B without the low-pass, the gain held constant
+  beyond the resolution — for a network's output, whose noise the network has already
+  removed.
 
 Shells and filters come from :mod:`cryolab.fourier`, as for :func:`cryolab.degrade.bfactor_blur`
 (the inverse of :func:`apply_bfactor` up to the low-pass).
@@ -28,7 +31,8 @@ from .errors import ConfigError
 from .fourier import filter_volume, raised_cosine, shell_sums
 from .io import Volume
 
-__all__ = ["GuinierFit", "radial_amplitude", "guinier_fit", "apply_bfactor", "bfactor_sharpen"]
+__all__ = ["GuinierFit", "radial_amplitude", "guinier_fit", "apply_bfactor", "bfactor_sharpen",
+           "match_fall_off"]
 
 
 @dataclass(frozen=True)
@@ -140,3 +144,36 @@ def bfactor_sharpen(volume: Volume, resolution: float, low: float = 10.0,
     """
     fit = guinier_fit(volume, high=resolution, low=low)
     return apply_bfactor(volume, max(fit.bfactor, 0.0), resolution, edge), fit
+
+
+
+def match_fall_off(volume: Volume, resolution: float, target: float = 0.0, low: float = 10.0
+                   ) -> tuple[Volume, GuinierFit]:
+    """Sharpen a map until its Guinier B is ``target`` Å², without low-passing it: fit B
+    between ``low`` and ``resolution`` Å and multiply the transform by
+    ``exp((B − target) min(s, 1/resolution)² / 4)`` — the gain of :func:`apply_bfactor` up
+    to the resolution, held at its value there beyond it. ``target=0`` flattens the
+    spectrum. Returns the map and the fit of the map as it came.
+
+    Meant for a network's output: trained with a voxel loss, a network predicts the mean of
+    the maps its input could come from, whose amplitudes fall off faster than any one of its
+    targets' (regression to the mean), and its noise is already gone, so the low-pass of
+    :func:`bfactor_sharpen` is not needed. The transfer is positive and radial, so the
+    Fourier shell correlation of the map with any other map is unchanged shell by shell: only
+    how strongly each shell counts in real space changes. A map whose B is already at or
+    below ``target`` is returned unchanged (it is never blurred).
+
+    Examples:
+        >>> import numpy as np
+        >>> from cryolab.degrade import bfactor_blur
+        >>> from cryolab.io import Volume
+        >>> from cryolab.sharpen import guinier_fit, match_fall_off
+        >>> noise = Volume(np.random.default_rng(0).normal(size=(32, 32, 32)), 1.0, 0.0)
+        >>> out, fit = match_fall_off(bfactor_blur(noise, 80.0), 3.0, target=30.0, low=8.0)
+        >>> 60 < fit.bfactor < 100 and 10 < guinier_fit(out, 3.0, 8.0).bfactor < 50
+        True
+    """
+    fit = guinier_fit(volume, high=resolution, low=low)
+    boost = max(fit.bfactor - target, 0.0)
+    top = 1.0 / resolution
+    return filter_volume(volume, lambda s: np.exp(boost * np.minimum(s, top) ** 2 / 4.0)), fit

@@ -22,7 +22,12 @@ everything from here:
   :func:`cryolab.degrade.realistic_degrade`);
 - :func:`estimate_resolution`: a half-map-free resolution estimate (map–model FSC when a
   model is given, else the amplitude fall-off) that ``cryolab sharpen`` uses to decline maps
-  outside a model's training range.
+  outside a model's training range;
+- :func:`real_map_path`: two steps a map-to-map network may take after it on a real map,
+  :func:`flip_average` of the prediction, then its fall-off brought to the training targets'
+  :data:`TARGET_BFACTOR` (:func:`cryolab.sharpen.match_fall_off`) at the input's estimated
+  resolution; :func:`leave_one_map_out` chooses among such variants without looking at the map
+  judged.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ import copy
 import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 
 import gemmi
 import numpy as np
@@ -45,13 +51,14 @@ from .emringer import GAMMA_ATOMS, emringer
 from .errors import ConfigError
 from .io import Volume, atoms_of, read_map, read_structure
 from .normalise import percentile_scale
-from .sharpen import bfactor_sharpen, guinier_fit, radial_amplitude
+from .sharpen import bfactor_sharpen, guinier_fit, match_fall_off, radial_amplitude
 from .tiles import predict_volume, random_patches
 
 __all__ = [
     "PAPER_TEST_IDS",
     "TEST_IDS",
     "INPUT_PERCENTILE",
+    "TARGET_BFACTOR",
     "SuperResProfile",
     "PROFILES",
     "Entry",
@@ -81,6 +88,10 @@ __all__ = [
     "RealVerdict",
     "shipped_superres",
     "unet_predictor",
+    "flip_average",
+    "real_map_path",
+    "leave_one_map_out",
+    "choice_phrase",
     "on_real",
     "real_pair",
     "finetune_leave_one_out",
@@ -100,6 +111,11 @@ MIN_GAMMA_RESIDUES = 20
 
 #: Maps are divided by this percentile of their values before the network sees them.
 INPUT_PERCENTILE = 99.9
+
+#: The Guinier B (Å², fitted from 10 to 3 Å) of the maps the networks learn to output: the
+#: median over the shipped model's 42 training entries of :func:`ground_truth_map` (49.8 Å²;
+#: quartiles 42 and 54), rounded. :func:`real_map_path` sharpens a prediction to it.
+TARGET_BFACTOR = 50.0
 
 
 @dataclass(frozen=True)
@@ -625,6 +641,17 @@ class RealVerdict:
                 f"maps, map–model FSC-0.5 better on {sum(self.fsc_better.values())} of {n}, "
                 f"beats global B-factor sharpening on {self.n_beats_bfactor} of {n}")
 
+    def shortfalls(self, table) -> str:  # noqa: ANN001 - the table it was read from
+        """The maps the method does not improve (EMRinger and FSC-0.5 both better than the
+        input's), each with its EMRinger and FSC-0.5 from input to method, as one phrase;
+        ``""`` when it improves every map."""
+        row = table.set_index(["map", "method"])
+        return "; ".join(
+            f"{m}: EMRinger {row.loc[(m, 'input'), 'emringer']:.2f} → "
+            f"{row.loc[(m, self.method), 'emringer']:.2f}, FSC-0.5 "
+            f"{row.loc[(m, 'input'), 'fsc05']:.2f} → {row.loc[(m, self.method), 'fsc05']:.2f} Å"
+            for m in self.emringer_up if not (self.emringer_up[m] and self.fsc_better[m]))
+
     @property
     def n_improved(self) -> int:
         """Maps on which both EMRinger and the map–model FSC-0.5 beat the input's."""
@@ -660,6 +687,80 @@ def unet_predictor(model: torch.nn.Module, profile: SuperResProfile,
                    device: str | None = None) -> Callable[[Volume], Volume]:
     """``fn(map) -> map``: :func:`predict_map` with ``model`` and ``profile`` fixed."""
     return lambda volume: predict_map(model, volume, profile, device)
+
+
+def flip_average(predict: Callable[[np.ndarray], np.ndarray], data: np.ndarray) -> np.ndarray:
+    """Test-time augmentation: the mean of ``predict`` over the 8 flips of ``data`` along any
+    of its axes, each prediction flipped back. The network was trained on flipped patches
+    (:func:`cryolab.tiles.augment`), so each flip is an input it knows; the mean keeps what
+    the 8 predictions share and averages out what depends on the map's orientation (and on
+    where the tiles fall). Same shape out."""
+    total = np.zeros(data.shape, dtype=np.float64)
+    for k in range(8):
+        axes = tuple(a for a in range(3) if k >> a & 1)
+        total += np.flip(predict(np.ascontiguousarray(np.flip(data, axes))), axes)
+    return (total / 8).astype(np.float32)
+
+
+def real_map_path(predict: Callable[[Volume], Volume], flips: bool = True,
+                  sharpen: bool = True) -> Callable[[Volume], Volume]:
+    """``fn(map) -> map``: a map-to-map network as it is applied to real maps.
+
+    :func:`flip_average` of ``predict`` (``flips``), then
+    :func:`cryolab.sharpen.match_fall_off` of the result (``sharpen``): its Guinier B, fitted
+    from 10 Å to the *input's* resolution as :func:`estimate_resolution` finds it from the
+    amplitude fall-off (no half maps, no model), brought down to :data:`TARGET_BFACTOR`, the
+    fall-off of the maps the networks are trained to output, without a low-pass. Neither step
+    has a setting fitted to a real map; :func:`leave_one_map_out` is how the chapters check
+    whether a user would take them (switch a step off to compare).
+    """
+    def path(volume: Volume) -> Volume:
+        if flips:
+            out = volume.with_data(flip_average(lambda x: predict(volume.with_data(x)).data,
+                                                volume.data))
+        else:
+            out = predict(volume)
+        if sharpen:
+            out = match_fall_off(out, estimate_resolution(volume), TARGET_BFACTOR)[0]
+        return out
+
+    return path
+
+
+def leave_one_map_out(table, candidates: Sequence[str]) -> dict[str, str]:  # noqa: ANN001
+    """Choose among ``candidates`` (methods of a :func:`real_map_table`) without looking at
+    the map judged: for each map, the candidate that improves the most of the *other* maps
+    (EMRinger up and FSC-0.5 better than the input's, :class:`RealVerdict`), ties broken by
+    its mean EMRinger gain over the input on them, then by the order of ``candidates``.
+    Returns ``{map: candidate chosen for it}``; a candidate chosen for every map is the one
+    to ship."""
+    verdicts = {c: RealVerdict.of(table, c) for c in candidates}
+    emringer = table.pivot(index="map", columns="method", values="emringer")
+    gain = {c: emringer[c] - emringer["input"] for c in candidates}
+
+    def merit(k: int, others: list[str]) -> tuple[int, float, int]:
+        c, v = candidates[k], verdicts[candidates[k]]
+        won = sum(v.emringer_up[m] and v.fsc_better[m] for m in others)
+        return won, float(gain[c][others].mean()), -k
+
+    chosen = {}
+    for held in emringer.index:
+        others = [m for m in emringer.index if m != held]
+        best = max(range(len(candidates)), key=partial(merit, others=others))
+        chosen[str(held)] = candidates[best]
+    return chosen
+
+
+def choice_phrase(chosen: dict[str, str], shipped: str) -> str:
+    """:func:`leave_one_map_out`'s ``{map: variant}`` as one phrase for the book: how many
+    of the choices are the ``shipped`` variant, and the others by map."""
+    if not chosen:
+        return "there was no shipped model to choose for"
+    n = sum(c == shipped for c in chosen.values())
+    head = f"{n} of the {len(chosen)} choices are “{shipped}”"
+    others = [f"{m}: “{c}”" for m, c in chosen.items() if c != shipped]
+    return head if not others else f"{head}; the other{'s' if len(others) > 1 else ''}, " \
+        + "; ".join(others)
 
 
 def on_real(predict: Callable[[Volume], Volume]) -> Callable[[RealMap], Volume]:

@@ -200,6 +200,40 @@ def test_real_verdict_reads_the_table():
     assert v.beats_bfactor == {"A": True, "B": False, "C": False}
     assert not v.improves_all and v.n_beats_bfactor == 1 and not v.holds
     assert "2 of 3" in v.claim() and v.to_dict()["holds"] is False
+    assert v.shortfalls(pd.DataFrame(rows)) == "C: EMRinger 3.00 → 2.00, FSC-0.5 3.00 → 3.20 Å"
+    assert RealVerdict.of(pd.DataFrame([r for r in rows if r["map"] != "C"]),
+                          "net").shortfalls(pd.DataFrame(rows)) == ""
+
+
+def test_leave_one_map_out_never_looks_at_the_map_it_chooses_for():
+    """Candidate "x" improves maps A, B, C, "y" only map D (but hugely). Held out A, B or C,
+    "x" wins the other maps (2 against 1); held out D, "x" still wins the others (3 against
+    0) although "y" is the only one that improves D — the choice for D cannot see D. A tie in
+    maps improved goes to the larger mean EMRinger gain, then to the earlier candidate."""
+    import pandas as pd
+
+    from cryolab.superres import leave_one_map_out
+
+    rows = []
+    for m, (x, y) in {"A": (2.0, 0.5), "B": (2.0, 0.5), "C": (2.0, 0.5),
+                      "D": (0.5, 9.0)}.items():
+        rows += [{"map": m, "method": "input", "emringer": 1.0, "fsc05": 4.0},
+                 {"map": m, "method": "B-factor sharpening", "emringer": 1.0, "fsc05": 4.0},
+                 {"map": m, "method": "x", "emringer": x, "fsc05": 3.5},
+                 {"map": m, "method": "y", "emringer": y, "fsc05": 3.5},
+                 {"map": m, "method": "z", "emringer": x, "fsc05": 3.5}]
+    table = pd.DataFrame(rows)
+    assert leave_one_map_out(table, ["x", "y"]) == {m: "x" for m in "ABCD"}
+    assert leave_one_map_out(table, ["z", "x"]) == {m: "z" for m in "ABCD"}
+    big = table.copy()
+    big.loc[(big["method"] == "z") & (big["map"] == "A"), "emringer"] = 5.0
+    # held out B, C or D, z's gain on A now breaks the tie; held out A it cannot
+    assert leave_one_map_out(big, ["x", "z"]) == {"A": "x", "B": "z", "C": "z", "D": "z"}
+    from cryolab.superres import choice_phrase
+
+    assert choice_phrase({"A": "x", "B": "z", "C": "z", "D": "z"}, "z") == \
+        "3 of the 4 choices are “z”; the other, A: “x”"
+    assert choice_phrase({m: "z" for m in "AB"}, "z") == "2 of the 2 choices are “z”"
 
 
 def test_the_five_real_maps_load_on_one_grid_with_their_models(mirror):
@@ -305,3 +339,98 @@ def test_sharpen_checks_a_real_map_by_its_map_model_fsc(tmp_path, capsys, mirror
     assert 3.0 < resolution < 4.5
     got, before = read_map(out), read_map(src)
     assert got.shape == before.shape and np.allclose(got.origin, before.origin, atol=1e-3)
+
+
+# ---------------------------------------- steps after a network on real maps
+
+
+@pytest.mark.parametrize("target", [0.0, 40.0])
+def test_match_fall_off_reaches_its_target_b_and_leaves_each_shells_fsc_unchanged(target):
+    """A map blurred by B = 100 Å² comes out with its Guinier B at ``target``, without a
+    low-pass: beyond the resolution every shell is multiplied by the same gain,
+    exp((B − target)/(4 d²)), exactly. The transfer is positive and radial, so the FSC
+    against the unblurred map is the blurred map's, shell by shell (to the variation of the
+    gain within a shell's width)."""
+    from cryolab.sharpen import match_fall_off
+
+    truth = _atoms_map(48, seed=3)
+    rng = np.random.default_rng(4)
+    blurred = bfactor_blur(truth, 100.0)
+    blurred = blurred.with_data(blurred.data + 0.05 * blurred.data.std()
+                                * rng.normal(size=truth.shape).astype(np.float32))
+    out, fit = match_fall_off(blurred, resolution=3.0, target=target, low=8.0)
+    assert 80 < fit.bfactor < 120
+    assert guinier_fit(out, 3.0, 8.0).bfactor == pytest.approx(target, abs=12)
+    s, before = radial_amplitude(blurred)
+    _, after = radial_amplitude(out)
+    beyond = s > 1 / 3.0 + 1 / 48
+    gain = np.exp((fit.bfactor - target) / (4 * 3.0**2))
+    np.testing.assert_allclose(after[beyond] / before[beyond], gain, rtol=1e-3)
+    a = metrics.fsc(blurred.data, truth.data, 1.0)
+    b = metrics.fsc(out.data, truth.data, 1.0)
+    np.testing.assert_allclose(b.correlation, a.correlation, atol=0.02)
+    assert b.resolution(0.5) == pytest.approx(a.resolution(0.5), abs=0.1)
+    # the classical sharpening low-passes instead: nothing is left beyond the resolution
+    _, lowpassed = radial_amplitude(bfactor_sharpen(blurred, 3.0, low=8.0)[0])
+    assert lowpassed[s > 1 / 3.0 + 0.03].max() < 1e-3 * after[beyond].min()
+    # a map already at or below the target is never blurred
+    same, _ = match_fall_off(truth, resolution=3.0, target=500.0, low=8.0)
+    np.testing.assert_allclose(same.data, truth.data, atol=1e-5)
+
+
+def test_flip_average_is_exact_for_equivariant_and_symmetrises_the_rest():
+    """A flip-equivariant predictor (a Gaussian filter with reflecting edges) is unchanged by
+    the average; a position-dependent one, x ↦ x·(z + 2y + 3x), becomes x times the mean of
+    its ramp over the 8 flips: (nz−1)/2 + 2(ny−1)/2 + 3(nx−1)/2."""
+    from cryolab.superres import flip_average
+
+    data = np.random.default_rng(9).normal(size=(7, 8, 9)).astype(np.float32)
+
+    def blur(x):
+        return ndimage.gaussian_filter(x, 1.2, mode="reflect")
+
+    np.testing.assert_allclose(flip_average(blur, data), blur(data), atol=1e-5)
+    z, y, x = np.meshgrid(*(np.arange(n) for n in data.shape), indexing="ij")
+    ramp = z + 2 * y + 3 * x
+    got = flip_average(lambda v: v * ramp, data)
+    np.testing.assert_allclose(got, data * (6 / 2 + 2 * 7 / 2 + 3 * 8 / 2), rtol=1e-5)
+    assert got.shape == data.shape and got.dtype == np.float32
+
+
+def test_the_real_map_path_of_an_identity_network_is_the_input_sharpened_to_the_target():
+    """:func:`real_map_path` of the tiled prediction = flip average, then match_fall_off to
+    TARGET_BFACTOR at the input's own estimated resolution: with a network that returns its
+    input, exactly that of the input."""
+    import torch
+
+    from cryolab.sharpen import match_fall_off
+    from cryolab.superres import (
+        PROFILES,
+        TARGET_BFACTOR,
+        estimate_resolution,
+        real_map_path,
+        unet_predictor,
+    )
+
+    identity = torch.nn.Conv3d(1, 1, 1, bias=False)
+    torch.nn.init.ones_(identity.weight)
+    vol = bfactor_blur(_lowpassed_atoms(3.5, 0.2, n=40), 120.0)
+    got = real_map_path(unet_predictor(identity, PROFILES["smoke"], "cpu"))(vol)
+    want, fit = match_fall_off(vol, estimate_resolution(vol), TARGET_BFACTOR)
+    assert fit.bfactor > TARGET_BFACTOR + 20  # the step does something here
+    np.testing.assert_allclose(got.data, want.data, atol=1e-4 * np.abs(want.data).max())
+    assert not np.allclose(got.data, vol.data, atol=1e-2 * np.abs(vol.data).max())
+
+
+def test_target_bfactor_is_the_fall_off_of_the_training_targets(mirror):
+    """TARGET_BFACTOR is the median Guinier B (10–3 Å) of the ground-truth maps of the shipped
+    model's training entries — never a test entry or a real map."""
+    from cryolab import superres as sr
+    from cryolab.density import ground_truth_map
+
+    cfg = sr.PROFILES["pretrained"]
+    train, test = sr.split_by_entry(sr.load_entries(), cfg.n_test, cfg.n_train)
+    assert not {e.pdb_id for e in train} & {e.pdb_id for e in test}
+    b = [guinier_fit(ground_truth_map(e.structure, voxel=1.0, pad=6.0), 3.0).bfactor
+         for e in train]
+    assert np.median(b) == pytest.approx(sr.TARGET_BFACTOR, abs=1.0)

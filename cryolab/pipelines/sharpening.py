@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -475,6 +475,9 @@ class SharpeningRun:
         real_table: :func:`cryolab.superres.real_map_table` of the real maps.
         real_verdicts: ``{method: RealVerdict}`` on the real maps.
         timings: seconds by step.
+        real_choice: ``{map: variant}``: how the shipped VAE would have been applied to each
+            real map, chosen on the other four (:func:`cryolab.superres.leave_one_map_out`);
+            empty without a shipped VAE.
     """
 
     profile: SharpeningProfile
@@ -491,6 +494,7 @@ class SharpeningRun:
     real_table: pd.DataFrame
     real_verdicts: Mapping[str, sr.RealVerdict]
     timings: Mapping[str, float]
+    real_choice: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def last_val_rscc(self) -> dict[str, float]:
@@ -551,6 +555,7 @@ class SharpeningRun:
             "reliability": {k: v.to_dict(orient="records") for k, v in self.reliability.items()},
             "real_maps": self.real_table.to_dict(orient="records"),
             "real_verdicts": {m: v.to_dict() for m, v in self.real_verdicts.items()},
+            "real_choice": dict(self.real_choice),
             "study": STUDY,
             "timings": dict(self.timings),
         }
