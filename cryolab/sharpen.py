@@ -146,7 +146,6 @@ def bfactor_sharpen(volume: Volume, resolution: float, low: float = 10.0,
     return apply_bfactor(volume, max(fit.bfactor, 0.0), resolution, edge), fit
 
 
-
 def match_fall_off(volume: Volume, resolution: float, target: float = 0.0, low: float = 10.0
                    ) -> tuple[Volume, GuinierFit]:
     """Sharpen a map until its Guinier B is ``target`` Å², without low-passing it: fit B

@@ -704,7 +704,8 @@ def flip_average(predict: Callable[[np.ndarray], np.ndarray], data: np.ndarray) 
 
 def real_map_path(predict: Callable[[Volume], Volume], flips: bool = True,
                   sharpen: bool = True) -> Callable[[Volume], Volume]:
-    """``fn(map) -> map``: a map-to-map network as it is applied to real maps.
+    """``fn(map) -> map``: a map-to-map network followed by the two steps it may take on a
+    real map.
 
     :func:`flip_average` of ``predict`` (``flips``), then
     :func:`cryolab.sharpen.match_fall_off` of the result (``sharpen``): its Guinier B, fitted
@@ -732,8 +733,8 @@ def leave_one_map_out(table, candidates: Sequence[str]) -> dict[str, str]:  # no
     the map judged: for each map, the candidate that improves the most of the *other* maps
     (EMRinger up and FSC-0.5 better than the input's, :class:`RealVerdict`), ties broken by
     its mean EMRinger gain over the input on them, then by the order of ``candidates``.
-    Returns ``{map: candidate chosen for it}``; a candidate chosen for every map is the one
-    to ship."""
+    Returns ``{map: candidate chosen for it}``: a candidate chosen for every map is the one
+    a user without the map in hand would take."""
     verdicts = {c: RealVerdict.of(table, c) for c in candidates}
     emringer = table.pivot(index="map", columns="method", values="emringer")
     gain = {c: emringer[c] - emringer["input"] for c in candidates}
