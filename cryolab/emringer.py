@@ -43,6 +43,8 @@ __all__ = [
     "ringer_scan",
     "score_scan",
     "emringer",
+    "EMRingerChange",
+    "emringer_change",
 ]
 
 #: The γ atom whose χ1 rotation EMRinger scans, per residue type.
@@ -208,9 +210,11 @@ class EMRingerResult:
         }
 
 
-def score_scan(scan: RingerScan) -> EMRingerResult:
-    """Turn a :class:`RingerScan` into the EMRinger statistics (cctbx conventions)."""
-    densities = scan.densities
+def _threshold_scan(densities: np.ndarray
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Steps 2–4 of the module docstring on ``(R, 72)`` densities: the thresholds, their
+    z-scores and rotameric ratios (NaN after the scan stopped), and each residue's peak index
+    and value."""
     n_res = len(densities)
     if n_res == 0:
         raise ConfigError(
@@ -237,13 +241,20 @@ def score_scan(scan: RingerScan) -> EMRingerResult:
     valid = np.arange(N_THRESHOLDS) < (stop[0] if len(stop) else N_THRESHOLDS)
     if not valid.any():
         raise ConfigError("no rotameric peak at any threshold: the map shows no side chains")
-    zscores = np.where(valid, zscores, np.nan)
-    ratios = np.where(valid, ratios, np.nan)
+    return (thresholds, np.where(valid, zscores, np.nan), np.where(valid, ratios, np.nan),
+            peak_index, peak_value)
+
+
+def score_scan(scan: RingerScan) -> EMRingerResult:
+    """Turn a :class:`RingerScan` into the EMRinger statistics (cctbx conventions)."""
+    densities = scan.densities
+    thresholds, zscores, ratios, peak_index, peak_value = _threshold_scan(densities)
+    n_res = len(densities)
     best = int(np.nanargmax(zscores))
     table = scan.residues.copy()
     table["peak_chi1"] = STEP_DEG * peak_index  # cctbx reports the index × 5°
     table["peak_value"] = peak_value
-    table["rotameric"] = rotameric
+    table["rotameric"] = _ROTAMERIC_INDEX[peak_index]
     table["above_threshold"] = peak_value > thresholds[best]
     return EMRingerResult(
         score=float(10.0 * zscores[best] / np.sqrt(n_res)),
@@ -257,6 +268,53 @@ def score_scan(scan: RingerScan) -> EMRingerResult:
         table=table,
         skipped=scan.skipped,
     )
+
+
+def _score(densities: np.ndarray) -> float:
+    """The EMRinger score of ``(R, 72)`` densities alone (NaN where no threshold is valid)."""
+    try:
+        zscores = _threshold_scan(densities)[1]
+    except ConfigError:
+        return float("nan")
+    return float(10.0 * np.nanmax(zscores) / np.sqrt(len(densities)))
+
+
+@dataclass(frozen=True)
+class EMRingerChange:
+    """How EMRinger changes from one map to another of the same model, and how much of that a
+    different draw of residues could give.
+
+    Attributes:
+        difference: score of the second map − score of the first.
+        low, high: the 2.5th and 97.5th percentiles of that difference when the residues
+            scanned in both maps are resampled with replacement, the same draw for both (a
+            paired bootstrap, 95 %): an interval that excludes 0 says the change is no accident
+            of which side chains the model happens to have.
+        n_residues: residues scanned in both maps.
+    """
+
+    difference: float
+    low: float
+    high: float
+    n_residues: int
+
+
+def emringer_change(before: RingerScan, after: RingerScan, n_boot: int = 500, seed: int = 0
+                    ) -> EMRingerChange:
+    """:class:`EMRingerChange` from the scans of two maps of one model (:func:`ringer_scan`):
+    the residues scanned in both are paired, and ``n_boot`` draws of them with replacement
+    give the interval (draws whose resampled residues show no rotameric peak are left out)."""
+    keys = ["chain", "resseq", "icode"]
+    pairs = before.residues[keys].reset_index().merge(
+        after.residues[keys].reset_index(), on=keys, suffixes=("_a", "_b"))
+    a = before.densities[pairs["index_a"].to_numpy()]
+    b = after.densities[pairs["index_b"].to_numpy()]
+    n = len(pairs)
+    rng = np.random.default_rng(seed)
+    draws = [rng.integers(0, n, n) for _ in range(n_boot)]
+    boot = np.array([_score(b[i]) - _score(a[i]) for i in draws])
+    low, high = np.nanpercentile(boot, [2.5, 97.5])
+    return EMRingerChange(_score(b) - _score(a), float(low), float(high), n)
 
 
 def emringer(volume: Volume, structure: gemmi.Structure, model: int = 0) -> EMRingerResult:

@@ -47,7 +47,7 @@ from . import metrics
 from .data import fetch, find
 from .degrade import NoiseParams, RealisticParams, degrade, realistic_degrade
 from .density import ground_truth_map, resample
-from .emringer import GAMMA_ATOMS, emringer
+from .emringer import GAMMA_ATOMS, RingerScan, emringer, emringer_change, ringer_scan, score_scan
 from .errors import ConfigError
 from .io import Volume, atoms_of, read_map, read_structure
 from .normalise import percentile_scale
@@ -80,6 +80,8 @@ __all__ = [
     "score_real",
     "REAL_SCORES",
     "real_map_table",
+    "emringer_beyond_noise",
+    "noise_phrase",
     "bfactor_baseline",
     "map_character",
     "make_realistic_pairs",
@@ -472,15 +474,18 @@ def _keep_residues_in(structure: gemmi.Structure, volume: Volume, margin: float)
 REAL_SCORES = ("emringer", "fsc05", "fsc0143", "rscc", "cc_chimerax")
 
 
-def score_real(real: RealMap, volume: Volume) -> dict[str, float]:
-    """:data:`REAL_SCORES` of a map on ``real``'s grid against the deposited model. FSC
-    crossings are capped at the deposited map's Nyquist resolution (2 × its voxel size): the
-    1 Å grid's finer shells hold only what the interpolation put there."""
+def score_real(real: RealMap, volume: Volume, scan: RingerScan | None = None
+               ) -> dict[str, float]:
+    """:data:`REAL_SCORES` of a map on ``real``'s grid against the deposited model (``scan``:
+    the map's :func:`cryolab.emringer.ringer_scan`, when already made). FSC crossings are
+    capped at the deposited map's Nyquist resolution (2 × its voxel size): the 1 Å grid's
+    finer shells hold only what the interpolation put there."""
     model = real.model_map.data
     curve = metrics.fsc(volume.data, model, volume.voxel_size)
     nyquist = 2.0 * real.native_voxel  # finer shells of the 1 Å grid are interpolation
+    scan = ringer_scan(volume, real.structure) if scan is None else scan
     return {
-        "emringer": emringer(volume, real.structure).score,
+        "emringer": score_scan(scan).score,
         "fsc05": max(curve.resolution(0.5), nyquist),
         "fsc0143": max(curve.resolution(0.143), nyquist),
         "rscc": metrics.rscc(volume.data, model, real.mask),
@@ -497,15 +502,40 @@ def bfactor_baseline(real: RealMap) -> Volume:
 def real_map_table(reals: Sequence[RealMap],
                    methods: dict[str, Callable[[RealMap], Volume]]):  # noqa: ANN201 - pandas
     """One row per (map, method) of :data:`REAL_SCORES`; the map as it is comes first as
-    ``"input"``. ``methods`` maps a name to ``fn(real) -> map on real.volume's grid``."""
+    ``"input"``. ``methods`` maps a name to ``fn(real) -> map on real.volume's grid``. Two
+    more columns, ``emringer_low`` and ``emringer_high``, bound the method's EMRinger change
+    over the input (:func:`cryolab.emringer.emringer_change`: 95 %, residues resampled)."""
     import pandas as pd
 
     rows = []
     for real in reals:
+        before = ringer_scan(real.volume, real.structure)
         for name, fn in {"input": lambda r: r.volume, **methods}.items():
+            volume = fn(real)
+            scan = before if name == "input" else ringer_scan(volume, real.structure)
+            change = emringer_change(before, scan)
             rows.append({"map": real.pair.label, "method": name,
-                         **score_real(real, fn(real))})
+                         **score_real(real, volume, scan),
+                         "emringer_low": change.low, "emringer_high": change.high})
     return pd.DataFrame(rows)
+
+
+def emringer_beyond_noise(table, method: str) -> dict[str, str]:  # noqa: ANN001 - pandas
+    """For each map of a :func:`real_map_table`, whether ``method``'s EMRinger change over
+    the input is ``"up"`` or ``"down"`` beyond the residue-resampling interval, or
+    ``"within"`` it."""
+    rows = table[table["method"] == method]
+    return {r["map"]: "up" if r["emringer_low"] > 0 else "down" if r["emringer_high"] < 0
+            else "within" for _, r in rows.iterrows()}
+
+
+def noise_phrase(table, method: str) -> str:  # noqa: ANN001 - pandas
+    """:func:`emringer_beyond_noise` as one phrase for the book."""
+    where = emringer_beyond_noise(table, method)
+    said = {"up": "up beyond it on", "down": "down beyond it on", "within": "within it on"}
+    parts = [f"{text} {', '.join(m for m, w in where.items() if w == key)}"
+             for key, text in said.items() if key in where.values()]
+    return "; ".join(parts)
 
 
 def map_character(volume: Volume, mask: np.ndarray, resolution: float) -> dict[str, float]:

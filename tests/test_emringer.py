@@ -14,6 +14,7 @@ from cryolab.emringer import (
     RingerScan,
     dihedral,
     emringer,
+    emringer_change,
     ringer_scan,
     rotate_about_axis,
     score_scan,
@@ -111,6 +112,45 @@ def test_statistics_follow_the_cctbx_conventions():
         assert z == pytest.approx((r - n * p) / np.sqrt(n * p * (1 - p)))
     assert result.score == pytest.approx(10 * np.nanmax(result.zscores) / np.sqrt(n_res))
     assert result.n_residues == n_res
+
+
+def _peaks_scan(peaks, heights, resseq=None):
+    """A :class:`RingerScan` whose residue ``i`` has one peak, at index ``peaks[i]`` of height
+    ``heights[i]``."""
+    n_res = len(peaks)
+    dens = np.zeros((n_res, N_ANGLES))
+    dens[np.arange(n_res), peaks] = heights
+    residues = pd.DataFrame({"chain": "A", "resseq": range(n_res) if resseq is None else resseq,
+                             "icode": "", "resname": "LEU", "chi1": 0.0})
+    return RingerScan(residues, dens, pd.DataFrame())
+
+
+def test_emringer_change_pairs_residues_and_bounds_the_difference():
+    """The difference is the two scores' (score_scan), over the residues both maps scanned
+    (paired by chain and number, in any order); the same map twice changes by exactly 0; a
+    map whose side chains all turn rotameric gains beyond the interval, and one that differs
+    from the first on a few residues only has an interval that holds 0."""
+    rng = np.random.default_rng(1)
+    n_res = 120
+    heights = rng.uniform(1, 2, n_res)
+    half = np.where(rng.random(n_res) < 0.5, 12, 0)  # about half the peaks rotameric
+    before = _peaks_scan(half, heights)
+    same = emringer_change(before, before, n_boot=200)
+    assert (same.difference, same.low, same.high, same.n_residues) == (0.0, 0.0, 0.0, n_res)
+    better = emringer_change(before, _peaks_scan(np.full(n_res, 12), heights), n_boot=200)
+    assert better.difference == pytest.approx(
+        score_scan(_peaks_scan(np.full(n_res, 12), heights)).score - score_scan(before).score)
+    assert 0 < better.low <= better.difference <= better.high
+    few = half.copy()
+    few[np.flatnonzero(half == 0)[:3]] = 12  # three more rotameric peaks
+    slight = emringer_change(before, _peaks_scan(few, heights), n_boot=200)
+    assert slight.low <= 0 < slight.difference <= slight.high
+    # residues are paired by identity, not by row: the last 20 are missing from the second
+    # map and its rows come reversed
+    order = np.arange(n_res - 20)[::-1]
+    part = _peaks_scan(half[order], heights[order], resseq=order)
+    cut = emringer_change(before, part, n_boot=50)
+    assert cut.n_residues == n_res - 20 and cut.difference == pytest.approx(0.0, abs=1e-12)
 
 
 def test_rotamer_windows_are_cctbx_bins():

@@ -205,6 +205,23 @@ def test_real_verdict_reads_the_table():
                           "net").shortfalls(pd.DataFrame(rows)) == ""
 
 
+def test_emringer_beyond_noise_reads_each_maps_interval():
+    import pandas as pd
+
+    from cryolab.superres import emringer_beyond_noise
+
+    rows = [{"map": m, "method": "net", "emringer_low": lo, "emringer_high": hi}
+            for m, lo, hi in (("A", 0.1, 0.9), ("B", -0.8, -0.2), ("C", -0.3, 0.4))]
+    rows.append({"map": "A", "method": "input", "emringer_low": 0.0, "emringer_high": 0.0})
+    assert emringer_beyond_noise(pd.DataFrame(rows), "net") == {
+        "A": "up", "B": "down", "C": "within"}
+    from cryolab.superres import noise_phrase
+
+    assert noise_phrase(pd.DataFrame(rows), "net") == (
+        "up beyond it on A; down beyond it on B; within it on C")
+    assert noise_phrase(pd.DataFrame(rows[2:]), "net") == "within it on C"
+
+
 def test_leave_one_map_out_never_looks_at_the_map_it_chooses_for():
     """Candidate "x" improves maps A, B, C, "y" only map D (but hugely). Held out A, B or C,
     "x" wins the other maps (2 against 1); held out D, "x" still wins the others (3 against
