@@ -23,7 +23,8 @@ everything from here:
 - :func:`estimate_resolution`: a half-map-free resolution estimate (map–model FSC when a
   model is given, else the amplitude fall-off) that ``cryolab sharpen`` uses to decline maps
   outside a model's training range;
-- :func:`real_map_path`: two steps a map-to-map network may take after it on a real map,
+- :func:`real_map_predictor`: the shipped U-Net's path on any map (:func:`shipped_superres`,
+  ``cryolab sharpen --method unet3d`` and the card), :func:`real_map_path`:
   :func:`flip_average` of the prediction, then its fall-off brought to the training targets'
   :data:`TARGET_BFACTOR` (:func:`cryolab.sharpen.match_fall_off`) at the input's estimated
   resolution; :func:`leave_one_map_out` chooses among such variants without looking at the map
@@ -92,6 +93,7 @@ __all__ = [
     "unet_predictor",
     "flip_average",
     "real_map_path",
+    "real_map_predictor",
     "leave_one_map_out",
     "choice_phrase",
     "on_real",
@@ -703,14 +705,15 @@ class RealVerdict:
 
 def shipped_superres(device: str | None = None) -> Callable[[Volume], Volume] | None:
     """``fn(map) -> map``: the shipped super-resolution U-Net (:mod:`cryolab.weights`,
-    ``"superres"``) on a 1 Å map scaled like its training inputs (99.9th percentile at 1: a
-    test pair's input, or a :class:`RealMap`'s volume); None when not shipped."""
+    ``"superres"``) through :func:`real_map_predictor`, on a 1 Å map scaled like its training
+    inputs (99.9th percentile at 1: a test pair's input, or a :class:`RealMap`'s volume); None
+    when not shipped."""
     from . import weights
 
     if "superres" not in weights.available():
         return None
-    return unet_predictor(weights.load("superres", device=device), PROFILES["pretrained"],
-                          device)
+    return real_map_predictor(weights.load("superres", device=device), PROFILES["pretrained"],
+                              device)
 
 
 def unet_predictor(model: torch.nn.Module, profile: SuperResProfile,
@@ -734,8 +737,7 @@ def flip_average(predict: Callable[[np.ndarray], np.ndarray], data: np.ndarray) 
 
 def real_map_path(predict: Callable[[Volume], Volume], flips: bool = True,
                   sharpen: bool = True) -> Callable[[Volume], Volume]:
-    """``fn(map) -> map``: a map-to-map network followed by the two steps it may take on a
-    real map.
+    """``fn(map) -> map``: a map-to-map network followed by its two steps for real maps.
 
     :func:`flip_average` of ``predict`` (``flips``), then
     :func:`cryolab.sharpen.match_fall_off` of the result (``sharpen``): its Guinier B, fitted
@@ -743,7 +745,7 @@ def real_map_path(predict: Callable[[Volume], Volume], flips: bool = True,
     amplitude fall-off (no half maps, no model), brought down to :data:`TARGET_BFACTOR`, the
     fall-off of the maps the networks are trained to output, without a low-pass. Neither step
     has a setting fitted to a real map; :func:`leave_one_map_out` is how the chapters check
-    whether a user would take them (switch a step off to compare).
+    whether a user without the map in hand would take them (switch a step off to compare).
     """
     def path(volume: Volume) -> Volume:
         if flips:
@@ -756,6 +758,14 @@ def real_map_path(predict: Callable[[Volume], Volume], flips: bool = True,
         return out
 
     return path
+
+
+def real_map_predictor(model: torch.nn.Module, profile: SuperResProfile,
+                       device: str | None = None) -> Callable[[Volume], Volume]:
+    """``fn(map) -> map``: the shipped U-Net's path on a 1 Å map scaled like its inputs,
+    :func:`real_map_path` of :func:`unet_predictor` with both steps (checked leave one map
+    out in chapter 02, section 7)."""
+    return real_map_path(unet_predictor(model, profile, device))
 
 
 def leave_one_map_out(table, candidates: Sequence[str]) -> dict[str, str]:  # noqa: ANN001

@@ -352,13 +352,14 @@ def test_sharpen_checks_a_real_map_by_its_map_model_fsc(tmp_path, capsys, mirror
                  "--out", str(out)]) == 0
     said = capsys.readouterr().out
     assert "map–model FSC 0.5" in said and "shipped model 'superres'" in said
+    assert "shipped path: mean over 8 flips" in said  # the path of the card and chapter 02
     resolution = float(said.split("input resolution ")[1].split(" Å")[0])
     assert 3.0 < resolution < 4.5
     got, before = read_map(out), read_map(src)
     assert got.shape == before.shape and np.allclose(got.origin, before.origin, atol=1e-3)
 
 
-# ---------------------------------------- steps after a network on real maps
+# -------------------------------------------- the shipped U-Net's path on real maps
 
 
 @pytest.mark.parametrize("target", [0.0, 40.0])
@@ -415,24 +416,18 @@ def test_flip_average_is_exact_for_equivariant_and_symmetrises_the_rest():
 
 
 def test_the_real_map_path_of_an_identity_network_is_the_input_sharpened_to_the_target():
-    """:func:`real_map_path` of the tiled prediction = flip average, then match_fall_off to
-    TARGET_BFACTOR at the input's own estimated resolution: with a network that returns its
-    input, exactly that of the input."""
+    """:func:`real_map_predictor` = flip average of the tiled prediction, then
+    match_fall_off to TARGET_BFACTOR at the input's own estimated resolution: with a network
+    that returns its input, exactly that of the input."""
     import torch
 
     from cryolab.sharpen import match_fall_off
-    from cryolab.superres import (
-        PROFILES,
-        TARGET_BFACTOR,
-        estimate_resolution,
-        real_map_path,
-        unet_predictor,
-    )
+    from cryolab.superres import PROFILES, TARGET_BFACTOR, estimate_resolution, real_map_predictor
 
     identity = torch.nn.Conv3d(1, 1, 1, bias=False)
     torch.nn.init.ones_(identity.weight)
     vol = bfactor_blur(_lowpassed_atoms(3.5, 0.2, n=40), 120.0)
-    got = real_map_path(unet_predictor(identity, PROFILES["smoke"], "cpu"))(vol)
+    got = real_map_predictor(identity, PROFILES["smoke"], "cpu")(vol)
     want, fit = match_fall_off(vol, estimate_resolution(vol), TARGET_BFACTOR)
     assert fit.bfactor > TARGET_BFACTOR + 20  # the step does something here
     np.testing.assert_allclose(got.data, want.data, atol=1e-4 * np.abs(want.data).max())

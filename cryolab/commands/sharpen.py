@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -43,7 +44,10 @@ def sharpen_unet3d(volume: Volume, args: argparse.Namespace) -> Volume:
 
     The map is resampled to the network's 1 Å grid, divided by its 99.9th percentile,
     predicted tile by tile, scaled back to the input's units and resampled onto the input grid
-    (:func:`cryolab.apply.apply_model`).
+    (:func:`cryolab.apply.apply_model`). The shipped model (no ``--checkpoint``) runs by the
+    path of its card and chapter 02 (:func:`cryolab.superres.real_map_predictor`: the mean
+    over the 8 axis flips, then the output sharpened to its training targets' Guinier B
+    without a low-pass).
     """
     from ..nn.unet3d import UNet3D
     from ..tiles import predict_volume
@@ -53,9 +57,20 @@ def sharpen_unet3d(volume: Volume, args: argparse.Namespace) -> Volume:
     patch = int(np.ceil(args.patch / step) * step)
     stride = args.stride or patch // 2
 
-    def predict(x: np.ndarray) -> np.ndarray:
-        return predict_volume(model, x, patch=patch, stride=stride, weight="gaussian",
-                              batch_size=4, progress=True)
+    if args.checkpoint:
+        def predict(x: np.ndarray) -> np.ndarray:
+            return predict_volume(model, x, patch=patch, stride=stride, weight="gaussian",
+                                  batch_size=4, progress=True)
+    else:
+        from ..superres import PROFILES, TARGET_BFACTOR, real_map_predictor
+
+        shipped = real_map_predictor(model, replace(PROFILES["pretrained"], patch=patch,
+                                                    stride=stride), args.device)
+        print(f"shipped path: mean over 8 flips, sharpened to B = {TARGET_BFACTOR:g} Å² "
+              "(no low-pass)")
+
+        def predict(x: np.ndarray) -> np.ndarray:
+            return shipped(Volume(x, 1.0, 0.0)).data
 
     return apply_model(volume, predict, "percentile", voxel_size=1.0)
 

@@ -239,12 +239,13 @@ def _fit_for(trainer, batches, max_epochs: int, minutes: float, start: float) ->
 
 
 def _predictor(name: str, model):  # noqa: ANN001, ANN202
-    """``fn(map) -> map``: the shipped model ``name`` on a 1 Å map scaled like its inputs."""
+    """``fn(map) -> map``: the shipped model ``name`` on a 1 Å map scaled like its inputs, by
+    the path users get (:func:`cryolab.superres.real_map_predictor` for the U-Net)."""
     from .. import superres as sr
     from ..pipelines import sharpening as sp
 
     if name == "superres":
-        return sr.unet_predictor(model, sr.PROFILES["pretrained"])
+        return sr.real_map_predictor(model, sr.PROFILES["pretrained"])
     return sp.vae_predictor(model, sp.PROFILES["pretrained"])
 
 
@@ -316,6 +317,18 @@ def _book_map_model(name: str) -> dict | None:
             "written": m.get("written")}
 
 
+#: How each shipped map model is applied, everywhere (:func:`_predictor`, the chapters,
+#: ``cryolab sharpen``); written into its card.
+MAP_INFERENCE = {
+    "superres": "cryolab.superres.real_map_predictor: tiled prediction averaged over the 8 "
+                "axis flips, then sharpened to the training targets' Guinier B "
+                "(superres.TARGET_BFACTOR) from 10 Å to the input's estimated resolution, "
+                "without a low-pass",
+    "vae": "cryolab.pipelines.sharpening.vae_predictor: the z-scored map decoded from z = μ, "
+           "tile by tile",
+}
+
+
 def evaluate_card(name: str, folder: Path) -> dict:
     """Recompute a shipped card's evaluation (real maps, synthetic test entries, CI sample)
     from its checkpoint in ``folder``; the training record is kept."""
@@ -325,6 +338,7 @@ def evaluate_card(name: str, folder: Path) -> dict:
     card = json.loads(card_path.read_text())
     module, _, cls = card["model_class"].rpartition(".")
     model = load_model(folder / f"{name}.pt", getattr(importlib.import_module(module), cls))
+    card["inference"] = MAP_INFERENCE[name]
     card["evaluation"]["real_maps"] = card_real_maps(name, model)
     card["evaluation"]["synthetic"] = synthetic_evaluation(name, model)
     card["evaluation"]["book_model"] = _book_map_model(name)
