@@ -39,11 +39,8 @@ def main() -> None:
     import torch
 
     from cryolab import weights
-    from cryolab.apply import apply_model
-    from cryolab.io import Volume
-    from cryolab.nn.unet import denoise_volume
     from cryolab.pipelines.tomoeval import TOPAZ_MODELS, run_topaz, topaz_available
-    from cryolab.pipelines.tomolearn import PROFILES, simulation_config
+    from cryolab.pipelines.tomolearn import PROFILES, denoise_tomogram, simulation_config
     from cryolab.tomo.simulate import simulate
 
     torch.set_num_threads(args.threads)
@@ -54,9 +51,7 @@ def main() -> None:
     rows = {}
     model = weights.load("denoiser")
     start = time.perf_counter()
-    apply_model(Volume(tomogram, cfg.pixel_size, 0.0),
-                lambda a: denoise_volume(model, a), "robust_zscore",
-                restore_units=False)
+    denoise_tomogram(model, tomogram)
     rows["cryolab U-Net (shipped, 2.5D)"] = time.perf_counter() - start
     reason = topaz_available()
     for name in TOPAZ_MODELS:

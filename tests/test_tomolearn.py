@@ -22,6 +22,7 @@ from cryolab.pipelines.tomolearn import (
     PROFILES,
     blend_heads,
     class_weights,
+    denoise_tomogram,
     gaussian_baseline,
     simulate_sample,
     tomogram_defocus,
@@ -287,3 +288,23 @@ def test_cli_uses_the_shipped_models_without_a_checkpoint(tmp_path, capsys):
     labels = read_map(tmp_path / "s.mrc").data
     n_classes = weights.card("segmenter")["architecture"]["hparams"]["out_channels"]
     assert labels.shape == data.shape and 0 <= labels.min() <= labels.max() < n_classes
+
+
+def test_denoise_tomogram_is_what_cryolab_denoise_writes(tmp_path):
+    """The chapter's and the benchmarks' whole-tomogram denoising is the command's: the same
+    normalisation and tiles give the same voxels (to float32 rounding of the batching)."""
+    from cryolab import weights
+
+    data = np.random.default_rng(5).normal(0, 1, size=(10, 60, 52)).astype(np.float32)
+    write_map(tmp_path / "t.mrc", Volume(data, 10.0, 0.0))
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        assert main(["denoise", str(tmp_path / "t.mrc"), "--out", str(tmp_path / "d.mrc"),
+                     "--patch", "32"]) == 0
+        ours = denoise_tomogram(weights.load("denoiser"), data, patch=32)
+    finally:
+        torch.set_num_threads(before)
+    written = read_map(tmp_path / "d.mrc").data
+    assert ours.shape == data.shape
+    np.testing.assert_allclose(ours, written, rtol=1e-4, atol=1e-4 * np.abs(written).max())

@@ -67,6 +67,7 @@ __all__ = [
     "class_weights",
     "train_unet",
     "blend_heads",
+    "denoise_tomogram",
     "gaussian_baseline",
     "denoise_scores",
     "dice_scores",
@@ -458,6 +459,23 @@ def denoise_scores(estimate: np.ndarray, prior: np.ndarray, pixel_size: float
         "fsc_0.5": curve.resolution(0.5),
         "fsc_0.143": curve.resolution(0.143),
     }
+
+
+def denoise_tomogram(model, tomogram: np.ndarray, patch: int = 64  # noqa: ANN001 - a UNet
+                     ) -> np.ndarray:
+    """A denoising network over a whole (z, y, x) tomogram as ``cryolab denoise`` runs it:
+    normalised once for the whole tomogram (robust z-score, :data:`cryolab.apply.SCALINGS`),
+    never per tile, then in overlapping tiles of ``patch`` voxels of which each voxel takes
+    the one whose centre is nearest (:func:`cryolab.nn.unet.denoise_volume`); the output in
+    the network's units (standardised)."""
+    from ..apply import apply_model
+    from ..io import Volume
+    from ..nn.unet import denoise_volume
+
+    # the grid is used as it is (no resampling), so the voxel size plays no part
+    return apply_model(Volume(tomogram, 1.0, 0.0),
+                       lambda a: denoise_volume(model, a, patch=patch), "robust_zscore",
+                       restore_units=False).data
 
 
 def gaussian_baseline(tomogram: np.ndarray, prior: np.ndarray, sigmas: Sequence[float]

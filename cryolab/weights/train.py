@@ -629,9 +629,7 @@ def tomo_blend_scan(out: Path, blends: tuple[float, ...] = TOMO_BLEND_GRID) -> d
     Topaz model, across the two truths, is largest; without Topaz, none is chosen. Returns the
     record."""
 
-    from ..apply import apply_model
-    from ..io import Volume
-    from ..nn.unet import UNet, denoise_volume
+    from ..nn.unet import UNet
     from ..pipelines import tomoeval as E
     from ..pipelines import tomolearn as T
     from ..train import load_model
@@ -639,13 +637,9 @@ def tomo_blend_scan(out: Path, blends: tuple[float, ...] = TOMO_BLEND_GRID) -> d
     cfg = T.PROFILES["pretrained"]
     heads = load_model(out / ".denoiser-heads.pt", UNet)
     whole = T.whole_tomogram(cfg, TOMO_BLEND_SEED, size=TOMO_BLEND_SIZE)
-    vol = Volume(whole.tomogram, whole.pixel_size, 0.0)
-    outputs = {}
-    for b in blends:
-        model = T.blend_heads(heads, (b, 1 - b))
-        outputs[f"blend {b:g}"] = apply_model(
-            vol, lambda a, m=model: denoise_volume(m, a, patch=cfg.patch), "robust_zscore",
-            restore_units=False).data
+    outputs = {f"blend {b:g}": T.denoise_tomogram(T.blend_heads(heads, (b, 1 - b)),
+                                                  whole.tomogram, cfg.patch)
+               for b in blends}
     reason = E.topaz_available()
     if not reason:
         for name in E.TOPAZ_MODELS:
