@@ -25,7 +25,8 @@ keep that on purpose: matching ``phenix.emringer`` matters more than the cosmeti
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import gemmi
 import numpy as np
@@ -45,6 +46,7 @@ __all__ = [
     "emringer",
     "EMRingerChange",
     "emringer_change",
+    "mean_change",
 ]
 
 #: The γ atom whose χ1 rotation EMRinger scans, per residue type.
@@ -291,12 +293,15 @@ class EMRingerChange:
             paired bootstrap, 95 %): an interval that excludes 0 says the change is no accident
             of which side chains the model happens to have.
         n_residues: residues scanned in both maps.
+        draws: the bootstrap's differences, one per draw (NaN where a draw showed no
+            rotameric peak): what :func:`mean_change` combines across maps.
     """
 
     difference: float
     low: float
     high: float
     n_residues: int
+    draws: np.ndarray = field(repr=False, compare=False)
 
 
 def emringer_change(before: RingerScan, after: RingerScan, n_boot: int = 500, seed: int = 0
@@ -314,7 +319,24 @@ def emringer_change(before: RingerScan, after: RingerScan, n_boot: int = 500, se
     draws = [rng.integers(0, n, n) for _ in range(n_boot)]
     boot = np.array([_score(b[i]) - _score(a[i]) for i in draws])
     low, high = np.nanpercentile(boot, [2.5, 97.5])
-    return EMRingerChange(_score(b) - _score(a), float(low), float(high), n)
+    return EMRingerChange(_score(b) - _score(a), float(low), float(high), n, boot)
+
+
+def mean_change(changes: Sequence[EMRingerChange]) -> EMRingerChange:
+    """The mean of several maps' :class:`EMRingerChange` (one model each), with its 95 %
+    interval from a stratified bootstrap: the k-th draws of the maps, each of which resampled
+    its own residues, are averaged into the k-th draw of the mean (draws where a map showed
+    no rotameric peak are left out). Pooling the maps' residues this way tells a change that
+    holds across maps from one that a few side chains of each map could give, which a single
+    map of 100–400 residues cannot (``n_residues`` is the maps' total)."""
+    if not changes:
+        raise ConfigError("mean_change needs at least one map's change")
+    if len({len(c.draws) for c in changes}) != 1:
+        raise ConfigError("mean_change needs the same number of bootstrap draws for every map")
+    boot = np.mean([c.draws for c in changes], axis=0)
+    low, high = np.nanpercentile(boot, [2.5, 97.5])
+    return EMRingerChange(float(np.mean([c.difference for c in changes])), float(low),
+                          float(high), sum(c.n_residues for c in changes), boot)
 
 
 def emringer(volume: Volume, structure: gemmi.Structure, model: int = 0) -> EMRingerResult:

@@ -48,7 +48,15 @@ from . import metrics
 from .data import fetch, find
 from .degrade import NoiseParams, RealisticParams, degrade, realistic_degrade
 from .density import ground_truth_map, resample
-from .emringer import GAMMA_ATOMS, RingerScan, emringer, emringer_change, ringer_scan, score_scan
+from .emringer import (
+    GAMMA_ATOMS,
+    RingerScan,
+    emringer,
+    emringer_change,
+    mean_change,
+    ringer_scan,
+    score_scan,
+)
 from .errors import ConfigError
 from .io import Volume, atoms_of, read_map, read_structure
 from .normalise import percentile_scale
@@ -99,6 +107,7 @@ __all__ = [
     "on_real",
     "real_pair",
     "finetune_leave_one_out",
+    "versus_bfactor",
 ]
 
 #: The paper's Table 1 test structures; none of them is in the mirror.
@@ -141,7 +150,8 @@ class SuperResProfile:
         real_crop: edge in Å of the cube around the model kept from each real cryo-EM map
             before prediction (None = the whole map).
         finetune_steps: optimiser steps of each leave-one-map-out fine-tuning on real pairs
-            (:func:`finetune_leave_one_out`; 0 = none).
+            (:func:`finetune_leave_one_out`; 0 = none) of the run's U-Net.
+        finetune_shipped_steps: the same for the shipped U-Net (its own patch and batch).
         seed: base seed.
     """
 
@@ -159,6 +169,7 @@ class SuperResProfile:
     stride: int | None = None
     real_crop: float | None = None
     finetune_steps: int = 0
+    finetune_shipped_steps: int = 0
     seed: int = 0
 
     @property
@@ -180,11 +191,11 @@ class SuperResProfile:
 PROFILES = {
     "smoke": SuperResProfile(
         n_train=4, n_test=2, patch=16, patches_per_epoch=16, epochs=4, depth=2, base=8,
-        lr=1e-3, stride=16, real_crop=30.0, finetune_steps=2,
+        lr=1e-3, stride=16, real_crop=30.0, finetune_steps=2, finetune_shipped_steps=2,
     ),
     "book": SuperResProfile(
         n_train=40, n_test=10, patch=32, patches_per_epoch=256, epochs=12, depth=3, base=16,
-        lr=1e-3, real_crop=60.0, finetune_steps=32,
+        lr=1e-3, real_crop=60.0, finetune_steps=32, finetune_shipped_steps=150,
     ),
     # the shipped model (python -m cryolab.weights.train superres): every training entry,
     # inputs from the paper's noise model and realistic_degrade; the book's sizes, trained longer
@@ -194,7 +205,7 @@ PROFILES = {
     ),
     "paper": SuperResProfile(
         n_train=100, n_test=12, patch=128, patches_per_epoch=400, epochs=200, depth=4, base=32,
-        stride=64, finetune_steps=400,
+        stride=64, finetune_steps=400, finetune_shipped_steps=400,
     ),
 }
 
@@ -506,20 +517,26 @@ def real_map_table(reals: Sequence[RealMap],
     """One row per (map, method) of :data:`REAL_SCORES`; the map as it is comes first as
     ``"input"``. ``methods`` maps a name to ``fn(real) -> map on real.volume's grid``. Two
     more columns, ``emringer_low`` and ``emringer_high``, bound the method's EMRinger change
-    over the input (:func:`cryolab.emringer.emringer_change`: 95 %, residues resampled)."""
+    over the input (:func:`cryolab.emringer.emringer_change`: 95 %, residues resampled, each
+    map with its own draws); the changes themselves are kept in
+    ``table.attrs["emringer_changes"]`` (``{(map, method): EMRingerChange}``), from which
+    :class:`RealVerdict` averages them over the maps."""
     import pandas as pd
 
-    rows = []
-    for real in reals:
+    rows, changes = [], {}
+    for k, real in enumerate(reals):
         before = ringer_scan(real.volume, real.structure)
         for name, fn in {"input": lambda r: r.volume, **methods}.items():
             volume = fn(real)
             scan = before if name == "input" else ringer_scan(volume, real.structure)
-            change = emringer_change(before, scan)
+            change = emringer_change(before, scan, seed=k)
+            changes[real.pair.label, name] = change
             rows.append({"map": real.pair.label, "method": name,
                          **score_real(real, volume, scan),
                          "emringer_low": change.low, "emringer_high": change.high})
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    table.attrs["emringer_changes"] = changes
+    return table
 
 
 def emringer_beyond_noise(table, method: str) -> dict[str, str]:  # noqa: ANN001 - pandas
@@ -628,27 +645,40 @@ class RealVerdict:
             (Å, lower is better; a tie within 0.05 Å is not better).
         beats_bfactor: ``{map: EMRinger and FSC-0.5 both at least as good as global B-factor
             sharpening's, and one of them better}``.
+        emringer_mean: the EMRinger change over the input averaged over the maps, with its
+            95 % interval, ``(change, low, high)`` (:func:`cryolab.emringer.mean_change`; NaN
+            when the table holds no changes).
+        fsc_mean: the FSC-0.5 resolution's change over the input averaged over the maps (Å;
+            below 0 is finer).
     """
 
     method: str
     emringer_up: dict[str, bool]
     fsc_better: dict[str, bool]
     beats_bfactor: dict[str, bool]
+    emringer_mean: tuple[float, float, float] = (np.nan, np.nan, np.nan)
+    fsc_mean: float = np.nan
 
     @classmethod
     def of(cls, table, method: str, baseline: str = "B-factor sharpening",  # noqa: ANN001
            tie: float = 0.05) -> RealVerdict:
         """The verdict on ``method`` (a ``method`` value of ``table``)."""
-        up, fsc_ok, beats = {}, {}, {}
+        up, fsc_ok, beats, fsc_change = {}, {}, {}, []
         for name, rows in table.groupby("map", sort=False):
             row = rows.set_index("method")
             m, i, b = row.loc[method], row.loc["input"], row.loc[baseline]
             up[name] = bool(m["emringer"] > i["emringer"])
             fsc_ok[name] = bool(m["fsc05"] < i["fsc05"] - tie)
+            fsc_change.append(float(m["fsc05"] - i["fsc05"]))
             not_worse = m["emringer"] >= b["emringer"] and m["fsc05"] <= b["fsc05"] + tie
             better = m["emringer"] > b["emringer"] or m["fsc05"] < b["fsc05"] - tie
             beats[name] = bool(not_worse and better)
-        return cls(method, up, fsc_ok, beats)
+        changes = table.attrs.get("emringer_changes", {})
+        mean = (np.nan, np.nan, np.nan)
+        if all((name, method) in changes for name in up):
+            pooled = mean_change([changes[name, method] for name in up])
+            mean = (pooled.difference, pooled.low, pooled.high)
+        return cls(method, up, fsc_ok, beats, mean, float(np.mean(fsc_change)))
 
     @property
     def improves_all(self) -> bool:
@@ -666,12 +696,24 @@ class RealVerdict:
         least three of five."""
         return self.improves_all and self.n_beats_bfactor >= 3
 
+    @property
+    def emringer_up_overall(self) -> bool:
+        """The EMRinger change averaged over the maps is above 0 beyond its 95 % interval:
+        a gain that holds across the maps, not one of a few side chains."""
+        return bool(self.emringer_mean[1] > 0)
+
     def claim(self) -> str:
         """One sentence for the book, computed from the run."""
         n = len(self.emringer_up)
         return (f"{self.method}: EMRinger up on {sum(self.emringer_up.values())} of {n} real "
                 f"maps, map–model FSC-0.5 better on {sum(self.fsc_better.values())} of {n}, "
                 f"beats global B-factor sharpening on {self.n_beats_bfactor} of {n}")
+
+    def overall(self) -> str:
+        """The changes averaged over the maps as one phrase for the book."""
+        change, low, high = self.emringer_mean
+        return (f"EMRinger {change:+.2f} on average over the maps (95 % interval "
+                f"{low:+.2f} to {high:+.2f}), FSC-0.5 {self.fsc_mean:+.3f} Å")
 
     def shortfalls(self, table) -> str:  # noqa: ANN001 - the table it was read from
         """The maps the method does not improve (EMRinger and FSC-0.5 both better than the
@@ -693,14 +735,37 @@ class RealVerdict:
     def from_dict(cls, d: dict) -> RealVerdict:
         """Read back :meth:`to_dict` (a chapter's metrics.json)."""
         return cls(d["method"], dict(d["emringer_up"]), dict(d["fsc_better"]),
-                   dict(d["beats_bfactor"]))
+                   dict(d["beats_bfactor"]),
+                   tuple(d.get("emringer_mean", (np.nan, np.nan, np.nan))),
+                   float(d.get("fsc_mean", np.nan)))
 
     def to_dict(self) -> dict:
         """For metrics.json."""
         return {"method": self.method, "emringer_up": self.emringer_up,
                 "fsc_better": self.fsc_better, "beats_bfactor": self.beats_bfactor,
+                "emringer_mean": list(self.emringer_mean), "fsc_mean": self.fsc_mean,
+                "emringer_up_overall": self.emringer_up_overall,
                 "improves_all": self.improves_all, "n_beats_bfactor": self.n_beats_bfactor,
                 "holds": self.holds, "claim": self.claim()}
+
+
+def versus_bfactor(verdict: RealVerdict, character) -> str:  # noqa: ANN001 - pandas
+    """Where ``verdict``'s method beats global B-factor sharpening and where it does not, each
+    map with the Guinier B of its amplitudes (Å², the ``"real"`` rows of a
+    :func:`character_table`), as one phrase for the book; when every map it loses on falls
+    off faster than every map it wins on, the phrase says so."""
+    real = character[character["source"] == "real"].set_index("map")["bfactor"]
+    wins = [m for m, w in verdict.beats_bfactor.items() if w]
+    losses = [m for m, w in verdict.beats_bfactor.items() if not w]
+
+    def listed(maps: list[str]) -> str:
+        return ", ".join(f"{m} (B = {real[m]:.0f} Å²)" for m in maps) or "no map"
+
+    text = f"{verdict.method} beats it on {listed(wins)} and not on {listed(losses)}"
+    if wins and losses and min(real[m] for m in losses) > max(real[m] for m in wins):
+        text += (": the maps where global sharpening wins are exactly those whose amplitudes "
+                 "fall off fastest, where flattening the fall-off to B = 0 Å² restores the most")
+    return text
 
 
 def shipped_superres(device: str | None = None) -> Callable[[Volume], Volume] | None:
@@ -819,13 +884,13 @@ def real_pair(real: RealMap) -> Pair:
 
 def finetune_leave_one_out(model: torch.nn.Module, reals: Sequence[RealMap],
                            profile: SuperResProfile, steps: int | None = None,
-                           lr_factor: float = 0.25, device: str | None = None
-                           ) -> dict[str, Volume]:
+                           lr_factor: float = 0.25, flips: bool = False,
+                           device: str | None = None) -> dict[str, Volume]:
     """Leave-one-map-out fine-tuning on real pairs: for each map, a copy of ``model``
     fine-tuned (Dice loss, Adam at ``lr_factor`` × the profile's rate, ``steps`` steps of
     augmented patches) on the *other* maps' :func:`real_pair`, then applied to the held-out
-    map. Returns ``{map label: prediction}``; no prediction comes from a model that saw its
-    map."""
+    map (``flips``: through :func:`flip_average`). Returns ``{map label: prediction}``; no
+    prediction comes from a model that saw its map."""
     from .nn.unet3d import dice_loss
     from .train import Trainer, supervised_step
 
@@ -842,5 +907,6 @@ def finetune_leave_one_out(model: torch.nn.Module, reals: Sequence[RealMap],
         source = training_batches(others, replace(profile, patches_per_epoch=steps
                                                   * profile.batch))
         trainer.fit(source, epochs=1, progress=False)
-        out[held.pair.label] = predict_map(trainer.model.eval(), held.volume, profile, device)
+        predict = unet_predictor(trainer.model.eval(), profile, device)
+        out[held.pair.label] = real_map_path(predict, flips, sharpen=False)(held.volume)
     return out

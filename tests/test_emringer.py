@@ -15,6 +15,7 @@ from cryolab.emringer import (
     dihedral,
     emringer,
     emringer_change,
+    mean_change,
     ringer_scan,
     rotate_about_axis,
     score_scan,
@@ -151,6 +152,28 @@ def test_emringer_change_pairs_residues_and_bounds_the_difference():
     part = _peaks_scan(half[order], heights[order], resseq=order)
     cut = emringer_change(before, part, n_boot=50)
     assert cut.n_residues == n_res - 20 and cut.difference == pytest.approx(0.0, abs=1e-12)
+
+
+def test_mean_change_averages_maps_and_resamples_each_on_its_own():
+    """The mean of two maps' changes is the mean of their differences; its k-th draw is the
+    mean of theirs; a gain on one map beside no change on the other halves, and its interval
+    is that of one map's halved (an exact case: the second map's draws are all 0)."""
+    rng = np.random.default_rng(2)
+    n_res = 150
+    heights = rng.uniform(1, 2, n_res)
+    half = np.where(rng.random(n_res) < 0.5, 12, 0)
+    before = _peaks_scan(half, heights)
+    gain = emringer_change(before, _peaks_scan(np.full(n_res, 12), heights), n_boot=100)
+    still = emringer_change(before, before, n_boot=100, seed=1)
+    both = mean_change([gain, still])
+    assert both.difference == pytest.approx(gain.difference / 2)
+    assert (both.low, both.high) == pytest.approx((gain.low / 2, gain.high / 2))
+    assert both.n_residues == 2 * n_res and np.allclose(both.draws, gain.draws / 2)
+    assert 0 < both.low <= both.difference <= both.high
+    with pytest.raises(ConfigError, match="at least one"):
+        mean_change([])
+    with pytest.raises(ConfigError, match="same number"):
+        mean_change([gain, emringer_change(before, before, n_boot=50)])
 
 
 def test_rotamer_windows_are_cctbx_bins():

@@ -203,6 +203,55 @@ def test_real_verdict_reads_the_table():
     assert v.shortfalls(pd.DataFrame(rows)) == "C: EMRinger 3.00 → 2.00, FSC-0.5 3.00 → 3.20 Å"
     assert RealVerdict.of(pd.DataFrame([r for r in rows if r["map"] != "C"]),
                           "net").shortfalls(pd.DataFrame(rows)) == ""
+    # FSC-0.5 change averaged over the maps: (−0.5 + −0.1 + 0.2) / 3 Å; without the table's
+    # EMRinger changes the mean EMRinger change is unknown, with them it is theirs
+    assert v.fsc_mean == pytest.approx(-0.4 / 3)
+    assert np.isnan(v.emringer_mean[0]) and not v.emringer_up_overall
+    assert RealVerdict.from_dict(v.to_dict()).fsc_mean == pytest.approx(v.fsc_mean)
+
+
+def test_versus_bfactor_lists_each_side_with_its_fall_off():
+    import pandas as pd
+
+    from cryolab.superres import RealVerdict, versus_bfactor
+
+    character = pd.DataFrame({"source": ["real", "real", "real", "paper noise model"],
+                              "map": ["A", "B", "C", "1AKI"],
+                              "bfactor": [20.0, 130.0, 90.0, 133.0]})
+    v = RealVerdict("net", {}, {}, {"A": True, "B": False, "C": False})
+    text = versus_bfactor(v, character)
+    assert text.startswith("net beats it on A (B = 20 Å²) and not on B (B = 130 Å²), C (B = 90")
+    assert "fall off fastest" in text
+    mixed = RealVerdict("net", {}, {}, {"A": False, "B": True, "C": False})
+    assert "fastest" not in versus_bfactor(mixed, character)
+    assert versus_bfactor(RealVerdict("net", {}, {}, {"A": False}), character) == (
+        "net beats it on no map and not on A (B = 20 Å²)")
+
+
+def test_real_verdict_averages_the_tables_emringer_changes():
+    """RealVerdict.of reads the changes real_map_table keeps in ``attrs`` and averages them
+    with cryolab.emringer.mean_change; to_dict/from_dict carry the result."""
+    import pandas as pd
+
+    from cryolab.emringer import EMRingerChange
+    from cryolab.superres import RealVerdict
+
+    rows = [{"map": m, "method": k, "emringer": e, "fsc05": 3.0}
+            for m in "AB" for k, e in (("input", 1.0), ("B-factor sharpening", 1.0),
+                                      ("net", 1.5))]
+    table = pd.DataFrame(rows)
+    draws = {"A": np.linspace(0.2, 0.8, 40), "B": np.linspace(-0.1, 0.5, 40)}
+    table.attrs["emringer_changes"] = {
+        (m, "net"): EMRingerChange(0.5, float(d.min()), float(d.max()), 50, d)
+        for m, d in draws.items()}
+    v = RealVerdict.of(table, "net")
+    mean = (draws["A"] + draws["B"]) / 2
+    assert v.emringer_mean == pytest.approx(
+        (0.5, *np.nanpercentile(mean, [2.5, 97.5])))
+    assert v.emringer_up_overall and "EMRinger +0.50 on average" in v.overall()
+    back = RealVerdict.from_dict(v.to_dict())
+    assert back.emringer_mean == pytest.approx(v.emringer_mean)
+    assert back.emringer_up_overall
 
 
 def test_emringer_beyond_noise_reads_each_maps_interval():

@@ -168,3 +168,16 @@ def test_leave_one_map_out_never_fine_tunes_on_the_held_out_map(monkeypatch):
     assert set(out) == {"A", "B", "C"} and all(v.shape == (16, 16, 16) for v in out.values())
     for k, v in model.state_dict().items():  # the chapter's model itself is left untouched
         torch.testing.assert_close(v, before[k])
+    # flips=True: each fold's prediction is flip_average of the held-out map, returned as is
+    averaged = []
+    real_average = sr.flip_average
+
+    def spy_average(predict, data):
+        averaged.append((data, real_average(predict, data)))
+        return averaged[-1][1]
+
+    monkeypatch.setattr(sr, "flip_average", spy_average)
+    flipped = sr.finetune_leave_one_out(model, reals, cfg, steps=2, flips=True, device="cpu")
+    assert [d is r.volume.data for (d, _), r in zip(averaged, reals, strict=True)] == [True] * 3
+    for (_, mean), r in zip(averaged, reals, strict=True):
+        np.testing.assert_array_equal(flipped[r.pair.label].data, mean)
