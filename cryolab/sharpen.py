@@ -15,7 +15,9 @@ low-pass at the map's resolution stops the boost from amplifying pure noise.
 - :func:`bfactor_sharpen`: fit and apply in one call;
 - :func:`match_fall_off`: sharpen to a target B without the low-pass, the gain held constant
   beyond the resolution — for a network's output, whose noise the network has already
-  removed.
+  removed;
+- :func:`keep_low_resolution`: a network's output with the low-resolution content (beyond
+  about 10 Å: the molecule's envelope and the solvent) put back from the map it was given.
 
 Shells and filters come from :mod:`cryolab.fourier`, as for :func:`cryolab.degrade.bfactor_blur`
 (the inverse of :func:`apply_bfactor` up to the low-pass).
@@ -28,11 +30,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import ConfigError
-from .fourier import filter_volume, raised_cosine, shell_sums
+from .fourier import filter_volume, frequency_grid, raised_cosine, shell_index, shell_sums
 from .io import Volume
 
 __all__ = ["GuinierFit", "radial_amplitude", "guinier_fit", "apply_bfactor", "bfactor_sharpen",
-           "match_fall_off"]
+           "match_fall_off", "keep_low_resolution"]
 
 
 @dataclass(frozen=True)
@@ -176,3 +178,52 @@ def match_fall_off(volume: Volume, resolution: float, target: float = 0.0, low: 
     boost = max(fit.bfactor - target, 0.0)
     top = 1.0 / resolution
     return filter_volume(volume, lambda s: np.exp(boost * np.minimum(s, top) ** 2 / 4.0)), fit
+
+
+def keep_low_resolution(volume: Volume, reference: Volume, resolution: float = 10.0,
+                        edge: float = 0.02) -> Volume:
+    """``volume`` with its Fourier components up to ``resolution`` Å taken from ``reference``.
+
+    Each shell up to ``resolution`` gets ``reference``'s components multiplied by one number,
+    the ratio of ``volume``'s mean amplitude in that shell to ``reference``'s, so the radial
+    amplitude profile stays ``volume``'s and only the phases and the distribution within the
+    shell come from ``reference``. Beyond ``resolution`` the two blend over ``edge`` (1/Å)
+    with a raised cosine, and past it ``volume`` is unchanged; so is its mean.
+
+    Meant for a network's output on an experimental map (``reference``): the network was
+    trained to restore high-resolution detail on boxes fitted to a molecule, while the map's
+    envelope and solvent — the shells below about 10 Å, before the Guinier regime — are what
+    the experiment measures best. A network run over a large box of solvent can invent
+    low-resolution density there (a whole deposited box of EMD-3488, chapter 02); this step
+    puts the map's own back. Both maps must share a grid.
+
+    Examples:
+        >>> import numpy as np
+        >>> from cryolab.io import Volume
+        >>> from cryolab.sharpen import keep_low_resolution
+        >>> ref = Volume(np.random.default_rng(0).normal(size=(24, 24, 24)), 1.0, 0.0)
+        >>> out = keep_low_resolution(ref.with_data(3 * ref.data), ref)
+        >>> bool(np.allclose(out.data, 3 * ref.data, atol=1e-5))  # same map, other scale
+        True
+    """
+    if volume.shape != reference.shape or not np.allclose(volume.voxel_size,
+                                                          reference.voxel_size):
+        raise ConfigError(f"keep_low_resolution needs maps on one grid: {volume.shape} at "
+                          f"{volume.voxel_size} Å and {reference.shape} at "
+                          f"{reference.voxel_size} Å")
+    if resolution <= 0 or edge < 0:
+        raise ConfigError(f"resolution must be positive and edge non-negative, got "
+                          f"{resolution} Å and {edge} 1/Å")
+    ours = np.fft.rfftn(volume.data.astype(np.float64))
+    theirs = np.fft.rfftn(reference.data.astype(np.float64))
+    (a_ours, a_theirs), _, _ = shell_sums([np.abs(ours), np.abs(theirs)], volume.shape,
+                                           volume.voxel_size)
+    shell, n_shells, _ = shell_index(volume.shape, volume.voxel_size)
+    ratio = np.zeros(int(shell.max()) + 1)
+    ratio[:n_shells] = np.divide(a_ours, a_theirs, out=np.zeros(n_shells), where=a_theirs > 0)
+    weight = raised_cosine(frequency_grid(volume.shape, volume.voxel_size), 1.0 / resolution,
+                           edge)
+    weight[0, 0, 0] = 0.0  # the mean (zero frequency) stays volume's
+    mixed = weight * ratio[shell] * theirs + (1.0 - weight) * ours
+    out = np.fft.irfftn(mixed, s=volume.shape, axes=(0, 1, 2))
+    return volume.with_data(out.astype(np.float32))

@@ -25,10 +25,11 @@ everything from here:
   outside a model's training range;
 - :func:`real_map_predictor`: the shipped U-Net's path on any map (:func:`shipped_superres`,
   ``cryolab sharpen --method unet3d`` and the card), :func:`real_map_path`:
-  :func:`flip_average` of the prediction, then its fall-off brought to the training targets'
-  :data:`TARGET_BFACTOR` (:func:`cryolab.sharpen.match_fall_off`) at the input's estimated
-  resolution; :func:`leave_one_map_out` chooses among such variants without looking at the map
-  judged.
+  :func:`flip_average` of the prediction, the input's own content up to
+  :data:`KEPT_RESOLUTION` put back (:func:`cryolab.sharpen.keep_low_resolution`), then its
+  fall-off brought to the training targets' :data:`TARGET_BFACTOR`
+  (:func:`cryolab.sharpen.match_fall_off`) at the input's estimated resolution;
+  :func:`leave_one_map_out` chooses among such variants without looking at the map judged.
 """
 
 from __future__ import annotations
@@ -60,7 +61,13 @@ from .emringer import (
 from .errors import ConfigError
 from .io import Volume, atoms_of, read_map, read_structure
 from .normalise import percentile_scale
-from .sharpen import bfactor_sharpen, guinier_fit, match_fall_off, radial_amplitude
+from .sharpen import (
+    bfactor_sharpen,
+    guinier_fit,
+    keep_low_resolution,
+    match_fall_off,
+    radial_amplitude,
+)
 from .tiles import predict_volume, random_patches
 
 __all__ = [
@@ -68,6 +75,7 @@ __all__ = [
     "TEST_IDS",
     "INPUT_PERCENTILE",
     "TARGET_BFACTOR",
+    "KEPT_RESOLUTION",
     "SuperResProfile",
     "PROFILES",
     "Entry",
@@ -101,6 +109,7 @@ __all__ = [
     "unet_predictor",
     "flip_average",
     "real_map_path",
+    "envelope_fsc",
     "real_map_predictor",
     "leave_one_map_out",
     "choice_phrase",
@@ -129,6 +138,10 @@ INPUT_PERCENTILE = 99.9
 #: median over the shipped model's 42 training entries of :func:`ground_truth_map` (49.8 Å²;
 #: quartiles 42 and 54), rounded. :func:`real_map_path` sharpens a prediction to it.
 TARGET_BFACTOR = 50.0
+#: Up to this resolution (Å) :func:`real_map_path` keeps the input map's own Fourier
+#: components: the low end of every Guinier fit here, where the molecule's envelope and the
+#: solvent contrast give way to the B-factor fall-off the networks learn to undo.
+KEPT_RESOLUTION = 10.0
 
 
 @dataclass(frozen=True)
@@ -152,6 +165,8 @@ class SuperResProfile:
         finetune_steps: optimiser steps of each leave-one-map-out fine-tuning on real pairs
             (:func:`finetune_leave_one_out`; 0 = none) of the run's U-Net.
         finetune_shipped_steps: the same for the shipped U-Net (its own patch and batch).
+        whole_box: edge in Å of the cube of EMD-3488 kept for the check of the shipped path
+            on a deposited box that is mostly solvent (None = the whole 105 Å box).
         seed: base seed.
     """
 
@@ -170,6 +185,7 @@ class SuperResProfile:
     real_crop: float | None = None
     finetune_steps: int = 0
     finetune_shipped_steps: int = 0
+    whole_box: float | None = None
     seed: int = 0
 
     @property
@@ -192,6 +208,7 @@ PROFILES = {
     "smoke": SuperResProfile(
         n_train=4, n_test=2, patch=16, patches_per_epoch=16, epochs=4, depth=2, base=8,
         lr=1e-3, stride=16, real_crop=30.0, finetune_steps=2, finetune_shipped_steps=2,
+        whole_box=40.0,
     ),
     "book": SuperResProfile(
         n_train=40, n_test=10, patch=32, patches_per_epoch=256, epochs=12, depth=3, base=16,
@@ -801,15 +818,19 @@ def flip_average(predict: Callable[[np.ndarray], np.ndarray], data: np.ndarray) 
 
 
 def real_map_path(predict: Callable[[Volume], Volume], flips: bool = True,
-                  sharpen: bool = True) -> Callable[[Volume], Volume]:
-    """``fn(map) -> map``: a map-to-map network followed by its two steps for real maps.
+                  sharpen: bool = True, low_resolution: bool = True
+                  ) -> Callable[[Volume], Volume]:
+    """``fn(map) -> map``: a map-to-map network followed by its three steps for real maps.
 
-    :func:`flip_average` of ``predict`` (``flips``), then
+    :func:`flip_average` of ``predict`` (``flips``); then
+    :func:`cryolab.sharpen.keep_low_resolution` (``low_resolution``): the input's own Fourier
+    components up to :data:`KEPT_RESOLUTION`, rescaled to the prediction's shell amplitudes,
+    so that the network changes the map's detail and not its envelope; then
     :func:`cryolab.sharpen.match_fall_off` of the result (``sharpen``): its Guinier B, fitted
     from 10 Å to the *input's* resolution as :func:`estimate_resolution` finds it from the
     amplitude fall-off (no half maps, no model), brought down to :data:`TARGET_BFACTOR`, the
-    fall-off of the maps the networks are trained to output, without a low-pass. Neither step
-    has a setting fitted to a real map; :func:`leave_one_map_out` is how the chapters check
+    fall-off of the maps the networks are trained to output, without a low-pass. No step has
+    a setting fitted to a real map; :func:`leave_one_map_out` is how the chapters check
     whether a user without the map in hand would take them (switch a step off to compare).
     """
     def path(volume: Volume) -> Volume:
@@ -818,6 +839,8 @@ def real_map_path(predict: Callable[[Volume], Volume], flips: bool = True,
                                                 volume.data))
         else:
             out = predict(volume)
+        if low_resolution:
+            out = keep_low_resolution(out, volume, KEPT_RESOLUTION)
         if sharpen:
             out = match_fall_off(out, estimate_resolution(volume), TARGET_BFACTOR)[0]
         return out
@@ -825,11 +848,21 @@ def real_map_path(predict: Callable[[Volume], Volume], flips: bool = True,
     return path
 
 
+def envelope_fsc(volume: Volume, real: RealMap) -> float:
+    """The lowest map–model FSC of ``volume`` (on ``real``'s grid) over the shells whose
+    voxels all lie at :data:`KEPT_RESOLUTION` or coarser — the map's envelope, which
+    :func:`real_map_path` takes from the input: after it, this is the input's own value."""
+    curve = metrics.fsc(volume.data, real.model_map.data, volume.voxel_size)
+    width = curve.frequency[1]
+    coarse = (curve.frequency > 0) & (curve.frequency + width / 2 <= 1.0 / KEPT_RESOLUTION)
+    return float(curve.correlation[coarse].min())
+
+
 def real_map_predictor(model: torch.nn.Module, profile: SuperResProfile,
                        device: str | None = None) -> Callable[[Volume], Volume]:
     """``fn(map) -> map``: the shipped U-Net's path on a 1 Å map scaled like its inputs,
-    :func:`real_map_path` of :func:`unet_predictor` with both steps (checked leave one map
-    out in chapter 02, section 7)."""
+    :func:`real_map_path` of :func:`unet_predictor` with all three steps (checked leave one
+    map out in chapter 02, section 7)."""
     return real_map_path(unet_predictor(model, profile, device))
 
 
@@ -889,8 +922,10 @@ def finetune_leave_one_out(model: torch.nn.Module, reals: Sequence[RealMap],
     """Leave-one-map-out fine-tuning on real pairs: for each map, a copy of ``model``
     fine-tuned (Dice loss, Adam at ``lr_factor`` × the profile's rate, ``steps`` steps of
     augmented patches) on the *other* maps' :func:`real_pair`, then applied to the held-out
-    map (``flips``: through :func:`flip_average`). Returns ``{map label: prediction}``; no
-    prediction comes from a model that saw its map."""
+    map (``flips``: through :func:`flip_average`), with none of :func:`real_map_path`'s other
+    steps: its targets, the maps of the deposited models, taught it what a real map's
+    envelope and fall-off should be. Returns ``{map label: prediction}``; no prediction comes
+    from a model that saw its map."""
     from .nn.unet3d import dice_loss
     from .train import Trainer, supervised_step
 
@@ -908,5 +943,6 @@ def finetune_leave_one_out(model: torch.nn.Module, reals: Sequence[RealMap],
                                                   * profile.batch))
         trainer.fit(source, epochs=1, progress=False)
         predict = unet_predictor(trainer.model.eval(), profile, device)
-        out[held.pair.label] = real_map_path(predict, flips, sharpen=False)(held.volume)
+        out[held.pair.label] = real_map_path(predict, flips, sharpen=False,
+                                             low_resolution=False)(held.volume)
     return out

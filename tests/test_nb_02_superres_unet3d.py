@@ -22,6 +22,23 @@ def test_smoke(run_notebook):
     for case in m["real_maps_full"].values():
         assert case["residues"] > 100 and case["emringer"] > 1.0
     _check_real_maps(m, ("input", "B-factor sharpening", "U-Net (this run)"))
+    _check_whole_box(m["whole_box"])
+
+
+def _check_whole_box(rows):
+    """The shipped path on EMD-3488's box: its envelope FSC (shells coarser than 10 Å) is the
+    input's, put back by keep_low_resolution (to the sharpening's change of weights within a
+    shell), whatever the network did there."""
+    if rows is None:  # no shipped U-Net installed
+        return
+    by = {r["method"]: r for r in rows}
+    assert set(by) == {"input", "shipped network alone",
+                       "shipped network, low resolution kept only",
+                       "shipped U-Net without the low-resolution step", "shipped U-Net"}
+    assert by["shipped U-Net"]["envelope_fsc"] == pytest.approx(by["input"]["envelope_fsc"],
+                                                                abs=0.01)
+    assert by["shipped network, low resolution kept only"]["envelope_fsc"] == pytest.approx(
+        by["input"]["envelope_fsc"], abs=1e-4)
 
 
 def _check_real_maps(m, methods):
@@ -55,3 +72,7 @@ def test_book_thresholds():
     assert m["emringer_prediction_mean"] >= 1.5 * m["emringer_input_mean"]
     assert m["rscc_prediction_mean"] > m["rscc_input_mean"]
     assert 3.5 <= m["degraded_fsc05_mean"] <= 5.0  # degraded maps look like 3.5–4.5 Å maps
+    box = {r["method"]: r for r in m["whole_box"]}
+    # on the whole box the network alone spoils the envelope, and the shipped path does not
+    assert box["shipped network alone"]["envelope_fsc"] < box["input"]["envelope_fsc"] - 0.2
+    assert box["shipped U-Net"]["fsc05"] < box["input"]["fsc05"]

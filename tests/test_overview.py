@@ -130,3 +130,22 @@ def test_book_shipped_at_least_as_good_as_trained(check):
         pytest.xfail(f"shipped {check.model} {shipped:.3f} behind the book run's "
                      f"{trained:.3f} ({check.data})")
 
+
+
+@pytest.mark.parametrize("path_fsc, envelope, holds", [(3.39, 0.836, "yes"), (3.44, 0.836, "no"),
+                                                       (3.39, 0.34, "no")])
+def test_whole_box_claim_needs_a_finer_fsc_and_the_inputs_envelope(tmp_path, path_fsc,
+                                                                    envelope, holds):
+    """Chapter 02's whole-box claim: the shipped path's FSC-0.5 finer than the input's by more
+    than the 0.05 Å tie, and its envelope FSC the input's; a run without a shipped model has
+    no number."""
+    rows = [{"method": "input", "fsc05": 3.465, "envelope_fsc": 0.837},
+            {"method": "shipped U-Net", "fsc05": path_fsc, "envelope_fsc": envelope}]
+    _write(tmp_path, "02_superres_unet3d", "book", {"whole_box": rows})
+    claims = overview("book", tmp_path)
+    row = claims[claims["study"].str.contains("whole box")].iloc[0]
+    assert row["holds (CPU)"] == holds and row["ours, CPU (book)"] == pytest.approx(path_fsc)
+    (tmp_path / "02_superres_unet3d" / "book" / "metrics.json").write_text(
+        json.dumps({"whole_box": None}))
+    row = overview("book", tmp_path).pipe(lambda t: t[t["study"].str.contains("whole box")])
+    assert row.iloc[0]["holds (CPU)"] == "not run"

@@ -465,9 +465,9 @@ def test_flip_average_is_exact_for_equivariant_and_symmetrises_the_rest():
 
 
 def test_the_real_map_path_of_an_identity_network_is_the_input_sharpened_to_the_target():
-    """:func:`real_map_predictor` = flip average of the tiled prediction, then
-    match_fall_off to TARGET_BFACTOR at the input's own estimated resolution: with a network
-    that returns its input, exactly that of the input."""
+    """:func:`real_map_predictor` = flip average of the tiled prediction, the input's own
+    content up to KEPT_RESOLUTION, then match_fall_off to TARGET_BFACTOR at the input's own
+    estimated resolution: with a network that returns its input, exactly that of the input."""
     import torch
 
     from cryolab.sharpen import match_fall_off
@@ -481,6 +481,59 @@ def test_the_real_map_path_of_an_identity_network_is_the_input_sharpened_to_the_
     assert fit.bfactor > TARGET_BFACTOR + 20  # the step does something here
     np.testing.assert_allclose(got.data, want.data, atol=1e-4 * np.abs(want.data).max())
     assert not np.allclose(got.data, vol.data, atol=1e-2 * np.abs(vol.data).max())
+
+
+def _with_solvent_blob(vol: Volume, seed: int = 8) -> Volume:
+    """``vol`` blurred a little, plus a smooth blob of invented density as large as the
+    map's own (σ 6 voxels): what a network run over a big box of solvent can add."""
+    rng = np.random.default_rng(seed)
+    blob = ndimage.gaussian_filter(rng.normal(size=vol.shape), 6.0, mode="wrap")
+    blob *= 3 * vol.data.std() / blob.std()
+    return vol.with_data((ndimage.gaussian_filter(vol.data, 0.7, mode="wrap") + blob)
+                         .astype(np.float32))
+
+
+def test_keep_low_resolution_puts_the_references_envelope_back_and_nothing_else():
+    """Up to 10 Å the output is the reference, shell by shell rescaled to the network's mean
+    amplitude (FSC with the reference 1, radial amplitude the network's); beyond the raised
+    cosine's edge its transform is the network's, exactly; the mean stays the network's."""
+    from cryolab.sharpen import keep_low_resolution
+
+    ref = _atoms_map(48, seed=11)
+    net = _with_solvent_blob(ref)
+    out = keep_low_resolution(net, ref, resolution=10.0, edge=0.02)
+    k = frequency_grid(ref.shape, 1.0)
+    beyond = k > 1 / 10 + 0.02
+    np.testing.assert_allclose(np.fft.rfftn(out.data)[beyond], np.fft.rfftn(net.data)[beyond],
+                               atol=1e-3 * np.abs(np.fft.rfftn(net.data)).max())
+    low = slice(1, 48 // 10 + 1)  # shells 1–4 of a 48 Å box: 48 to 12 Å
+    before = metrics.fsc(net.data, ref.data, 1.0).correlation[low]
+    after = metrics.fsc(out.data, ref.data, 1.0).correlation[low]
+    assert before.min() < 0.5  # the blob dominates the envelope
+    np.testing.assert_allclose(after, 1.0, atol=1e-5)
+    np.testing.assert_allclose(radial_amplitude(out)[1][:4], radial_amplitude(net)[1][:4],
+                               rtol=1e-5)
+    assert out.data.mean() == pytest.approx(float(net.data.mean()), abs=1e-6)
+    with pytest.raises(ConfigError, match="one grid"):
+        keep_low_resolution(net, Volume(ref.data[:-1], 1.0, 0.0))
+
+
+def test_the_real_map_path_keeps_the_inputs_envelope_before_it_sharpens():
+    """:func:`real_map_path`'s steps in order: the prediction, the input's content up to
+    KEPT_RESOLUTION put back, then match_fall_off at the input's estimated resolution; with
+    the middle step off, the invented blob stays in the output."""
+    from cryolab.sharpen import keep_low_resolution, match_fall_off
+    from cryolab.superres import KEPT_RESOLUTION, TARGET_BFACTOR, estimate_resolution, real_map_path
+
+    vol = bfactor_blur(_lowpassed_atoms(3.5, 0.2, n=40), 120.0)
+    got = real_map_path(_with_solvent_blob, flips=False)(vol)
+    kept = keep_low_resolution(_with_solvent_blob(vol), vol, KEPT_RESOLUTION)
+    want = match_fall_off(kept, estimate_resolution(vol), TARGET_BFACTOR)[0]
+    np.testing.assert_allclose(got.data, want.data, atol=1e-4 * np.abs(want.data).max())
+    first = slice(1, 3)
+    assert metrics.fsc(got.data, vol.data, 1.0).correlation[first].min() > 0.999
+    without = real_map_path(_with_solvent_blob, flips=False, low_resolution=False)(vol)
+    assert metrics.fsc(without.data, vol.data, 1.0).correlation[first].min() < 0.9
 
 
 def test_target_bfactor_is_the_fall_off_of_the_training_targets(mirror):

@@ -46,8 +46,8 @@ def sharpen_unet3d(volume: Volume, args: argparse.Namespace) -> Volume:
     predicted tile by tile, scaled back to the input's units and resampled onto the input grid
     (:func:`cryolab.apply.apply_model`). The shipped model (no ``--checkpoint``) runs by the
     path of its card and chapter 02 (:func:`cryolab.superres.real_map_predictor`: the mean
-    over the 8 axis flips, then the output sharpened to its training targets' Guinier B
-    without a low-pass).
+    over the 8 axis flips, the map's own content up to 10 Å put back, then the output
+    sharpened to its training targets' Guinier B without a low-pass).
     """
     from ..nn.unet3d import UNet3D
     from ..tiles import predict_volume
@@ -62,12 +62,12 @@ def sharpen_unet3d(volume: Volume, args: argparse.Namespace) -> Volume:
             return predict_volume(model, x, patch=patch, stride=stride, weight="gaussian",
                                   batch_size=4, progress=True)
     else:
-        from ..superres import PROFILES, TARGET_BFACTOR, real_map_predictor
+        from ..superres import KEPT_RESOLUTION, PROFILES, TARGET_BFACTOR, real_map_predictor
 
         shipped = real_map_predictor(model, replace(PROFILES["pretrained"], patch=patch,
                                                     stride=stride), args.device)
-        print(f"shipped path: mean over 8 flips, sharpened to B = {TARGET_BFACTOR:g} Å² "
-              "(no low-pass)")
+        print(f"shipped path: mean over 8 flips, the map's own content kept up to "
+              f"{KEPT_RESOLUTION:g} Å, sharpened to B = {TARGET_BFACTOR:g} Å² (no low-pass)")
 
         def predict(x: np.ndarray) -> np.ndarray:
             return shipped(Volume(x, 1.0, 0.0)).data

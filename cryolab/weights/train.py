@@ -321,9 +321,10 @@ def _book_map_model(name: str) -> dict | None:
 #: ``cryolab sharpen``); written into its card.
 MAP_INFERENCE = {
     "superres": "cryolab.superres.real_map_predictor: tiled prediction averaged over the 8 "
-                "axis flips, then sharpened to the training targets' Guinier B "
-                "(superres.TARGET_BFACTOR) from 10 Å to the input's estimated resolution, "
-                "without a low-pass",
+                "axis flips, the input's own Fourier components up to 10 Å put back "
+                "(superres.KEPT_RESOLUTION, rescaled to the prediction's shell amplitudes), "
+                "then sharpened to the training targets' Guinier B (superres.TARGET_BFACTOR) "
+                "from 10 Å to the input's estimated resolution, without a low-pass",
     "vae": "cryolab.pipelines.sharpening.vae_predictor: the z-scored map decoded from z = μ, "
            "tile by tile",
 }
