@@ -281,6 +281,31 @@ def _score(densities: np.ndarray) -> float:
     return float(10.0 * np.nanmax(zscores) / np.sqrt(len(densities)))
 
 
+def _scores_of_draws(densities: np.ndarray, draws: np.ndarray) -> np.ndarray:
+    """:func:`_score` of ``densities[draw]`` for every row of ``draws`` (D, n) at once: the
+    threshold scan of each draw of residues, vectorised over the draws (NaN where a draw is
+    flat or shows no rotameric peak)."""
+    if draws.shape[1] == 0:
+        return np.full(len(draws), np.nan)
+    peak_index = np.argmax(densities, axis=1)
+    peak_value = densities[np.arange(len(densities)), peak_index][draws]  # (D, n)
+    rotameric = _ROTAMERIC_INDEX[peak_index][draws]
+    lowest = densities.mean(axis=1)[draws].mean(axis=1)
+    highest = peak_value.max(axis=1)
+    steps = np.arange(N_THRESHOLDS) / N_THRESHOLDS
+    thresholds = lowest[:, None] + steps[None, :] * (highest - lowest)[:, None]  # (D, T)
+    above = peak_value[:, None, :] > thresholds[:, :, None]  # (D, T, n)
+    total = above.sum(axis=2).astype(np.float64)
+    hits = (above & rotameric[:, None, :]).sum(axis=2).astype(np.float64)
+    tiny = 1e-21
+    zscores = (hits - total * P_ROTAMERIC) / (
+        np.sqrt(total * P_ROTAMERIC * (1.0 - P_ROTAMERIC)) + tiny)
+    valid = np.cumsum(hits / (total + tiny) == 0, axis=1) == 0  # the scan stops at ratio 0
+    best = np.where(valid, zscores, -np.inf).max(axis=1)
+    ok = valid.any(axis=1) & (highest != lowest)
+    return np.where(ok, 10.0 * best / np.sqrt(draws.shape[1]), np.nan)
+
+
 @dataclass(frozen=True)
 class EMRingerChange:
     """How EMRinger changes from one map to another of the same model, and how much of that a
@@ -316,8 +341,8 @@ def emringer_change(before: RingerScan, after: RingerScan, n_boot: int = 500, se
     b = after.densities[pairs["index_b"].to_numpy()]
     n = len(pairs)
     rng = np.random.default_rng(seed)
-    draws = [rng.integers(0, n, n) for _ in range(n_boot)]
-    boot = np.array([_score(b[i]) - _score(a[i]) for i in draws])
+    draws = np.array([rng.integers(0, n, n) for _ in range(n_boot)]).reshape(n_boot, n)
+    boot = _scores_of_draws(b, draws) - _scores_of_draws(a, draws)
     low, high = np.nanpercentile(boot, [2.5, 97.5])
     return EMRingerChange(_score(b) - _score(a), float(low), float(high), n, boot)
 

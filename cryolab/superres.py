@@ -35,7 +35,9 @@ everything from here:
 from __future__ import annotations
 
 import copy
+import hashlib
 import os
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -108,6 +110,7 @@ __all__ = [
     "shipped_superres",
     "unet_predictor",
     "flip_average",
+    "remember",
     "real_map_path",
     "envelope_fsc",
     "real_map_predictor",
@@ -208,7 +211,7 @@ PROFILES = {
     "smoke": SuperResProfile(
         n_train=4, n_test=2, patch=16, patches_per_epoch=16, epochs=4, depth=2, base=8,
         lr=1e-3, stride=16, real_crop=30.0, finetune_steps=2, finetune_shipped_steps=2,
-        whole_box=40.0,
+        whole_box=30.0,
     ),
     "book": SuperResProfile(
         n_train=40, n_test=10, patch=32, patches_per_epoch=256, epochs=12, depth=3, base=16,
@@ -815,6 +818,30 @@ def flip_average(predict: Callable[[np.ndarray], np.ndarray], data: np.ndarray) 
         axes = tuple(a for a in range(3) if k >> a & 1)
         total += np.flip(predict(np.ascontiguousarray(np.flip(data, axes))), axes)
     return (total / 8).astype(np.float32)
+
+
+def remember(predict: Callable[[Volume], Volume], size: int = 16
+             ) -> Callable[[Volume], Volume]:
+    """``predict`` that keeps its last ``size`` outputs, keyed by the input's grid and values:
+    the variants of :func:`real_map_path` run on one map (the path, the 8-flip mean alone, the
+    network alone: its first flip) then share the network's passes instead of repeating them.
+    The outputs are returned as kept: do not change them in place."""
+    kept: OrderedDict[bytes, Volume] = OrderedDict()
+
+    def remembered(volume: Volume) -> Volume:
+        digest = hashlib.blake2b(np.ascontiguousarray(volume.data).tobytes(), digest_size=16)
+        digest.update(repr((volume.shape, volume.data.dtype.str, volume.voxel_size.tolist(),
+                            volume.origin.tolist())).encode())
+        key = digest.digest()
+        if key in kept:
+            kept.move_to_end(key)
+        else:
+            kept[key] = predict(volume)
+            if len(kept) > size:
+                kept.popitem(last=False)
+        return kept[key]
+
+    return remembered
 
 
 def real_map_path(predict: Callable[[Volume], Volume], flips: bool = True,

@@ -154,6 +154,26 @@ def test_emringer_change_pairs_residues_and_bounds_the_difference():
     assert cut.n_residues == n_res - 20 and cut.difference == pytest.approx(0.0, abs=1e-12)
 
 
+def test_bootstrap_scores_all_draws_at_once_as_one_draw_at_a_time():
+    """The bootstrap's vectorised threshold scan gives, draw by draw, the score of the
+    resampled densities scored alone — including draws that stop early or have no rotameric
+    peak (NaN)."""
+    from cryolab.emringer import _score, _scores_of_draws
+
+    rng = np.random.default_rng(3)
+    densities = rng.normal(size=(40, 72))
+    densities[:5, 10] += 4.0  # a few strong rotameric peaks, so that the scan stops early
+    draws = rng.integers(0, 40, (60, 40))
+    draws[0] = 39  # one residue 40 times over
+    got = _scores_of_draws(densities, draws)
+    want = np.array([_score(densities[d]) for d in draws])
+    np.testing.assert_allclose(got, want, rtol=1e-12, equal_nan=True)
+    assert np.isfinite(want).sum() > 50
+    flat = np.zeros((3, 72))
+    assert np.isnan(_scores_of_draws(flat, np.zeros((2, 3), dtype=int))).all()
+    assert _scores_of_draws(densities, np.zeros((2, 0), dtype=int)).shape == (2,)
+
+
 def test_mean_change_averages_maps_and_resamples_each_on_its_own():
     """The mean of two maps' changes is the mean of their differences; its k-th draw is the
     mean of theirs; a gain on one map beside no change on the other halves, and its interval

@@ -536,6 +536,38 @@ def test_the_real_map_path_keeps_the_inputs_envelope_before_it_sharpens():
     assert metrics.fsc(without.data, vol.data, 1.0).correlation[first].min() < 0.9
 
 
+def test_remember_runs_each_distinct_pass_once_and_forgets_the_oldest():
+    """The shipped path's variants on one map share the network's passes: the path makes the 8
+    flips, and the flip mean alone and the network alone (the first flip) then cost nothing;
+    every output equals the forgetful predictor's. Beyond ``size`` inputs the oldest goes."""
+    from cryolab.superres import real_map_path, remember
+
+    calls = []
+
+    def network(v: Volume) -> Volume:
+        calls.append(1)
+        return _with_solvent_blob(v)
+
+    vol = bfactor_blur(_lowpassed_atoms(3.5, 0.2, n=24), 80.0)
+    cached = remember(network, size=9)
+    paths = [real_map_path(cached), real_map_path(cached, True, False, False),
+             real_map_path(cached, False, False, False), real_map_path(cached, False, True)]
+    got = [p(vol) for p in paths]
+    assert len(calls) == 8
+    for p, g in zip([real_map_path(_with_solvent_blob, *f) for f in
+                     [(True, True, True), (True, False, False), (False, False, False),
+                      (False, True, True)]], got, strict=True):
+        np.testing.assert_array_equal(p(vol).data, g.data)
+    cached(vol.with_data(2 * vol.data))  # the ninth input: all nine kept
+    cached(vol.with_data(vol.data.copy()))  # the same values: no pass, and now the newest
+    assert len(calls) == 9
+    cached(vol.with_data(3 * vol.data))  # the tenth: the oldest, the flip along z, goes
+    cached(vol.with_data(np.ascontiguousarray(np.flip(vol.data, 0))))
+    assert len(calls) == 11
+    cached(Volume(vol.data, vol.voxel_size, vol.origin + 1.0))  # another grid: another pass
+    assert len(calls) == 12
+
+
 def test_target_bfactor_is_the_fall_off_of_the_training_targets(mirror):
     """TARGET_BFACTOR is the median Guinier B (10–3 Å) of the ground-truth maps of the shipped
     model's training entries — never a test entry or a real map."""
