@@ -212,11 +212,31 @@ class EMRingerResult:
         }
 
 
+def _scan_peaks(peak_value: np.ndarray, rotameric: np.ndarray, lowest: np.ndarray,
+                highest: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Steps 2–4 of the module docstring for ``D`` sets of residues at once: ``peak_value``
+    and ``rotameric`` (D, R) of each set's peaks, ``lowest`` and ``highest`` (D,) the ends of
+    its thresholds. Returns its thresholds, their z-scores and rotameric ratios, and whether
+    each threshold comes before the scan stopped (the first ratio of 0), each (D, T)."""
+    steps = np.arange(N_THRESHOLDS)[None, :]
+    thresholds = lowest[:, None] + steps * (highest - lowest)[:, None] / N_THRESHOLDS
+    above = peak_value[:, None, :] > thresholds[:, :, None]  # (D, T, R)
+    total = above.sum(axis=2).astype(np.float64)
+    hits = (above & rotameric[:, None, :]).sum(axis=2).astype(np.float64)
+    mean = total * P_ROTAMERIC
+    std = np.sqrt(total * P_ROTAMERIC * (1.0 - P_ROTAMERIC))
+    tiny = 1e-21  # cctbx's guard against 0/0 (no peaks above a threshold)
+    zscores = (hits - mean) / (std + tiny)
+    ratios = hits / (total + tiny)
+    valid = np.cumsum(ratios == 0, axis=1) == 0
+    return thresholds, zscores, ratios, valid
+
+
 def _threshold_scan(densities: np.ndarray
                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Steps 2–4 of the module docstring on ``(R, 72)`` densities: the thresholds, their
-    z-scores and rotameric ratios (NaN after the scan stopped), and each residue's peak index
-    and value."""
+    """:func:`_scan_peaks` of one map's ``(R, 72)`` densities: the thresholds, their z-scores
+    and rotameric ratios (NaN after the scan stopped), and each residue's peak index and
+    value."""
     n_res = len(densities)
     if n_res == 0:
         raise ConfigError(
@@ -229,18 +249,9 @@ def _threshold_scan(densities: np.ndarray
     highest = float(peak_value.max())
     if highest == lowest:
         raise ConfigError("the map is flat around the model; EMRinger cannot find features")
-    thresholds = lowest + np.arange(N_THRESHOLDS) * (highest - lowest) / N_THRESHOLDS
-    rotameric = _ROTAMERIC_INDEX[peak_index]
-    above = peak_value[None, :] > thresholds[:, None]  # (T, R)
-    total = above.sum(axis=1).astype(np.float64)
-    hits = (above & rotameric[None, :]).sum(axis=1).astype(np.float64)
-    mean = total * P_ROTAMERIC
-    std = np.sqrt(total * P_ROTAMERIC * (1.0 - P_ROTAMERIC))
-    tiny = 1e-21  # cctbx's guard against 0/0 (no peaks above a threshold)
-    zscores = (hits - mean) / (std + tiny)
-    ratios = hits / (total + tiny)
-    stop = np.flatnonzero(ratios == 0)
-    valid = np.arange(N_THRESHOLDS) < (stop[0] if len(stop) else N_THRESHOLDS)
+    thresholds, zscores, ratios, valid = (a[0] for a in _scan_peaks(
+        peak_value[None], _ROTAMERIC_INDEX[peak_index][None], np.array([lowest]),
+        np.array([highest])))
     if not valid.any():
         raise ConfigError("no rotameric peak at any threshold: the map shows no side chains")
     return (thresholds, np.where(valid, zscores, np.nan), np.where(valid, ratios, np.nan),
@@ -282,25 +293,17 @@ def _score(densities: np.ndarray) -> float:
 
 
 def _scores_of_draws(densities: np.ndarray, draws: np.ndarray) -> np.ndarray:
-    """:func:`_score` of ``densities[draw]`` for every row of ``draws`` (D, n) at once: the
-    threshold scan of each draw of residues, vectorised over the draws (NaN where a draw is
-    flat or shows no rotameric peak)."""
+    """:func:`_score` of ``densities[draw]`` for every row of ``draws`` (D, n) at once
+    (:func:`_scan_peaks` over the draws; NaN where a draw is flat or shows no rotameric
+    peak)."""
     if draws.shape[1] == 0:
         return np.full(len(draws), np.nan)
     peak_index = np.argmax(densities, axis=1)
     peak_value = densities[np.arange(len(densities)), peak_index][draws]  # (D, n)
-    rotameric = _ROTAMERIC_INDEX[peak_index][draws]
     lowest = densities.mean(axis=1)[draws].mean(axis=1)
     highest = peak_value.max(axis=1)
-    steps = np.arange(N_THRESHOLDS) / N_THRESHOLDS
-    thresholds = lowest[:, None] + steps[None, :] * (highest - lowest)[:, None]  # (D, T)
-    above = peak_value[:, None, :] > thresholds[:, :, None]  # (D, T, n)
-    total = above.sum(axis=2).astype(np.float64)
-    hits = (above & rotameric[:, None, :]).sum(axis=2).astype(np.float64)
-    tiny = 1e-21
-    zscores = (hits - total * P_ROTAMERIC) / (
-        np.sqrt(total * P_ROTAMERIC * (1.0 - P_ROTAMERIC)) + tiny)
-    valid = np.cumsum(hits / (total + tiny) == 0, axis=1) == 0  # the scan stops at ratio 0
+    _, zscores, _, valid = _scan_peaks(peak_value, _ROTAMERIC_INDEX[peak_index][draws],
+                                       lowest, highest)
     best = np.where(valid, zscores, -np.inf).max(axis=1)
     ok = valid.any(axis=1) & (highest != lowest)
     return np.where(ok, 10.0 * best / np.sqrt(draws.shape[1]), np.nan)
